@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Command-line entry point: hyperparameter search for chest X-ray classifiers.
+
+A thin layer: ``build_parser()`` collects the subcommands that each package registers in its
+``commands.py`` module, and ``main()`` dispatches to the chosen handler. Usage errors print one
+message and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+# Subcommands live next to the code they drive; the order is the order in --help.
+COMMAND_MODULES = (
+    "data_pipeline.commands",
+    "spaces.commands",
+    "search.commands",
+    "results.commands",
+    "results.model_commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser with every package's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="run_search.py",
+        description=(
+            "Hyperparameter search for chest X-ray classifiers (CNN and ANN) on KerasTuner, "
+            "with patient-grouped k-fold cross-validation, resume, leaderboards and reports."
+        ),
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one subcommand and returns the process exit code."""
+    # Keep TensorFlow's C++ start-up chatter out of the user's terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from data_pipeline.errors import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
