@@ -1,0 +1,79 @@
+"""The CNN family: conv blocks (convs + pooling) -> flatten or global pooling -> dense head.
+
+Layer names are fixed so tests and reports can read the structure back: ``block{b}_conv{c}``,
+``block{b}_bn{c}``, ``block{b}_act{c}``, ``block{b}_pool``, ``block{b}_dropout``, ``head_flatten`` /
+``head_gap``, ``dense{i}``, ``dense{i}_act``, ``dense{i}_dropout``, ``output`` (1-based indices).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spaces.common import BaseHyperModel
+from spaces.hierarchy import layer_widths, placement
+
+MAX_FILTERS = 512  # cap of the filter hierarchy: 5 increasing blocks from 64 would reach 1024
+MAX_UNITS = 2048   # cap of the dense-head hierarchy
+
+
+def regularizer(values: dict[str, Any]) -> Any:
+    """An L2 kernel regularizer when ``l2`` is on, else None."""
+    import keras
+
+    return keras.regularizers.L2(values["l2_strength"]) if values["l2"] else None
+
+
+class CNNHyperModel(BaseHyperModel):
+    """Convolutional classifier over every CNN dimension of the notes (see default_space.toml).
+
+    Defaults build the notes' basic model: two blocks of one 3x3 conv (32 filters, relu) and 2x2
+    max pooling, flatten, one dense layer of 128 units, one sigmoid output.
+    """
+
+    family = "cnn"
+
+    def build_body(self, x: Any, values: dict[str, Any]) -> Any:
+        import keras
+
+        blocks = values["conv_blocks"]
+        filters = layer_widths(values["conv_filters"], blocks, values["filter_hierarchy"],
+                               cap=MAX_FILTERS)
+        bn = values["conv_batch_norm"]
+        bn_blocks = placement(values["conv_batch_norm_blocks"] or "all", blocks)
+        dropout = placement(values["conv_dropout"], blocks)
+        pool = keras.layers.MaxPooling2D if values["pooling"] == "max" else keras.layers.AveragePooling2D
+        for b in range(blocks):
+            use_bn = bn != "none" and bn_blocks[b]
+            for c in range(values["convs_per_block"]):
+                tag = f"block{b + 1}"
+                # A bias before batch norm is cancelled by its mean subtraction.
+                x = keras.layers.Conv2D(filters[b], values["kernel_size"], padding="same",
+                                        use_bias=not (use_bn and bn == "before_activation"),
+                                        kernel_regularizer=regularizer(values),
+                                        name=f"{tag}_conv{c + 1}")(x)
+                if use_bn and bn == "before_activation":
+                    x = keras.layers.BatchNormalization(name=f"{tag}_bn{c + 1}")(x)
+                x = keras.layers.Activation(values["activation"], name=f"{tag}_act{c + 1}")(x)
+                if use_bn and bn == "after_activation":
+                    x = keras.layers.BatchNormalization(name=f"{tag}_bn{c + 1}")(x)
+            # "same" padding: a 5-block net on small images never pools down to zero pixels.
+            x = pool(2, padding="same", name=f"block{b + 1}_pool")(x)
+            if dropout[b]:
+                x = keras.layers.Dropout(values["conv_dropout_rate"], name=f"block{b + 1}_dropout")(x)
+        if values["head"] == "flatten":
+            x = keras.layers.Flatten(name="head_flatten")(x)
+        else:
+            x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
+        n_dense = values["dense_layers"]
+        if n_dense:
+            units = layer_widths(values["dense_units"], n_dense, values["dense_hierarchy"],
+                                 cap=MAX_UNITS)
+            drop = placement(values["dense_dropout"], n_dense)
+            for i in range(n_dense):
+                x = keras.layers.Dense(units[i], kernel_regularizer=regularizer(values),
+                                       name=f"dense{i + 1}")(x)
+                x = keras.layers.Activation(values["activation"], name=f"dense{i + 1}_act")(x)
+                if drop[i]:
+                    x = keras.layers.Dropout(values["dense_dropout_rate"],
+                                             name=f"dense{i + 1}_dropout")(x)
+        return x

@@ -1,0 +1,240 @@
+"""What both families share: hyperparameter registration, the output layer, compile, budget, fit.
+
+Activations: ``relu`` (the notes' default), ``elu`` (named by the notes; smooth, non-zero for
+negative inputs, so fewer dead units in deep dense stacks) and ``gelu`` (the smooth ReLU of modern
+conv nets, cheap and stable). ``selu`` is left out on purpose: its self-normalisation needs
+``lecun_normal`` initialisation, AlphaDropout and no batch norm, which the dropout and batch-norm
+dimensions of this space would silently break; ``tanh``/``sigmoid`` saturate in deep stacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras_tuner as kt
+
+from spaces.budget import DEFAULT_MAX_PARAMS
+from spaces.metrics import make_metrics
+from spaces.space import SpaceConfig, SpaceError, load_space
+
+
+# Training-time dimensions: applied by fit(), not by the layers.
+FIT_DIMS = ("batch_size", "augmentation", "augmentation_strength", "class_weights",
+            "lr_schedule", "lr_decay_epochs")
+
+
+def register_values(hp: kt.HyperParameters, space: SpaceConfig, family: str) -> dict[str, Any]:
+    """Registers every dimension of ``family`` with ``hp`` and returns the current values.
+
+    Every dimension is registered on every build (inactive ones inside their conditional scopes,
+    where KerasTuner returns None), so the oracle knows the whole space from the first trial.
+    A dimension whose condition can never hold under this space (say ``momentum`` when the user
+    fixed ``optimizer = "adam"``) is not registered at all.
+    """
+    values: dict[str, Any] = {}
+    dims = space.dims(family)
+    for name, dim in dims.items():
+        scopes = [(c.parent, c.active_values(dims[c.parent])) for c in space.conditions(family, name)]
+        if any(not active for _, active in scopes):
+            values[name] = None
+            continue
+        with contextlib.ExitStack() as stack:
+            for parent, active in scopes:
+                stack.enter_context(hp.conditional_scope(parent, active))
+            if dim.fixed:
+                value = hp.Fixed(name, dim.default)
+            elif dim.type == "int":
+                value = hp.Int(name, int(dim.min), int(dim.max), step=dim.step and int(dim.step),
+                               sampling=dim.sampling, default=dim.default)
+            elif dim.type == "float":
+                value = hp.Float(name, dim.min, dim.max, step=dim.step, sampling=dim.sampling,
+                                 default=dim.default)
+            elif dim.type == "choice":
+                value = hp.Choice(name, list(dim.values), default=dim.default)
+            else:
+                value = hp.Boolean(name, default=dim.default)
+        values[name] = value
+    return values
+
+
+class BaseHyperModel(kt.HyperModel):
+    """Shared validation, output, compile, parameter budget and fit of the two families."""
+
+    family = ""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int = 2,
+                 class_counts: Sequence[int] | None = None, space: SpaceConfig | None = None,
+                 max_params: int = DEFAULT_MAX_PARAMS) -> None:
+        """Validates the fixed facts of a search.
+
+        Args:
+            input_shape: ``(S, S, C)`` of the images, C = 1 (grayscale) or 3 (rgb).
+            num_classes: Number of classes (>= 2); 2 gives one sigmoid unit, more a softmax.
+            class_counts: Training images per class (all > 0), for the output-bias initialisation.
+                None makes ``output_bias`` initialise to zero.
+            space: The effective search space; None for the shipped defaults.
+            max_params: Largest parameter count a trial may build.
+
+        Raises:
+            SpaceError: Any argument breaks the rule stated in its message.
+        """
+        super().__init__(name=self.family, tunable=True)
+        shape = tuple(input_shape)
+        if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape) \
+                or shape[2] not in (1, 3):
+            raise SpaceError(f"input_shape must be (size, size, channels) with positive ints and "
+                             f"1 or 3 channels, got {input_shape!r}.")
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise SpaceError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+        if class_counts is not None:
+            counts = list(class_counts)
+            if len(counts) != num_classes or not all(int(c) == c and c > 0 for c in counts):
+                raise SpaceError(f"class_counts must give one positive count per class "
+                                 f"({num_classes}), got {class_counts!r}; every class needs images.")
+            class_counts = [int(c) for c in counts]
+        if not isinstance(max_params, int) or max_params <= 0:
+            raise SpaceError(f"max_params must be a positive int, got {max_params!r}; "
+                             f"pass e.g. --max-params {DEFAULT_MAX_PARAMS}.")
+        if space is not None and not isinstance(space, SpaceConfig):
+            raise SpaceError(f"space must be a SpaceConfig from load_space(), got {type(space)}.")
+        self.input_shape = shape
+        self.num_classes = num_classes
+        self.class_counts = class_counts
+        self.space = space if space is not None else load_space(None)
+        self.max_params = max_params
+
+    def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
+        """Registers the whole space with ``hp`` without building a model."""
+        register_values(hp, self.space, self.family)
+
+    # -- build ---------------------------------------------------------------------------------
+    def build(self, hp: kt.HyperParameters) -> Any:
+        """Builds and compiles the model for ``hp`` (pure: no IO, no data).
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: The model exceeds ``max_params``.
+        """
+        import keras
+
+        values = register_values(hp, self.space, self.family)
+        inputs = keras.Input(shape=self.input_shape, name="image")
+        # Models take raw 0..255 pixels, so an exported model needs no preprocessing.
+        x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+        x = self.build_body(x, values)
+        units = 1 if self.num_classes == 2 else self.num_classes
+        outputs = keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax",
+                                     name="output", dtype="float32")(x)
+        model = keras.Model(inputs, outputs, name=self.family)
+        n_params = model.count_params()
+        if n_params > self.max_params:
+            shown = {k: v for k, v in values.items() if v is not None and k not in FIT_DIMS}
+            raise kt.errors.FailedTrialError(
+                f"{self.family} model has {n_params:,} parameters, over the limit of "
+                f"{self.max_params:,} (input {self.input_shape}, {shown}). Raise --max-params or "
+                f"narrow the space (fewer layers, smaller base width, global_average head)."
+            )
+        if values["output_bias"]:
+            model.get_layer("output").bias.assign(self.output_bias_values())
+        model.compile(optimizer=make_optimizer(values), loss=self.loss_name(),
+                      metrics=make_metrics(self.num_classes))
+        return model
+
+    def build_body(self, x: Any, values: dict[str, Any]) -> Any:
+        """Family-specific layers between the rescaling and the output layer."""
+        raise NotImplementedError
+
+    def loss_name(self) -> str:
+        return "binary_crossentropy" if self.num_classes == 2 else "sparse_categorical_crossentropy"
+
+    def output_bias_values(self) -> list[float]:
+        """log(pos/neg) for a sigmoid; log class priors for a softmax; zeros without counts."""
+        units = 1 if self.num_classes == 2 else self.num_classes
+        if self.class_counts is None:
+            return [0.0] * units
+        if units == 1:
+            return [math.log(self.class_counts[1] / self.class_counts[0])]
+        total = sum(self.class_counts)
+        return [math.log(c / total) for c in self.class_counts]
+
+    # -- fit -----------------------------------------------------------------------------------
+    def fit(self, hp: kt.HyperParameters, model: Any, x: Any, y: Any, *, validation_data: Any,
+            epochs: int, initial_epoch: int = 0, callbacks: list[Any] | None = None,
+            verbose: int = 0, seed: int | None = None, **kwargs: Any) -> Any:
+        """Trains ``model`` with the fit-time hyperparameters of ``hp``.
+
+        Args:
+            hp: The trial's hyperparameters (the same object ``build`` saw).
+            model: The model from :meth:`build`.
+            x: Training images, uint8 or float ``(N, S, S, C)`` with raw 0..255 values.
+            y: Integer labels ``(N,)``.
+            validation_data: ``(x_val, y_val)`` (batched without augmentation) or a PyDataset.
+            epochs: Index of the last epoch (Keras semantics, with ``initial_epoch``).
+            initial_epoch: First epoch; the learning-rate schedule uses absolute epochs, so a
+                resumed or Hyperband-continued fit keeps decaying from where it was.
+            callbacks: Extra callbacks (early stopping, checkpoints, progress).
+            verbose: Keras verbosity.
+            seed: Seed for shuffling and augmentation.
+            **kwargs: Passed to ``model.fit``; ``batch_size``, ``class_weight``, ``shuffle`` and
+                ``sample_weight`` are owned by the hyperparameters and refused.
+
+        Returns:
+            The Keras ``History``.
+        """
+        import data_pipeline
+        import keras
+
+        owned = sorted({"batch_size", "class_weight", "shuffle", "sample_weight"} & set(kwargs))
+        if owned:
+            raise TypeError(f"fit() sets {owned} from the hyperparameters; do not pass them.")
+        values = register_values(hp, self.space, self.family)
+        augment = (data_pipeline.make_augmentation(values["augmentation_strength"], seed)
+                   if values["augmentation"] else None)
+        weights = data_pipeline.class_weights(y) if values["class_weights"] else None
+        batch = int(values["batch_size"])
+        train = data_pipeline.ArrayBatches(x, y, batch, shuffle=True, seed=seed, augment=augment,
+                                           class_weight=weights)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = data_pipeline.ArrayBatches(validation_data[0], validation_data[1],
+                                                         batch)
+        callbacks = list(callbacks or [])
+        schedule = make_schedule(values)
+        if schedule is not None:
+            callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
+        return model.fit(train, validation_data=validation_data, epochs=epochs,
+                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                         **kwargs)
+
+
+def make_optimizer(values: dict[str, Any]) -> Any:
+    """The optimizer named by ``values`` at the initial learning rate."""
+    import keras
+
+    lr = float(values["learning_rate"])
+    name = values["optimizer"]
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=float(values["momentum"]))
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+class ExponentialDecay:
+    """The notes' schedule ``lr0 * 0.1 ** (epoch / s)``; picklable, unlike a closure."""
+
+    def __init__(self, lr0: float, s: int) -> None:
+        self.lr0, self.s = float(lr0), int(s)
+
+    def __call__(self, epoch: int, lr: float | None = None) -> float:
+        return self.lr0 * 0.1 ** (epoch / self.s)
+
+
+def make_schedule(values: dict[str, Any]) -> ExponentialDecay | None:
+    """The per-epoch learning-rate function, or None for a constant rate."""
+    if values["lr_schedule"] == "exponential":
+        return ExponentialDecay(values["learning_rate"], values["lr_decay_epochs"])
+    return None

@@ -1,0 +1,83 @@
+"""fit() applies the fit-time hyperparameters; the parameter budget; other backends."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+from conftest import SHAPE
+
+from spaces import ANNHyperModel, CNNHyperModel, SpaceError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Spy(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.lrs, self.epochs = [], []
+
+    def on_epoch_end(self, epoch, logs=None):  # after the scheduler set the rate
+        self.epochs.append(epoch)
+        self.lrs.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_fit_applies_schedule_augmentation_and_class_weights():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (12, *SHAPE), dtype=np.uint8)
+    y = np.array([0, 1] * 6)
+    hm = ANNHyperModel(SHAPE, class_counts=[6, 6])
+    hp = kt.HyperParameters()
+    for name, value in {"lr_schedule": "exponential", "augmentation": True,
+                        "class_weights": True, "batch_size": 16, "dense_units": 16}.items():
+        hp.Fixed(name, value)
+    hp.Fixed("lr_decay_epochs", 10)
+    hp.Fixed("augmentation_strength", 0.5)
+    model = hm.build(hp)
+    spy = Spy()
+    history = hm.fit(hp, model, x, y, validation_data=(x[:4], y[:4]), epochs=3, initial_epoch=2,
+                     callbacks=[spy], seed=1)
+    assert spy.epochs == [2]  # resumed at epoch 2: the schedule sees the absolute epoch
+    assert np.isclose(spy.lrs[0], 1e-3 * 0.1 ** (2 / 10), rtol=1e-5)
+    assert {"loss", "val_loss", "val_auc", "val_pr_auc", "val_recall"} <= set(history.history)
+    with pytest.raises(TypeError, match="batch_size"):
+        hm.fit(hp, model, x, y, validation_data=(x, y), epochs=1, batch_size=8)
+
+
+def test_budget_rejects_big_model():
+    hm = ANNHyperModel(SHAPE, max_params=10_000)
+    with pytest.raises(kt.errors.FailedTrialError, match=r"over the limit of 10,000.*--max-params"):
+        hm.build(kt.HyperParameters())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"input_shape": (16, 16)}, "input_shape"), ({"input_shape": (16, 16, 2)}, "channels"),
+    ({"num_classes": 1}, "num_classes"), ({"class_counts": [3]}, "class_counts"),
+    ({"class_counts": [0, 4]}, "class_counts"), ({"max_params": 0}, "max_params"),
+])
+def test_init_validates_fixed_facts(kwargs, match):
+    args = {"input_shape": SHAPE, **kwargs}
+    with pytest.raises(SpaceError, match=match):
+        CNNHyperModel(**args)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="jax is not installed in this environment (CI adds a jax job)")
+def test_build_under_jax_backend():
+    code = ("import keras_tuner as kt, keras; from spaces import HYPERMODELS\n"
+            "assert keras.backend.backend() == 'jax'\n"
+            "for f, M in HYPERMODELS.items():\n"
+            "    hp = kt.HyperParameters(); hp.Fixed('output_bias', True); hp.Fixed('l2', True)\n"
+            "    m = M((16, 16, 1), class_counts=[3, 5]).build(hp)\n"
+            "    m.predict(keras.ops.zeros((2, 16, 16, 1)), verbose=0)\n")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
