@@ -4,7 +4,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CXR_VENV:-$ROOT/.venv}"
-REQ_FILES=("$ROOT/requirements.txt" "$@")
+# CXR_EXTRA_REQUIREMENTS: more requirement files (space separated), e.g. requirements-jax.txt in CI.
+REQ_FILES=("$ROOT/requirements.txt")
+for f in ${CXR_EXTRA_REQUIREMENTS:-}; do REQ_FILES+=("$ROOT/$f"); done
 stamp="$(cat "${REQ_FILES[@]}" | sha256sum | cut -c1-16)"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
   PYTHON="${PYTHON:-python3}"
