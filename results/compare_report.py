@@ -1,0 +1,155 @@
+"""The words of the comparison report: the plain-language verdict and the report's sections.
+
+Pure: takes the metrics.json content and figure paths, returns report blocks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from results.metrics import SCALAR_METRICS
+from results.report import Block, fmt, fmt_ci
+
+LABELS = {"sensitivity": "Sensitivity (recall of pneumonia)", "specificity": "Specificity",
+          "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
+          "precision": "Precision (PPV)", "npv": "NPV", "f1": "F1", "roc_auc": "ROC-AUC",
+          "pr_auc": "PR-AUC (average precision)", "brier": "Brier score (lower is better)"}
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def _ci_pct(ci: list[float] | None) -> str:
+    if not ci or any(c is None or c != c for c in ci):
+        return ""
+    return f" (95% CI {_pct(ci[0])} to {_pct(ci[1])})"
+
+
+def _excludes_zero(ci: list[float] | None) -> bool:
+    return bool(ci) and ci[0] is not None and ci[0] == ci[0] and (ci[0] > 0 or ci[1] < 0)
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """One paragraph a clinician can read: which model to prefer, sensitivity first, with CIs."""
+    models, ci = result["models"], result["bootstrap"]["ci"]
+    pos = result["positive_class"]
+    unit = "patients" if result["bootstrap"]["unit"] == "patient" else "images"
+    parts = [f"On {result['n_test']} test images ({result['n_positive']} {pos}) from "
+             f"{result['source']}, at the thresholds chosen on validation data,"]
+    for name, m in models.items():
+        a = m["at_threshold"]
+        parts.append(f"the {name.upper()} found {_pct(a['sensitivity'])} of {pos} cases"
+                     f"{_ci_pct(ci[name].get('sensitivity'))} and correctly cleared "
+                     f"{_pct(a['specificity'])} of the others{_ci_pct(ci[name].get('specificity'))}"
+                     f" (ROC-AUC {fmt(a['roc_auc'])});")
+    text = " ".join(parts).rstrip(";") + "."
+    if len(models) == 1:
+        name = next(iter(models))
+        text += (f" Only the {name.upper()} was exported, so there is nothing to compare it "
+                 "with; export both families for a comparison.")
+    else:
+        a, b = list(models)
+        diff = result["bootstrap"].get("diff_ci", {}).get(f"{a}-{b}", {})
+        sa, sb = (models[n]["at_threshold"]["sensitivity"] for n in (a, b))
+        pa, pb = (models[n]["at_threshold"]["specificity"] for n in (a, b))
+        if _excludes_zero(diff.get("sensitivity")):
+            best = a if sa > sb else b
+            reason = "it misses fewer pneumonia cases, and the difference is beyond chance"
+        elif _excludes_zero(diff.get("specificity")):
+            best = a if pa > pb else b
+            reason = ("their sensitivities are statistically indistinguishable and it raises "
+                      "fewer false alarms")
+        elif _excludes_zero(diff.get("roc_auc")):
+            best = a if models[a]["at_threshold"]["roc_auc"] > models[b]["at_threshold"][
+                "roc_auc"] else b
+            reason = "it ranks cases better (higher ROC-AUC), other differences being within chance"
+        elif (sa, pa) == (sb, pb):
+            best = min((a, b), key=lambda n: models[n]["n_params"])
+            reason = ("the two are tied on sensitivity and specificity, and it is the smaller "
+                      "model")
+        else:
+            best = a if (sa, pa) > (sb, pb) else b
+            reason = ("it is ahead by point estimate only (sensitivity, then specificity): the "
+                      "intervals overlap, so the data do not separate the two models")
+        mc = result.get("mcnemar", {}).get("at_threshold")
+        text += f" Prefer the **{best.upper()}**: {reason}."
+        if mc:
+            text += (f" McNemar's test of their calls gives p = {mc['p_value']:.3g} "
+                     f"({mc['n_discordant']} images where exactly one model is right).")
+    text += (f" Intervals come from {result['bootstrap']['n_boot']} bootstrap resamples of "
+             f"{unit}. A threshold tuned on validation data may not hold on a population with a "
+             "different pneumonia rate; check it on local data before use.")
+    if result.get("synthetic"):
+        text += " These figures are from the built-in synthetic images and say nothing clinical."
+    return text
+
+
+def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block]:
+    """The report, top to bottom."""
+    models, ci = result["models"], result["bootstrap"]["ci"]
+    names = list(models)
+    blocks = [Block("h1", "CNN vs ANN on held-out test images")]
+    if result.get("synthetic"):
+        blocks.append(Block("banner", "SYNTHETIC DATA: these models were trained and tested on "
+                                      "the built-in synthetic images, not real X-rays. The "
+                                      "numbers demonstrate the pipeline only."))
+    blocks += [Block("h2", "Verdict"), Block("p", verdict(result))]
+    level = int(round(100 * result["bootstrap"]["level"]))
+    blocks += [Block("h2", "Metrics at the exported threshold"),
+               Block("p", f"Values with {level}% bootstrap intervals "
+                          f"({result['bootstrap']['unit']}-level, {result['bootstrap']['n_boot']} "
+                          "resamples). Thresholds: " + ", ".join(
+                              f"{n.upper()} {models[n]['threshold']:.4f}" for n in names) + "."),
+               Block("table", headers=["metric"] + [n.upper() for n in names],
+                     rows=[[LABELS[m]] + [fmt_ci(models[n]["at_threshold"][m],
+                                                 ci[n].get(m)) for n in names]
+                           for m in SCALAR_METRICS])]
+    blocks += [Block("h2", "Metrics at threshold 0.5"),
+               Block("table", headers=["metric"] + [n.upper() for n in names],
+                     rows=[[LABELS[m]] + [models[n]["at_0.5"][m] for n in names]
+                           for m in SCALAR_METRICS])]
+    blocks.append(Block("h2", "Per class (exported threshold)"))
+    rows = [[n.upper(), r["class"], r["precision"], r["recall"], r["f1"], r["support"]]
+            for n in names for r in models[n]["per_class_at_threshold"]]
+    blocks.append(Block("table", headers=["model", "class", "precision", "recall", "F1",
+                                          "support"], rows=rows))
+    if result.get("mcnemar"):
+        blocks.append(Block("h2", "McNemar's test (CNN vs ANN)"))
+        blocks.append(Block("table", headers=["operating point", f"only {names[0].upper()} right",
+                                              f"only {names[1].upper()} right", "method",
+                                              "statistic", "p-value"],
+                            rows=[[k, t["a_only_correct"], t["b_only_correct"], t["method"],
+                                   t["statistic"], f"{t['p_value']:.4g}"]
+                                  for k, t in result["mcnemar"].items()]))
+    blocks.append(Block("h2", "Size, speed and provenance"))
+    blocks.append(Block("table", headers=["model", "trial", "parameters", "ms/image (batch 1)",
+                                          "ms/image (batched)", "CV objective (mean ± std)"],
+                        rows=[[n.upper(), models[n].get("trial_id"), f"{models[n]['n_params']:,}",
+                               models[n]["latency_ms"]["batch_1"],
+                               models[n]["latency_ms"]["batched"], _cv(models[n])]
+                              for n in names]))
+    blocks.append(Block("p", f"Backend: {result['backend']}. Test data: {result['source']}."))
+    blocks.append(Block("h2", "Figures"))
+    captions = {"roc_pr": "ROC and precision-recall curves (dots: the exported thresholds)",
+                "confusion": "Confusion matrices at the exported threshold and at 0.5",
+                "calibration": "Calibration (reliability) curve",
+                "learning_curves": "Learning curves of the retrained winners",
+                "gradcam": "Grad-CAM of the CNN on confident correct and wrong test calls"}
+    for key, caption in captions.items():
+        if key in figures:
+            blocks.append(Block("image", caption, path=Path(figures[key])))
+    note = (result.get("gradcam") or {}).get("note")
+    if note:
+        blocks.append(Block("p", note))
+    return blocks
+
+
+def _cv(m: dict[str, Any]) -> str:
+    cv = m.get("cv") or {}
+    mean, std = cv.get("mean") or {}, cv.get("std") or {}
+    if not mean:
+        return "—"
+    key = next((k for k in ("val_auc", "val_pr_auc", "val_loss") if k in mean), next(iter(mean)))
+    return f"{key} {fmt(mean[key])} ± {fmt(std.get(key))}"

@@ -1,0 +1,146 @@
+"""Grad-CAM heatmaps for the exported CNN, under whichever Keras backend is running.
+
+The model is split at its last convolution: ``features = body(x)`` and ``score = head(features)``
+are replayed layer by layer, so the gradient of the class score with respect to the feature maps
+can be taken with the backend's own autodiff (TensorFlow's GradientTape, ``jax.grad``, torch
+autograd). Replaying needs a plain chain of layers (what the project's CNN builds); the replay is
+checked against the model's own output, and anything else degrades to a note instead of a wrong
+heatmap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+class GradCamUnavailable(Exception):
+    """Grad-CAM cannot be computed for this model or backend; the message says why."""
+
+
+@dataclass
+class GradCamResult:
+    """Heatmaps in [0, 1] at input resolution, one per image, and the scores they explain."""
+
+    heatmaps: np.ndarray  # (N, S, S) float32
+    probabilities: np.ndarray  # (N,)
+    layer: str
+
+
+def _chain(model: Any) -> tuple[list[Any], int]:
+    """The model's layers as a chain, and the index of the last convolution."""
+    import keras
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    convs = [i for i, layer in enumerate(layers)
+             if isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D,
+                                   keras.layers.DepthwiseConv2D))]
+    if not convs:
+        raise GradCamUnavailable("the model has no convolution layer")
+    return layers, convs[-1]
+
+
+def _run(layers: list[Any], x: Any) -> Any:
+    for layer in layers:
+        x = layer(x, training=False)
+    return x
+
+
+def _class_score(out: Any, ops: Any, positive: Any) -> Any:
+    """Sum over the batch of the predicted class's probability (p, or 1 - p for negatives)."""
+    p = ops.reshape(out, (-1,)) if out.shape[-1] == 1 else out[:, -1]
+    return ops.sum(ops.where(positive, p, 1.0 - p))
+
+
+def _gradients(head: list[Any], feats: Any, positive: np.ndarray) -> np.ndarray:
+    """d(class score)/d(features) with the active backend's autodiff."""
+    import keras
+    from keras import ops
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        feats_t = tf.convert_to_tensor(feats)
+        with tf.GradientTape() as tape:
+            tape.watch(feats_t)
+            score = _class_score(_run(head, feats_t), ops, tf.constant(positive))
+        return np.asarray(tape.gradient(score, feats_t))
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        grad_fn = jax.grad(lambda f: _class_score(_run(head, f), ops, jnp.asarray(positive)))
+        return np.asarray(grad_fn(jnp.asarray(feats)))
+    if backend == "torch":
+        import torch
+
+        feats_t = torch.as_tensor(np.asarray(feats)).to(keras.backend.get_device() if hasattr(
+            keras.backend, "get_device") else "cpu").requires_grad_(True)
+        score = _class_score(_run(head, feats_t), ops, torch.as_tensor(positive,
+                                                                      device=feats_t.device))
+        score.backward()
+        return feats_t.grad.detach().cpu().numpy()
+    raise GradCamUnavailable(f"Grad-CAM is not implemented for the {backend!r} backend")
+
+
+def _resize(cam: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.fromarray((cam * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def grad_cam(model: Any, x: np.ndarray, threshold: float = 0.5) -> GradCamResult:
+    """Grad-CAM of the predicted class for each image.
+
+    Args:
+        model: a Keras model whose layers form a chain with at least one convolution.
+        x: raw images, uint8 or float ``(N, S, S, C)`` (the model rescales inside).
+        threshold: the decision threshold that defines the predicted class.
+
+    Returns:
+        GradCamResult with heatmaps normalised to [0, 1] per image.
+
+    Raises:
+        GradCamUnavailable: no convolution, a non-chain model, or an unsupported backend.
+    """
+    from keras import ops
+
+    layers, last_conv = _chain(model)
+    body, head = layers[: last_conv + 1], layers[last_conv + 1:]
+    xf = np.asarray(x, dtype=np.float32)
+    feats = _run(body, ops.convert_to_tensor(xf))
+    prob = np.asarray(ops.convert_to_numpy(_run(head, feats))).reshape(len(xf), -1)[:, -1]
+    expected = np.asarray(model.predict(xf, verbose=0)).reshape(len(xf), -1)[:, -1]
+    if not np.allclose(prob, expected, atol=1e-4):
+        raise GradCamUnavailable("the model is not a plain chain of layers (replaying its layers "
+                                 "does not reproduce its output)")
+    feats_np = np.asarray(ops.convert_to_numpy(feats))
+    grads = _gradients(head, feats_np, prob >= threshold)
+    weights = grads.mean(axis=(1, 2), keepdims=True)  # one weight per feature map
+    cams = np.maximum((weights * feats_np).sum(axis=-1), 0.0)
+    size = xf.shape[1]
+    out = np.zeros((len(xf), size, size), dtype=np.float32)
+    for i, cam in enumerate(cams):
+        peak = cam.max()
+        out[i] = _resize(cam / peak if peak > 0 else cam, size)
+    return GradCamResult(heatmaps=out, probabilities=prob, layer=layers[last_conv].name)
+
+
+def pick_examples(y_true: np.ndarray, prob: np.ndarray, threshold: float,
+                  n_each: int = 3) -> list[tuple[int, str]]:
+    """Indices of the most confident correct and wrong calls: ``[(index, "correct"|"wrong")]``.
+
+    Wrong calls are ordered missed positives first (the costly error), then false alarms.
+    """
+    y = np.asarray(y_true).astype(int)
+    pred = (np.asarray(prob) >= threshold).astype(int)
+    confidence = np.abs(np.asarray(prob) - threshold)
+    correct = np.flatnonzero(pred == y)
+    correct = correct[np.argsort(-confidence[correct])][:n_each]
+    wrong = np.flatnonzero(pred != y)
+    wrong = wrong[np.lexsort((-confidence[wrong], y[wrong] == 0))][:n_each]
+    return [(int(i), "correct") for i in correct] + [(int(i), "wrong") for i in wrong]

@@ -1,0 +1,96 @@
+"""Subcommands over the exported models: ``export``, ``compare``, ``predict``.
+
+Thin handlers: parse -> library call -> print. Keras and friends are imported inside the handlers
+so ``run_search.py --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+EXPORT_HELP = "retrain each family's best trial(s) and export model, threshold and metadata"
+COMPARE_HELP = "evaluate the exported CNN and ANN side by side and write the report"
+PREDICT_HELP = "predict image files or folders with an exported model"
+
+
+def _export(args: argparse.Namespace) -> int:
+    from results.export import export_winners
+
+    results = export_winners(args.run_dir, model=args.model, top_n=args.top_n,
+                             target_sensitivity=args.target_sensitivity, verbose=args.verbose)
+    print(f"{len(results)} model(s) exported under {args.run_dir}/exports; next: "
+          f"`run_search.py compare --run-dir {args.run_dir}`")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from results.compare import compare_models
+
+    compare_models(args.run_dir, test_dir=args.test_dir, out_dir=args.out, n_boot=args.n_boot)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from results.predict import predict_paths, print_summary
+
+    rows = predict_paths(args.model, args.paths, out=args.out, threshold=args.threshold)
+    if args.out:
+        n_err = sum(1 for r in rows if r["error"])
+        print(f"{len(rows) - n_err} predicted, {n_err} unreadable -> {args.out}")
+        for r in rows:
+            if r["error"]:
+                print(f"{r['path']}  ERROR: {r['error']}")
+    else:
+        print_summary(rows)
+    return 0
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``export``, ``compare`` and ``predict`` to the CLI."""
+    p = subparsers.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP + ". The "
+                              "validation slice (a patient-grouped part of the training pool) "
+                              "drives early stopping and picks the decision threshold.")
+    p.add_argument("--run-dir", required=True, help="the run folder of a search")
+    p.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
+                   help="which family to export (default: both)")
+    p.add_argument("--top-n", type=int, default=1, metavar="N",
+                   help="export the N best trials of each family as rank1..rankN (default 1)")
+    p.add_argument("--target-sensitivity", type=_unit_float, default=0.95, metavar="S",
+                   help="the exported threshold is the highest one reaching this sensitivity "
+                        "on the validation slice (default 0.95); the Youden threshold is "
+                        "recorded too")
+    p.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
+                   help="Keras fit verbosity (default 0)")
+    p.set_defaults(func=_export)
+
+    p = subparsers.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP + " "
+                              "(report.md, self-contained report.html, metrics.json/csv, "
+                              "figures).")
+    p.add_argument("--run-dir", required=True, help="the run folder holding exports/")
+    p.add_argument("--test-dir", default=None,
+                   help="a Kaggle-style folder to test on (its test/ folder when present) "
+                        "instead of the run's recorded test split")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap resamples for the 95%% intervals (default 1000)")
+    p.set_defaults(func=_compare)
+
+    p = subparsers.add_parser("predict", help=PREDICT_HELP, description=PREDICT_HELP + "; "
+                              "prints path, probability of the positive class and the label at "
+                              "the exported threshold. Unreadable files are reported and "
+                              "skipped.")
+    p.add_argument("--model", required=True, metavar="EXPORT_DIR",
+                   help="an export folder, e.g. runs/NAME/exports/cnn/rank1")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--out", default=None, metavar="FILE.csv", help="write a CSV instead of a table")
+    p.add_argument("--threshold", type=_unit_float, default=None,
+                   help="override the exported threshold")
+    p.set_defaults(func=_predict)

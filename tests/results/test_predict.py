@@ -1,0 +1,69 @@
+"""predict: files and folders, a bad file reported on its own line, CSV output, refusals."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from results.errors import ResultsError
+from results.model_io import check_compatible
+from results.predict import predict_paths
+
+
+def test_predict_folder_and_bad_file(exported_run: Path, synthetic_root: Path, tmp_path: Path,
+                                     capsys):
+    images = sorted((synthetic_root / "train" / "PNEUMONIA").glob("*.jpeg"))[:3]
+    bad = tmp_path / "broken.jpeg"
+    bad.write_bytes(b"not an image at all")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.jpeg").write_bytes(images[0].read_bytes())
+    (folder / "notes.txt").write_text("ignored")
+    out = tmp_path / "pred.csv"
+    rows = predict_paths(exported_run / "exports" / "cnn" / "rank1",
+                         [images[1], bad, folder, images[2]], out=out)
+    assert [Path(r["path"]).name for r in rows] == [images[1].name, "broken.jpeg", "a.jpeg",
+                                                      images[2].name]
+    assert rows[1]["error"] and rows[1]["probability"] is None
+    for r in (rows[0], rows[2], rows[3]):
+        assert r["error"] == "" and 0.0 <= r["probability"] <= 1.0
+        assert r["label"] == ("PNEUMONIA" if r["probability"] >= r["threshold"] else "NORMAL")
+    saved = list(csv.DictReader(open(out)))
+    assert len(saved) == 4 and saved[1]["error"].startswith("cannot read image")
+
+    from results.predict import print_summary
+
+    print_summary(rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert any("broken.jpeg" in line and "ERROR" in line for line in lines)
+
+
+def test_predict_cli(exported_run: Path, synthetic_root: Path, capsys):
+    from run_search import main
+
+    image = next((synthetic_root / "train" / "NORMAL").glob("*.jpeg"))
+    code = main(["predict", "--model", str(exported_run / "exports" / "ann" / "rank1"),
+                 str(image), str(image.parent / "missing.jpeg")])
+    out = capsys.readouterr().out
+    assert code == 0 and image.name in out and "missing.jpeg" in out and "ERROR" in out
+
+
+def test_predict_no_images(exported_run: Path, tmp_path: Path):
+    with pytest.raises(ResultsError, match="no image files"):
+        predict_paths(exported_run / "exports" / "cnn" / "rank1", [tmp_path])
+
+
+def test_not_an_export(tmp_path: Path):
+    with pytest.raises(ResultsError, match="not a finished export"):
+        predict_paths(tmp_path, [tmp_path / "x.jpeg"])
+
+
+def test_mismatch_names_both_values():
+    meta = {"class_names": ["NORMAL", "PNEUMONIA"], "image_size": 64, "color_mode": "grayscale"}
+    with pytest.raises(ResultsError) as err:
+        check_compatible(meta, class_names=["NORMAL", "PNEUMONIA"], image_size=32,
+                         color_mode="rgb", source="DATA", export="EXPORT")
+    msg = str(err.value)
+    assert "32" in msg and "64" in msg and "'rgb'" in msg and "'grayscale'" in msg
