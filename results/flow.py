@@ -1,0 +1,212 @@
+"""``run_search.py run``: search both families, then leaderboard + plots, analysis, export, compare.
+
+Each step is resumable, so rerunning the same command after an interruption picks up where it
+stopped: the search resumes from its finished folds (``search``'s own resume), an export whose
+``metadata.json`` already names the current winner is kept, and the leaderboard, plots, analysis
+and report are cheap to redraw.
+
+The ``run`` options are ``search``'s options (copied from its parser, so they never drift) plus a
+few of the later steps'. Without ``--data`` the built-in synthetic data is used with the
+quickstart preset (:data:`QUICKSTART`), sized to finish in about 10 minutes on 2 CPU cores; any
+option given on the command line wins over the preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from results.errors import ResultsError
+
+# Quickstart preset for the built-in synthetic data (no --data): small images, few short trials.
+QUICKSTART: dict[str, Any] = {"image_size": 64, "folds": 3, "max_trials": 4, "max_epochs": 3,
+                              "patience": 2, "run_dir": "runs/quickstart"}
+_PRESET_KEYS = tuple(QUICKSTART)
+
+
+def _search_parser() -> argparse.ArgumentParser:
+    """``search``'s own parser, built by its register() so ``run`` shares its options."""
+    from search import commands as search_commands
+
+    holder = argparse.ArgumentParser(add_help=False)
+    sub = holder.add_subparsers()
+    search_commands.register(sub)
+    return sub.choices["search"]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds search's options (preset ones default to None: filled in by :func:`resolve_options`)
+    and the later steps' options to the ``run`` parser."""
+    search = _search_parser()
+    seen = {a.dest for a in parser._actions}
+    for action in search._actions:
+        if action.dest in seen or isinstance(action, argparse._HelpAction):
+            continue
+        # Reuse the Action object: same flags, type, choices and help as `search`.
+        parser._add_action(action)
+    search_defaults = {k: search.get_default(k) for k in _PRESET_KEYS}
+    # Note: set_defaults also rewrites the shared Action objects' defaults; `search` itself is
+    # unaffected because _search_parser() built a private copy.
+    parser.set_defaults(**{k: None for k in _PRESET_KEYS})
+    parser.set_defaults(_search_defaults=search_defaults)
+    g = parser.add_argument_group("after the search")
+    g.add_argument("--top-k", type=int, default=10, metavar="K",
+                   help="leaderboard rows per family (default: %(default)s)")
+    g.add_argument("--top-n", type=int, default=1, metavar="N",
+                   help="winners to retrain and export per family (default: %(default)s)")
+    g.add_argument("--target-sensitivity", type=float, default=0.95, metavar="S",
+                   help="sensitivity the exported threshold must reach (default: %(default)s)")
+    g.add_argument("--test-dir", default=None, metavar="DIR",
+                   help="compare on this Kaggle-style folder instead of the run's test split")
+    g.add_argument("--skip-export", action="store_true",
+                   help="stop after the leaderboard, plots and analysis (no export, no compare)")
+    parser.epilog = ("Preset without --data (built-in synthetic data): "
+                     + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICKSTART.items())
+                     + ". With --data the search defaults apply.")
+
+
+def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
+    """Fills the preset options the user left out: quickstart without --data, else search's."""
+    defaults = getattr(args, "_search_defaults", {}) or {}
+    for key in _PRESET_KEYS:
+        if getattr(args, key, None) is None:
+            setattr(args, key, QUICKSTART[key] if args.data is None else defaults.get(key))
+    return args
+
+
+def _export_is_current(run_dir: Path, family: str, top_n: int) -> bool:
+    """True when exports/<family>/rank1..N already hold the current best trials."""
+    from results.leaderboard import best_trials, read_json
+
+    best = best_trials(run_dir, family, top_n)
+    if not best:
+        return True  # nothing to export for this family
+    for rank, trial in enumerate(best, start=1):
+        out = run_dir / "exports" / family / f"rank{rank}"
+        meta = read_json(out / "metadata.json")
+        if not (isinstance(meta, dict) and str(meta.get("trial_id")) == str(trial["trial_id"])
+                and (out / "model.keras").is_file()):
+            return False
+    return True
+
+
+def run_flow(config, *, top_k: int = 10, top_n: int = 1, target_sensitivity: float = 0.95,
+             test_dir: str | None = None, skip_export: bool = False,
+             echo=print) -> dict[str, Any]:
+    """Runs the whole flow and returns where everything went.
+
+    Args:
+        config: a ``search.config.SearchConfig``.
+        top_k: leaderboard rows per family.
+        top_n: winners exported per family.
+        target_sensitivity: the exported threshold's sensitivity target.
+        test_dir: optional Kaggle-style test folder for the comparison.
+        skip_export: stop after leaderboard, plots and analysis.
+        echo: where the step lines go.
+
+    Returns:
+        ``{"run_dir", "search", "leaderboard", "plots", "analysis", "exports", "report",
+        "timings"}``.
+    """
+    from search.engine import run_search_job
+
+    from results.commands import write_leaderboard
+
+    run_dir = Path(config.run_dir)
+    timings: dict[str, float] = {}
+    out: dict[str, Any] = {"run_dir": run_dir, "exports": {}, "report": None, "analysis": None}
+
+    def step(name: str):
+        echo(f"== {name}")
+        return time.monotonic()
+
+    t = step("search")
+    out["search"] = run_search_job(config)
+    timings["search"] = time.monotonic() - t
+    status = out["search"].get("status")
+
+    t = step("leaderboard and plots")
+    board = write_leaderboard(run_dir, family=config.model, top_k=top_k, echo=echo)
+    out["leaderboard"], out["plots"] = board["path"], run_dir / "plots"
+    timings["leaderboard"] = time.monotonic() - t
+
+    t = step("analysis")
+    try:
+        from results.analysis import write_analysis
+
+        out["analysis"] = write_analysis(run_dir, config.model)["md"]
+        echo(f"analysis: {out['analysis']}")
+    except ResultsError as err:  # e.g. no completed trial yet: the rest can still go on
+        echo(f"note: analysis skipped: {err}")
+    timings["analysis"] = time.monotonic() - t
+
+    if status != "completed":
+        echo(f"note: the search stopped early ({status}); exporting the best trials so far.")
+    if not skip_export:
+        from results.compare import compare_models
+        from results.export import export_winners
+
+        t = step("export")
+        families = ("cnn", "ann") if config.model == "both" else (config.model,)
+        todo = [f for f in families if not _export_is_current(run_dir, f, top_n)]
+        for fam in families:
+            if fam not in todo:
+                echo(f"{fam}: export is current ({run_dir / 'exports' / fam}); kept")
+        if todo:
+            export_winners(run_dir, model=todo[0] if len(todo) == 1 else "both", top_n=top_n,
+                           target_sensitivity=target_sensitivity)
+        out["exports"] = {f: run_dir / "exports" / f for f in families
+                          if (run_dir / "exports" / f).is_dir()}
+        timings["export"] = time.monotonic() - t
+
+        t = step("compare")
+        result = compare_models(run_dir, test_dir=test_dir)
+        outputs = result.get("outputs") or {}
+        out["report"] = Path(outputs.get("report_md") or outputs.get("md")
+                             or run_dir / "report" / "report.md")
+        timings["compare"] = time.monotonic() - t
+    out["timings"] = timings
+    return out
+
+
+def summary_text(out: dict[str, Any]) -> str:
+    """The closing lines: where the leaderboard, plots, exports and report are."""
+    lines = ["", "Done. Results:"]
+    lines.append(f"  leaderboard  {out['leaderboard']}")
+    lines.append(f"  plots        {out['plots']}")
+    if out.get("analysis"):
+        lines.append(f"  analysis     {out['analysis']}")
+    for fam, path in (out.get("exports") or {}).items():
+        lines.append(f"  export {fam:<5} {path}")
+    if out.get("report"):
+        lines.append(f"  report       {out['report']} (and report.html beside it)")
+    timings = out.get("timings") or {}
+    if timings:
+        lines.append("  wall time    " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    return "\n".join(lines)
+
+
+def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Handler body of ``run_search.py run``: options -> SearchConfig -> :func:`run_flow`."""
+    from search.commands import config_from_args
+    from search.signals import SearchInterrupted
+
+    args = resolve_options(args)
+    if args.top_k < 1 or args.top_n < 1:
+        raise ResultsError(f"--top-k and --top-n must be at least 1; got {args.top_k} and "
+                           f"{args.top_n}.")
+    if args.skip_export is False and args.model != "both":
+        print(f"note: --model {args.model}: the comparison report shows one model only.",
+              file=sys.stderr)
+    config = config_from_args(args, argv)
+    try:
+        out = run_flow(config, top_k=args.top_k, top_n=args.top_n,
+                       target_sensitivity=args.target_sensitivity, test_dir=args.test_dir,
+                       skip_export=args.skip_export)
+    except SearchInterrupted as exc:
+        return exc.exit_code
+    print(summary_text(out))
+    return 0

@@ -1,0 +1,128 @@
+"""The `run` flow: options and preset, step orchestration and resume (stubbed), and end to end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+import results.flow as flow
+from run_search import build_parser, main
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    return flow.resolve_options(build_parser().parse_args(["run", *argv]))
+
+
+def test_run_shares_search_options_and_applies_the_quickstart_preset() -> None:
+    args = _parse()
+    assert args.data is None
+    assert {k: getattr(args, k) for k in flow.QUICKSTART} == flow.QUICKSTART
+    assert args.tuner == "hyperband" and args.objective == "val_auc"  # search's own defaults
+    # With --data the search defaults apply, and explicit options always win.
+    args = _parse("--data", "/some/data", "--folds", "5")
+    assert args.folds == 5 and args.max_trials == 10 and args.run_dir == "runs/default"
+    # `search` itself keeps its defaults (the shared option objects are not rewritten).
+    search_args = build_parser().parse_args(["search"])
+    assert search_args.folds == 3 and search_args.image_size == 64
+
+
+class _Config:
+    def __init__(self, run_dir: Path, model: str = "both") -> None:
+        self.run_dir, self.model = str(run_dir), model
+
+
+def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypatch) -> None:
+    import results.compare
+    import results.export
+    import search.engine
+
+    calls: dict[str, list] = {"search": [], "export": [], "compare": []}
+    monkeypatch.setattr(search.engine, "run_search_job",
+                        lambda cfg: calls["search"].append(cfg) or {"status": "completed"})
+
+    def fake_export(run_dir, *, model, top_n, target_sensitivity):
+        calls["export"].append(model)
+        for fam, tid in (("cnn", "0002"), ("ann", "0002")):
+            if model in (fam, "both"):
+                out = Path(run_dir) / "exports" / fam / "rank1"
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "model.keras").write_text("stub")
+                (out / "metadata.json").write_text(json.dumps({"trial_id": tid}))
+
+    def fake_compare(run_dir, test_dir=None):
+        calls["compare"].append(test_dir)
+        return {"outputs": {"report_md": str(Path(run_dir) / "report" / "report.md")}}
+
+    monkeypatch.setattr(results.export, "export_winners", fake_export)
+    monkeypatch.setattr(results.compare, "compare_models", fake_compare)
+    lines: list[str] = []
+    out = flow.run_flow(_Config(fake_run_dir), echo=lines.append)
+    assert calls["export"] == ["both"] and len(calls["compare"]) == 1
+    assert out["leaderboard"] == fake_run_dir / "leaderboard.csv" and out["leaderboard"].is_file()
+    assert (fake_run_dir / "plots" / "cnn_top10.png").is_file()
+    assert (fake_run_dir / "analysis" / "analysis.md").is_file()
+    assert set(out["exports"]) == {"cnn", "ann"}
+    text = flow.summary_text(out)
+    assert "leaderboard" in text and "report.md" in text and "exports/cnn" in text
+
+    # Rerun: exports naming the current winners are kept; a stale one is redone.
+    flow.run_flow(_Config(fake_run_dir), echo=lines.append)
+    assert calls["export"] == ["both"]
+    meta = fake_run_dir / "exports" / "ann" / "rank1" / "metadata.json"
+    meta.write_text(json.dumps({"trial_id": "0000"}))
+    flow.run_flow(_Config(fake_run_dir), echo=lines.append)
+    assert calls["export"] == ["both", "ann"]
+    assert any("export is current" in line for line in lines)
+
+
+def test_skip_export(fake_run_dir: Path, monkeypatch) -> None:
+    import search.engine
+
+    monkeypatch.setattr(search.engine, "run_search_job", lambda cfg: {"status": "budget_exhausted"})
+    lines: list[str] = []
+    out = flow.run_flow(_Config(fake_run_dir, "cnn"), skip_export=True, echo=lines.append)
+    assert out["report"] is None and out["exports"] == {}
+    assert any("stopped early" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_run_end_to_end_on_tiny_synthetic_data(synthetic_root: Path, tmp_path: Path,
+                                               capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["run", "--data", str(synthetic_root), "--run-dir", str(run_dir), "--image-size", "16",
+            "--folds", "2", "--max-trials", "1", "--max-epochs", "1", "--tuner", "random",
+            "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Done. Results:" in out and str(run_dir / "leaderboard.csv") in out
+    rows = (run_dir / "leaderboard.csv").read_text().splitlines()
+    assert rows[0].startswith("rank,model,trial_id,status,mean_val_auc,std_val_auc,fold0_val_auc")
+    assert (run_dir / "exports" / "cnn" / "rank1" / "model.keras").is_file()
+    assert (run_dir / "exports" / "ann" / "rank1" / "model.keras").is_file()
+    assert (run_dir / "report" / "report.md").is_file()
+    assert any((run_dir / "plots" / "cnn").glob("trial_*.png"))
+    # Resumable: the same command again reuses the finished search and the exports.
+    assert main(argv) == 0
+    assert "export is current" in capsys.readouterr().out
+    # kill -9 mid-trial, on real files: a copy of a finished trial without cv.json and its last
+    # fold, with KerasTuner's trial.json still saying RUNNING.
+    import shutil
+
+    from results.leaderboard import build_leaderboard
+
+    src = run_dir / "ann" / "trial_0000"
+    dst = run_dir / "ann" / "trial_0099"
+    shutil.copytree(src, dst)
+    (dst / "cv.json").unlink()
+    (dst / "fold1.json").unlink()
+    state = json.loads((dst / "trial.json").read_text())
+    state["status"] = "RUNNING"
+    (dst / "trial.json").write_text(json.dumps(state))
+    rows = build_leaderboard(run_dir, "ann")
+    partial = next(r for r in rows if r["trial_id"] == "0099")
+    assert partial["status"] == "RUNNING" and partial["rank"] is None
+    assert partial["fold0_val_auc"] is not None and partial["fold1_val_auc"] is None
+    assert "interrupted" in partial["reason"]

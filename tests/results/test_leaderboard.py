@@ -1,0 +1,164 @@
+"""Leaderboard: columns, order in both directions, --all, formats, partial files, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from results.errors import ResultsError
+from results.leaderboard import (
+    build_leaderboard, collect_trials, rows_to_csv, rows_to_json, rows_to_markdown, select_rows,
+    trials_to_rows)
+from run_search import main
+
+
+def test_columns_follow_cv_results(fake_run_dir: Path) -> None:
+    rows = build_leaderboard(fake_run_dir, "cnn")
+    cols = list(rows[0])
+    assert cols[:9] == ["rank", "model", "trial_id", "status", "mean_val_auc", "std_val_auc",
+                        "fold0_val_auc", "fold1_val_auc", "fold2_val_auc"]
+    assert {"mean_val_loss", "mean_auc", "mean_recall", "n_params", "fold0_best_epoch",
+            "fold2_best_epoch", "duration_s", "diagnosis", "reason"} <= set(cols)
+    params = [c for c in cols if c.startswith("param_")]
+    assert "param_filter_hierarchy" in params and "param_learning_rate" in params
+    assert not any(c.startswith("param_tuner/") for c in cols)
+    assert all(list(r) == cols for r in rows)  # every row has the same columns
+    best = rows[0]
+    assert best["trial_id"] == "0002" and best["rank"] == 1
+    assert best["mean_val_auc"] == pytest.approx(0.95)
+    assert best["fold1_val_auc"] == pytest.approx(0.94)
+    assert best["param_optimizer"] == "rmsprop"
+
+
+def test_order_max_and_min(fake_run_dir: Path) -> None:
+    trials = [t for t in collect_trials(fake_run_dir, "cnn") if t["status"] == "COMPLETED"]
+    best_first = [r["trial_id"] for r in trials_to_rows(trials, "val_auc", "max")]
+    assert best_first == ["0002", "0000", "0001", "0003"]
+    low_first = [r["trial_id"] for r in trials_to_rows(trials, "val_auc", "min")]
+    assert low_first == ["0003", "0001", "0000", "0002"]
+    by_acc = trials_to_rows(trials, "val_accuracy", "min")
+    accs = [r["mean_val_accuracy"] for r in by_acc]
+    assert accs == sorted(accs) and [r["rank"] for r in by_acc] == [1, 2, 3, 4]
+    assert list(by_acc[0])[4] == "mean_val_accuracy"
+
+
+def test_ties_share_rank(fake_run_dir: Path) -> None:
+    trials = [t for t in collect_trials(fake_run_dir, "ann")]
+    trials[1]["mean"]["val_auc"] = trials[0]["mean"]["val_auc"]
+    ranks = sorted(r["rank"] for r in trials_to_rows(trials, "val_auc", "max"))
+    assert ranks == [1, 2, 2]
+
+
+def test_failed_and_running_are_unranked_last(fake_run_dir: Path) -> None:
+    rows = build_leaderboard(fake_run_dir, "cnn")
+    statuses = [(r["trial_id"], r["status"], r["rank"]) for r in rows]
+    assert statuses[-2:] == [("0005", "RUNNING", None), ("0004", "FAILED", None)]
+    running, failed = rows[-2], rows[-1]
+    assert "1 fold(s) finished" in running["reason"] and "in progress" in running["reason"]
+    assert running["fold0_val_auc"] == pytest.approx(0.97) and running["fold1_val_auc"] is None
+    assert "max_params" in failed["reason"]
+    top = select_rows(rows, top_k=10)
+    assert [r["status"] for r in top] == ["COMPLETED"] * 4
+    assert len(select_rows(rows, include_all=True)) == 6
+
+
+def test_top_k_per_family(fake_run_dir: Path) -> None:
+    rows = build_leaderboard(fake_run_dir, "both")
+    top = select_rows(rows, top_k=2)
+    assert [(r["model"], r["rank"]) for r in top] == [("cnn", 1), ("cnn", 2), ("ann", 1), ("ann", 2)]
+
+
+def test_interrupted_trial_without_lock(fake_run_dir: Path) -> None:
+    (fake_run_dir / ".lock").unlink()
+    rows = build_leaderboard(fake_run_dir, "cnn")
+    running = next(r for r in rows if r["status"] == "RUNNING")
+    assert "interrupted" in running["reason"]
+
+
+def test_half_written_files_are_skipped_with_a_note(fake_run_dir: Path, trial_writer) -> None:
+    # kill -9 mid-write: a truncated cv.json, a truncated fold file, an empty trial folder.
+    cv = fake_run_dir / "ann" / "trial_0001" / "cv.json"
+    cv.write_text(cv.read_text()[:40])
+    tdir = trial_writer(fake_run_dir / "ann", "0003", {"dense_layers": 2}, status="RUNNING",
+                        fold_scores=[0.8, 0.9], folds_done=2, write_cv=False)
+    (tdir / "fold1.json").write_text('{"fold": 1, "hist')
+    (fake_run_dir / "ann" / "trial_0004").mkdir()
+    notes: list[str] = []
+    rows = build_leaderboard(fake_run_dir, "ann", notes=notes)
+    by_id = {r["trial_id"]: r for r in rows}
+    assert any("half-written" in n and "cv.json" in n for n in notes)
+    assert any("fold1.json" in n for n in notes)
+    assert any("trial_0004" in n for n in notes) and "0004" not in by_id
+    # trial.json is still readable, so the trial shows, rebuilt from its fold files.
+    assert by_id["0001"]["status"] == "COMPLETED" and by_id["0001"]["rank"] is not None
+    assert by_id["0003"]["status"] == "RUNNING" and by_id["0003"]["fold0_val_auc"] == 0.8
+
+
+def test_formats_round_trip(fake_run_dir: Path, tmp_path: Path) -> None:
+    rows = build_leaderboard(fake_run_dir)
+    rows_to_csv(rows, tmp_path / "lb.csv")
+    with open(tmp_path / "lb.csv", newline="") as fh:
+        back = list(csv.DictReader(fh))
+    assert [r["trial_id"] for r in back] == [r["trial_id"] for r in rows]
+    assert float(back[0]["mean_val_auc"]) == pytest.approx(rows[0]["mean_val_auc"])
+    assert json.loads(rows_to_json(rows))[0]["trial_id"] == rows[0]["trial_id"]
+    md = rows_to_markdown(rows).splitlines()
+    assert md[0].startswith("| rank | model | trial_id") and len(md) == len(rows) + 2
+
+
+def test_cli_writes_file_and_prints_table(fake_run_dir: Path, capsys) -> None:
+    assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "0002" in out and "leaderboard:" in out and "--all" in out
+    with open(fake_run_dir / "leaderboard.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 7 and {r["status"] for r in rows} == {"COMPLETED"}
+
+    out_md = fake_run_dir / "lb.md"
+    assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--model", "cnn", "--all",
+                 "--top-k", "1", "--out", str(out_md), "--no-plots"]) == 0
+    text = out_md.read_text()
+    assert "FAILED" in text and "RUNNING" in text and "max_params" in text
+
+    assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--format", "json",
+                 "--top-k", "1", "--no-plots"]) == 0
+    data = json.loads((fake_run_dir / "leaderboard.json").read_text())
+    assert [(r["model"], r["rank"]) for r in data] == [("cnn", 1), ("ann", 1)]
+
+
+def test_leaderboard_does_not_import_keras(fake_run_dir: Path) -> None:
+    import subprocess
+
+    code = ("import sys; from results.leaderboard import build_leaderboard; "
+            f"build_leaderboard({str(fake_run_dir)!r}); "
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+@pytest.mark.parametrize("setup", ["missing", "empty", "run_json_only"])
+def test_empty_or_unknown_run_dir_is_a_clear_error(tmp_path: Path, setup: str, capsys) -> None:
+    run_dir = tmp_path / "nope"
+    if setup != "missing":
+        run_dir.mkdir()
+    if setup == "run_json_only":
+        (run_dir / "run.json").write_text("{}")
+    with pytest.raises(ResultsError, match="search"):
+        build_leaderboard(run_dir)
+    assert main(["leaderboard", "--run-dir", str(run_dir)]) == 2
+    assert "run_search.py search" in capsys.readouterr().err
+
+
+def test_stale_lock_of_a_killed_search_means_interrupted(fake_run_dir: Path) -> None:
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process, like a search killed with kill -9
+    (fake_run_dir / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
+                                                    "started": "x", "role": "chief"}))
+    running = next(r for r in build_leaderboard(fake_run_dir, "cnn") if r["status"] == "RUNNING")
+    assert running["reason"].startswith("interrupted")
