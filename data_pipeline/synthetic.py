@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter
 
 from data_pipeline.cache import cache_root
 
-SYNTHETIC_VERSION = "1"
+SYNTHETIC_VERSION = "2"
 _MARKER = ".synthetic-complete"
 _MAX_RENDER = 256  # larger images are rendered at this size and upscaled (fast)
 
@@ -80,7 +80,7 @@ def render_film(rng: np.random.Generator, anatomy: dict[str, float], severity: f
             opacity += rng.uniform(0.6, 1.0) * np.exp(
                 -((xx - bx) ** 2 / (2 * sx * sx) + (yy - by) ** 2 / (2 * sy * sy)))
         mottle = 1 + 0.4 * rng.standard_normal(img.shape)  # patchy, not a smooth blob
-        img += severity * 70 * np.clip(opacity, 0, 1.3) * lungs * mottle
+        img += severity * 100 * np.clip(opacity, 0, 1.3) * lungs * mottle
     img = img * anatomy["exposure"] * rng.uniform(0.93, 1.07) + rng.normal(0, 6)
     img += rng.normal(0, anatomy["noise"], img.shape)
     out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
@@ -140,9 +140,11 @@ def generate_synthetic(root: str | os.PathLike, *, seed: int = 0, n_normal_patie
                 pid = next_id[cls]
                 next_id[cls] += 1
                 anatomy = _anatomy(rng)
-                # Some pneumonia patients are subtle: severity as low as 0.15.
-                base = 0.0 if cls == "NORMAL" else rng.choice((rng.uniform(0.15, 0.4),
-                                                               rng.uniform(0.4, 1.0)))
+                # Some pneumonia patients are subtle: severity as low as 0.2
+                # (about one patient in four), so a perfect score is not trivial.
+                subtle = rng.random() < 0.25
+                base = 0.0 if cls == "NORMAL" else (rng.uniform(0.2, 0.45) if subtle
+                                                    else rng.uniform(0.45, 1.0))
                 kind = rng.choice(("bacteria", "virus"))
                 normal2 = rng.random() < 0.35
                 for k in range(int(rng.integers(images_per_patient[0], images_per_patient[1] + 1))):

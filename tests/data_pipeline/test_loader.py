@@ -97,7 +97,7 @@ def test_non_images_ignored_unreadable_skipped_or_strict(tmp_path, cache_dir):
 
 def test_parallel_decode_matches_serial(tmp_path, cache_dir):
     root = generate_synthetic(tmp_path / "p", seed=4, n_normal_patients=40, n_pneumonia_patients=60,
-                              images_per_patient=(2, 3), image_size=24)
+                              images_per_patient=(3, 3), image_size=24)
     serial = load_dataset(root, image_size=16, cache_dir=cache_dir / "a", workers=1, progress=False)
     assert len(serial.y) >= 256  # large enough to use the process pool
     parallel = load_dataset(root, image_size=16, cache_dir=cache_dir / "b", workers=2, progress=False)
