@@ -80,12 +80,16 @@ def completed_trials(run_dir: Path, family: str) -> list[dict[str, Any]]:
 
 
 def chosen_epochs(record: dict[str, Any]) -> int:
-    """Epochs for the retrain: the median best epoch (0-based) across the folds, plus one."""
+    """Epochs for the retrain: the median best epoch across the folds.
+
+    ``best_epoch`` counts from 1 (the number of epochs trained when the restored best weights were
+    reached), so it is directly the epoch count to retrain for.
+    """
     best = [f["best_epoch"] for f in record.get("folds", []) if f.get("best_epoch") is not None]
     if not best:
         return max(1, int(max((f.get("epochs_trained", 1) for f in record.get("folds", [])),
                               default=1)))
-    return max(1, int(round(statistics.median(best))) + 1)
+    return max(1, int(round(statistics.median(best))))
 
 
 def export_path(run_dir: Path, family: str, rank: int = 1) -> Path:
