@@ -1,0 +1,57 @@
+"""Time budget (``--time-budget MINUTES``): stop starting new folds once it is spent.
+
+A fold that has started runs to its end (its work would otherwise be lost). When the budget is
+spent the search stops with ``BudgetExhausted``, a KerasTuner ``FatalError`` so the oracle does
+not mark the trial failed: the trial stays RUNNING in the oracle, its finished folds stay on
+disk, and rerunning the command resumes it under the same id.
+"""
+
+from __future__ import annotations
+
+import time
+
+from keras_tuner.errors import FatalError
+
+
+class BudgetExhausted(FatalError):
+    """The time budget is spent; the run is resumable."""
+
+
+class TimeBudget:
+    """Wall-clock budget shared by all families of one search command.
+
+    Args:
+        minutes: The budget, or None for no limit.
+        clock: Monotonic clock (injectable for tests).
+    """
+
+    def __init__(self, minutes: float | None, clock=time.monotonic):
+        self.minutes = minutes
+        self._clock = clock
+        self.start = clock()
+        self.folds_started = 0
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the budget started."""
+        return self._clock() - self.start
+
+    @property
+    def remaining_s(self) -> float | None:
+        """Seconds left, or None for no limit."""
+        if self.minutes is None:
+            return None
+        return self.minutes * 60.0 - self.elapsed_s
+
+    def spent(self) -> bool:
+        """True once the budget is used up."""
+        remaining = self.remaining_s
+        return remaining is not None and remaining <= 0
+
+    def check_before_fold(self) -> None:
+        """Raises BudgetExhausted instead of starting a fold when the budget is spent."""
+        if self.spent():
+            raise BudgetExhausted(
+                f"time budget of {self.minutes:g} min spent after {self.elapsed_s / 60:.1f} min"
+            )
+        self.folds_started += 1

@@ -1,0 +1,81 @@
+"""``run_search.py search``: parse options into a SearchConfig and call the engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from search.config import DEFAULT_MAX_PARAMS, SearchConfig
+
+_HELP_MAX_TRIALS = (
+    "trials to run per model family (completed + failed). hyperband: caps the trials KerasTuner's "
+    "Hyperband creates; each round of a promoted configuration counts as one trial and brackets "
+    "repeat until the cap. bayesian/random: the number of configurations tried. Raise it on an "
+    "existing run folder to extend a finished search (default 10)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``search`` subcommand."""
+    p = subparsers.add_parser(
+        "search", help="search CNN/ANN hyperparameters with k-fold cross-validation (resumable)",
+        description="Runs or resumes a hyperparameter search. Rerunning the same command on the "
+                    "same --run-dir resumes it without losing finished folds.")
+    p.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
+                   help="model family to search; both = one KerasTuner project each (default)")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="chest_xray folder (train/<CLASS>/...); default: built-in synthetic data")
+    p.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband")
+    p.add_argument("--folds", type=int, default=3, metavar="K",
+                   help="patient-grouped stratified folds (1 = one 20%% hold-out; default 3)")
+    p.add_argument("--max-trials", type=int, default=10, metavar="N", help=_HELP_MAX_TRIALS)
+    p.add_argument("--max-epochs", type=int, default=10, metavar="E",
+                   help="epochs per fold (hyperband: the largest round's budget; default 10)")
+    p.add_argument("--patience", type=int, default=3, metavar="P",
+                   help="early-stopping patience in epochs (best weights restored; default 3)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="stop starting new folds after this many minutes; the run stays resumable")
+    p.add_argument("--objective", default="val_auc", metavar="NAME",
+                   help="val_<metric> or val_loss; direction inferred (default val_auc)")
+    p.add_argument("--image-size", type=int, default=64, metavar="N")
+    p.add_argument("--color-mode", choices=("grayscale", "rgb"), default="grayscale")
+    p.add_argument("--positive-class", default=None, metavar="NAME",
+                   help="label 1 for two classes (default PNEUMONIA when present)")
+    p.add_argument("--space", dest="space_file", default=None, metavar="FILE",
+                   help="TOML overrides of the search space (see `run_search.py space`)")
+    p.add_argument("--seed", type=int, default=42, metavar="S",
+                   help="same seed: same split, folds, hyperparameter sequence, initial weights")
+    p.add_argument("--run-dir", default="runs/default", metavar="DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run folder's previous search and start afresh")
+    p.add_argument("--quiet", action="store_true",
+                   help="no terminal output (search.log still gets every line)")
+    p.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS, metavar="N",
+                   help=f"models with more parameters fail their trial (default {DEFAULT_MAX_PARAMS})")
+    p.add_argument("--test-fraction", type=float, default=0.15, metavar="F",
+                   help="patient-grouped test share carved from train when there is no test/ "
+                        "folder (default 0.15)")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> SearchConfig:
+    """Maps parsed options onto a SearchConfig (``command`` records the command line)."""
+    return SearchConfig(
+        data=args.data, model=args.model, tuner=args.tuner, folds=args.folds,
+        max_trials=args.max_trials, max_epochs=args.max_epochs, patience=args.patience,
+        time_budget_min=args.time_budget, objective=args.objective, image_size=args.image_size,
+        color_mode=args.color_mode, positive_class=args.positive_class,
+        space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,
+        max_params=args.max_params, run_dir=args.run_dir, overwrite=args.overwrite,
+        quiet=args.quiet, command=list(argv if argv is not None else sys.argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: runs the search; exit 0 done or budget spent, 130/143 interrupted."""
+    from search.engine import run_search_job
+    from search.signals import SearchInterrupted
+
+    try:
+        run_search_job(config_from_args(args))
+    except SearchInterrupted as exc:
+        return exc.exit_code
+    return 0

@@ -1,0 +1,126 @@
+"""The typed search configuration and its validation (all of it, before any training)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.errors import SearchError
+
+TUNERS = ("hyperband", "bayesian", "random")
+FAMILIES = ("cnn", "ann")
+COLOR_MODES = ("grayscale", "rgb")
+DEFAULT_MAX_PARAMS = 2_000_000
+
+
+@dataclass
+class SearchConfig:
+    """Everything one ``search`` needs; field names are run.json's ``config`` keys.
+
+    ``data=None`` means the built-in synthetic data (``data_pipeline.default_data_dir()``).
+    """
+
+    data: str | None = None
+    model: str = "both"
+    tuner: str = "hyperband"
+    folds: int = 3
+    max_trials: int = 10
+    max_epochs: int = 10
+    patience: int = 3
+    time_budget_min: float | None = None
+    objective: str = "val_auc"
+    direction: str = "max"
+    image_size: int = 64
+    color_mode: str = "grayscale"
+    positive_class: str | None = None
+    space_file: str | None = None
+    seed: int = 42
+    test_fraction: float = 0.15
+    max_params: int = DEFAULT_MAX_PARAMS
+    run_dir: str = "runs/default"
+    overwrite: bool = False
+    quiet: bool = False
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def families(self) -> list[str]:
+        """The model families to search, in order."""
+        return list(FAMILIES) if self.model == "both" else [self.model]
+
+    def to_record(self, space: dict[str, Any]) -> dict[str, Any]:
+        """The ``config`` block of run.json (no run-control flags)."""
+        out = dataclasses.asdict(self)
+        for key in ("run_dir", "overwrite", "quiet", "command"):
+            out.pop(key)
+        out["space"] = space
+        return out
+
+
+def metric_names() -> tuple[str, ...]:
+    """The compiled metric names (from spaces), with a fallback while spaces is absent."""
+    try:
+        from spaces import METRIC_NAMES
+    except ImportError:  # pragma: no cover - only while spaces is being written
+        METRIC_NAMES = ("loss", "accuracy", "auc", "pr_auc", "precision", "recall")
+    return tuple(METRIC_NAMES)
+
+
+def valid_objectives() -> list[str]:
+    """``val_<metric>`` for every compiled metric (``val_loss`` included)."""
+    return [f"val_{m}" for m in metric_names()]
+
+
+def objective_direction(name: str) -> str:
+    """``min`` for losses, ``max`` for every other metric (accuracy, AUC, recall, ...)."""
+    return "min" if name.endswith("loss") else "max"
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise SearchError(message)
+
+
+def validate(config: SearchConfig) -> SearchConfig:
+    """Checks every value and fills ``direction``; raises SearchError naming the fix.
+
+    The data folder and the space file are checked by the engine (they need IO); this checks
+    the names and numbers, so a typo fails in milliseconds.
+    """
+    _require(config.model in (*FAMILIES, "both"),
+             f"--model must be one of cnn, ann, both; got {config.model!r}.")
+    _require(config.tuner in TUNERS,
+             f"--tuner must be one of {', '.join(TUNERS)}; got {config.tuner!r}.")
+    valid = valid_objectives()
+    _require(config.objective in valid,
+             f"--objective {config.objective!r} is not a compiled validation metric. Valid "
+             f"objectives: {', '.join(valid)} (direction is inferred: min for val_loss, max "
+             "for the others).")
+    config.direction = objective_direction(config.objective)
+    _require(isinstance(config.folds, int) and 1 <= config.folds <= 20,
+             f"--folds must be an integer from 1 (one grouped hold-out) to 20; got {config.folds}.")
+    _require(config.max_trials >= 1, f"--max-trials must be at least 1; got {config.max_trials}.")
+    _require(config.max_epochs >= 1, f"--max-epochs must be at least 1; got {config.max_epochs}.")
+    _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
+    _require(config.time_budget_min is None or config.time_budget_min > 0,
+             f"--time-budget must be a positive number of minutes; got {config.time_budget_min}.")
+    _require(8 <= config.image_size <= 1024,
+             f"--image-size must be between 8 and 1024 pixels; got {config.image_size}.")
+    _require(config.color_mode in COLOR_MODES,
+             f"--color-mode must be grayscale or rgb; got {config.color_mode!r}.")
+    _require(0.0 < config.test_fraction < 0.9,
+             f"--test-fraction must be between 0 and 0.9; got {config.test_fraction}.")
+    _require(config.seed >= 0, f"--seed must be a non-negative integer; got {config.seed}.")
+    _require(config.max_params >= 1000,
+             f"--max-params must be at least 1000; got {config.max_params}.")
+    if config.space_file is not None:
+        path = Path(config.space_file)
+        _require(path.is_file(), f"--space {path}: no such file. Give a TOML file (see "
+                 "`run_search.py space --help` for the format) or leave --space out.")
+    if config.data is not None:
+        path = Path(config.data)
+        _require(path.is_dir(), f"--data {path}: no such folder. Give the chest_xray folder "
+                 "(with train/ and class sub-folders) or leave --data out for the built-in "
+                 "synthetic data.")
+    return config

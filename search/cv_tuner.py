@@ -1,0 +1,237 @@
+"""The k-fold tuner: KerasTuner's search loop with cross-validated, resumable trials.
+
+``CVTuner.run_trial`` trains one fresh model per fold (``search.fold_fit``), skips folds that a
+previous, interrupted run already finished (KerasTuner retries an interrupted trial under its
+id), continues a promoted Hyperband trial from its previous round's weights per fold, and
+returns the fold means to the oracle. ``cv.json`` in the trial folder is the service's record
+(schema in ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+import numpy as np
+
+from search import failures, fold_fit, signals, test_hooks
+from search.budget import TimeBudget
+from search.diagnosis import combine
+from search.progress import EpochBar, Progress
+from search.run_folder import read_json, write_json_atomic
+from search.signals import critical
+
+_HB_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round",
+            "tuner/trial_id")
+
+
+class FoldData:
+    """The training part of the data and its folds (indices into ``x``).
+
+    Args:
+        x: uint8 images ``(N, S, S, C)`` (test images already removed).
+        y: int labels ``(N,)``.
+        folds: ``[(train_idx, val_idx), ...]`` from ``data_pipeline.make_folds``.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]):
+        self.x, self.y, self.folds = x, y, folds
+
+
+class CVTuner(kt.Tuner):
+    """A KerasTuner ``Tuner`` whose trials are k-fold cross-validated and resumable.
+
+    Args:
+        oracle: A capped oracle from :func:`search.oracles.make_oracle`.
+        hypermodel: The family's HyperModel from ``spaces``.
+        data: The folds to train on.
+        family: ``cnn`` or ``ann`` (also the project name inside the run folder).
+        run_dir: The run folder (the project is ``run_dir/family``).
+        max_epochs: Epochs per fold for non-Hyperband tuners.
+        patience: Early-stopping patience.
+        seed: The user's ``--seed`` (per-fold seeds derive from it).
+        progress: Progress writer.
+        budget: Time budget checked before each fold.
+        overwrite: Passed to KerasTuner (start the project afresh).
+    """
+
+    def __init__(self, oracle, hypermodel, *, data: FoldData, family: str, run_dir: Path,
+                 max_epochs: int, patience: int, seed: int, progress: Progress,
+                 budget: TimeBudget, overwrite: bool = False):
+        self.data, self.family = data, family
+        self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
+        self.progress, self.budget = progress, budget
+        self.session_statuses: list[str] = []
+        from keras_tuner.src import config as kt_config
+
+        kt_config.DEBUG = False  # no KerasTuner tracebacks on the terminal for failed trials
+        super().__init__(oracle=oracle, hypermodel=hypermodel, directory=str(run_dir),
+                         project_name=family, overwrite=overwrite)
+
+    def _populate_initial_space(self):
+        # KerasTuner builds the default models here to discover conditional hyperparameters.
+        # A parameter limit must not abort the whole search at this point (trials that exceed
+        # it fail one by one later), so it is lifted while the space is explored.
+        limit = getattr(self.hypermodel, "max_params", None)
+        if limit is not None:
+            self.hypermodel.max_params = float("inf")
+        try:
+            super()._populate_initial_space()
+        finally:
+            if limit is not None:
+                self.hypermodel.max_params = limit
+
+    # -- records -------------------------------------------------------------------------------
+    @property
+    def family_dir(self) -> Path:
+        return Path(self.project_dir)
+
+    def trial_dir(self, trial_id: str) -> Path:
+        return Path(self.get_trial_dir(trial_id))
+
+    def read_cv(self, trial_id: str) -> dict[str, Any] | None:
+        """The trial's cv.json, or None."""
+        return read_json(self.trial_dir(trial_id) / "cv.json")
+
+    def _write_cv(self, trial, status: str, folds: list[dict], started: float,
+                  reason: str | None = None, n_params: int | None = None) -> dict[str, Any]:
+        obj = self.oracle.objective
+        metric_keys = sorted({k for f in folds for k in f["best"]})
+        mean = {k: float(np.mean([f["best"][k] for f in folds])) for k in metric_keys}
+        std = {k: float(np.std([f["best"][k] for f in folds])) for k in metric_keys}
+        previous = self.read_cv(trial.trial_id) or {}
+        record = {
+            "trial_id": trial.trial_id, "family": self.family, "status": status,
+            "objective": obj.name, "direction": obj.direction, "mean": mean, "std": std,
+            "folds": [{"fold": f["fold"], **f["best"], "best_epoch": f["best_epoch"],
+                       "epochs_trained": f["epochs_trained"], "initial_epoch": f["initial_epoch"],
+                       "fit_seconds": f["fit_seconds"], "diagnosis": f["diagnosis"]}
+                      for f in folds],
+            "n_params": n_params if n_params is not None else previous.get("n_params"),
+            # Wall time over all sessions that worked on this trial.
+            "duration_s": round(previous.get("_session_base_s", 0.0)
+                                + time.monotonic() - started, 3),
+            "diagnosis": combine(f["diagnosis"] for f in folds) if folds else None,
+            "reason": reason,
+            "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items()
+                                if not k.startswith("tuner/")},
+            "hyperband": {k.split("/")[1]: trial.hyperparameters.values[k] for k in _HB_KEYS
+                          if k in trial.hyperparameters.values} or None,
+            "_session_base_s": previous.get("_session_base_s", 0.0),
+        }
+        with critical():
+            write_json_atomic(self.trial_dir(trial.trial_id) / "cv.json", record)
+        return record
+
+    # -- the trial -----------------------------------------------------------------------------
+    def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
+        """Cross-validates one hyperparameter set; returns the fold means to the oracle."""
+        done = self.read_cv(trial.trial_id)
+        if done and done.get("status") == "COMPLETED":
+            # Killed after cv.json but before the oracle saved: report, do not retrain.
+            return dict(done["mean"])
+        hp = trial.hyperparameters
+        values = hp.values
+        epochs = int(values.get("tuner/epochs", self.max_epochs))
+        initial_epoch = int(values.get("tuner/initial_epoch", 0))
+        past_id = values.get("tuner/trial_id")
+        tdir = self.trial_dir(trial.trial_id)
+        started = time.monotonic()
+        if done:  # carry the earlier sessions' time into duration_s
+            with critical():
+                done["_session_base_s"] = done.get("duration_s", 0.0)
+                write_json_atomic(tdir / "cv.json", done)
+        folds: list[dict] = []
+        n_params = None
+        self._write_cv(trial, "RUNNING", folds, started)
+        try:
+            for k, (tr, va) in enumerate(self.data.folds):
+                record = fold_fit.load_finished_fold(tdir, k)
+                if record is None:
+                    signals.check()
+                    self.budget.check_before_fold()
+                    carry = (fold_fit.fold_weights(self.trial_dir(past_id), k)
+                             if past_id is not None else None)
+                    extra = []
+                    if self.progress.show_bar:
+                        extra.append(EpochBar(self.progress.stream,
+                                              f"[{self.family}] trial {trial.trial_id} fold "
+                                              f"{k + 1}/{len(self.data.folds)}", epochs,
+                                              self.oracle.objective.name))
+                    record = fold_fit.fit_fold(
+                        hypermodel=self.hypermodel, hp=hp, trial_id=trial.trial_id,
+                        trial_dir=tdir, family_dir=self.family_dir, fold=k,
+                        x_tr=self.data.x[tr], y_tr=self.data.y[tr],
+                        x_va=self.data.x[va], y_va=self.data.y[va], epochs=epochs,
+                        initial_epoch=initial_epoch, carry_from=carry,
+                        objective=self.oracle.objective.name,
+                        direction=self.oracle.objective.direction, patience=self.patience,
+                        seed=self.seed, extra_callbacks=extra)
+                n_params = record.get("n_params", n_params)
+                folds.append(record)
+                self._write_cv(trial, "RUNNING", folds, started, n_params=n_params)
+        except kt.errors.FatalError:
+            raise  # budget spent: the trial stays RUNNING and resumable
+        except Exception as exc:  # noqa: BLE001 - any trial error ends this trial only
+            reason = failures.failure_reason(exc)
+            self._write_cv(trial, "FAILED", folds, started, reason=reason, n_params=n_params)
+            raise kt.errors.FailedTrialError(reason) from exc
+        record = self._write_cv(trial, "COMPLETED", folds, started, n_params=n_params)
+        return dict(record["mean"])
+
+    # -- after each trial ------------------------------------------------------------------------
+    def on_trial_end(self, trial) -> None:
+        """Saves (KerasTuner), prints the progress line, applies the consecutive-failure rule."""
+        super().on_trial_end(trial)
+        saved = self.oracle.get_trial(trial.trial_id)
+        cv = self.read_cv(trial.trial_id) or {}
+        status = saved.status
+        reason = cv.get("reason")
+        if status != "COMPLETED" and cv.get("status") != "FAILED":
+            # KerasTuner failed the trial outside run_trial (e.g. NaN score): record it.
+            reason = (saved.message or "").strip().splitlines()[-1:] or ["failed"]
+            cv.update({"status": "FAILED", "reason": reason[0]})
+            write_json_atomic(self.trial_dir(trial.trial_id) / "cv.json", cv)
+            reason = cv["reason"]
+        self.session_statuses.append("FAILED" if status != "COMPLETED" else "COMPLETED")
+        self.report(trial.trial_id)
+        test_hooks.maybe_kill_after_trial(trial.trial_id)
+        failures.check_consecutive(self.session_statuses, last_reason=reason)
+        signals.check()
+
+    def report(self, trial_id: str) -> str:
+        """Writes the progress line of an ended trial."""
+        obj = self.oracle.objective
+        cv = self.read_cv(trial_id) or {}
+        best = self.best_trial()
+        ended = len(self.oracle.trials_ended())
+        return self.progress.trial_line(
+            family=self.family, trial_id=trial_id, done=ended, total=self.oracle.trial_cap,
+            status=cv.get("status", "FAILED"), objective=obj.name,
+            fold_scores=[f.get(obj.name, float("nan")) for f in cv.get("folds", [])],
+            mean=cv.get("mean", {}).get(obj.name), std=cv.get("std", {}).get(obj.name),
+            best=best.score if best else None, best_id=best.trial_id if best else None,
+            diagnosis=cv.get("diagnosis"), reason=cv.get("reason"))
+
+    def best_trial(self):
+        """The best completed trial so far, or None."""
+        best = self.oracle.get_best_trials(1)
+        return best[0] if best else None
+
+    # -- models ------------------------------------------------------------------------------------
+    def load_model(self, trial):
+        """The trial's model with the weights of its best fold (``get_best_models`` uses it)."""
+        cv = self.read_cv(trial.trial_id) or {}
+        obj = self.oracle.objective
+        folds = cv.get("folds") or [{"fold": 0}]
+        pick = max if obj.direction == "max" else min
+        best = pick(folds, key=lambda f: f.get(obj.name, 0.0))
+        model = self.hypermodel.build(trial.hyperparameters)
+        model.load_weights(str(fold_fit.fold_weights(self.trial_dir(trial.trial_id),
+                                                     best["fold"])))
+        return model
+
+    def save_model(self, trial_id, model, step=0):
+        """Unused: fold weights are saved by ``search.fold_fit``."""

@@ -1,0 +1,211 @@
+"""The library call behind ``run_search.py search``: ``run_search_job(config) -> summary``.
+
+Order of work: validate every option, check the run folder (resume allowed? locked?), load the
+data and the recorded test split, then one KerasTuner project per family. A rerun of the same
+command resumes; see ``search.run_folder`` for what a resume must share with the saved run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search import run_folder as rf
+from search.budget import BudgetExhausted, TimeBudget
+from search.config import SearchConfig, validate
+from search.errors import SearchError
+from search.lock import RunLock
+from search.progress import Progress, format_duration
+from search.signals import SearchInterrupted, handle_signals
+
+
+def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resuming: bool):
+    import data_pipeline
+
+    ds = data_pipeline.load_dataset(config.data, image_size=config.image_size,
+                                    color_mode=config.color_mode,
+                                    positive_class=config.positive_class,
+                                    progress=not config.quiet)
+    split_path = run_dir / rf.SPLIT_JSON
+    if resuming and split_path.exists():
+        split = data_pipeline.load_split(split_path, ds)
+    else:
+        split = data_pipeline.split_train_test(ds, test_fraction=config.test_fraction,
+                                               seed=config.seed)
+        data_pipeline.save_split(split, ds, split_path)
+    idx = np.asarray(split.train_idx)
+    x, y, groups = ds.x[idx], ds.y[idx], ds.groups[idx]
+    folds = data_pipeline.make_folds(y, groups, config.folds, config.seed)
+    progress.line(f"data: {len(ds.y)} images in {config.data} ({config.image_size} px "
+                  f"{config.color_mode}), {len(idx)} for search in {config.folds} fold(s), "
+                  f"{len(split.test_idx)} held out for the test report ({split.source})")
+    return ds, x, y, folds
+
+
+def _family_summary(tuner) -> dict[str, Any]:
+    oracle = tuner.oracle
+    ended = oracle.trials_ended()
+    statuses = [oracle.trials[t].status for t in ended]
+    best = tuner.best_trial()
+    return {"trials_completed": statuses.count("COMPLETED"),
+            "trials_failed": len(statuses) - statuses.count("COMPLETED"),
+            "trials_total": oracle.trial_cap,
+            "best_trial_id": best.trial_id if best else None,
+            "best_score": best.score if best else None,
+            "best_hyperparameters": ({k: v for k, v in best.hyperparameters.values.items()
+                                      if not k.startswith("tuner/")} if best else None)}
+
+
+def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, class_names,
+                counts, progress: Progress, budget: TimeBudget) -> dict[str, Any]:
+    import spaces
+
+    from search.cv_tuner import CVTuner
+    from search.oracles import make_oracle
+
+    hypermodel = spaces.HYPERMODELS[family](
+        input_shape=tuple(int(d) for d in data.x.shape[1:]), num_classes=len(class_names),
+        class_counts=[int(c) for c in counts], space=space, max_params=config.max_params)
+    oracle = make_oracle(config.tuner, objective=config.objective, direction=config.direction,
+                         max_trials=config.max_trials, max_epochs=config.max_epochs,
+                         seed=config.seed, family=family)
+    reloading = (run_dir / family / "oracle.json").exists()
+    with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner" chatter
+        tuner = CVTuner(oracle, hypermodel, data=data, family=family, run_dir=run_dir,
+                        max_epochs=config.max_epochs, patience=config.patience,
+                        seed=config.seed, progress=progress, budget=budget)
+    if reloading:
+        s = _family_summary(tuner)
+        done = s["trials_completed"] + s["trials_failed"]
+        best = (f"{config.objective} {s['best_score']:.4f} (trial {s['best_trial_id']})"
+                if s["best_score"] is not None else "none yet")
+        progress.line(f"[{family}] resuming: {done} trial(s) done, "
+                      f"{max(0, config.max_trials - done)} left, best so far {best}")
+    else:
+        progress.line(f"[{family}] new search: {config.tuner}, up to {config.max_trials} "
+                      f"trial(s) x {config.folds} fold(s), objective {config.objective} "
+                      f"({config.direction})")
+    tuner.search(verbose=0)
+    summary = _family_summary(tuner)
+    summary["fit_seconds"] = _fit_seconds(run_dir / family)
+    return summary
+
+
+def _fit_seconds(family_dir: Path) -> float:
+    """Sum of the fold ``fit`` wall times recorded in the project (the overhead benchmark)."""
+    return float(sum((rf.read_json(p) or {}).get("fit_seconds", 0.0)
+                     for p in family_dir.glob("trial_*/fold*.json")))
+
+
+def run_search_job(config: SearchConfig) -> dict[str, Any]:
+    """Runs (or resumes) a search and returns its summary.
+
+    Args:
+        config: The search configuration (validated here, before any training).
+
+    Returns:
+        ``{"run_dir", "status", "elapsed_s", "families": {family: {...}}}``; status is
+        ``completed`` or ``budget_exhausted``.
+
+    Raises:
+        SearchError / DataError / SpaceError: a configuration or run-folder problem (exit 2).
+        SearchInterrupted: Ctrl-C or SIGTERM; run.json says ``interrupted`` (exit 130/143).
+    """
+    import data_pipeline
+    import spaces
+
+    validate(config)
+    # tf.function retracing warnings are expected (one new model per fold); keep them out of
+    # the user's terminal without importing TensorFlow on other backends.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    space = spaces.load_space(config.space_file)
+    synthetic = config.data is None
+    config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
+    run_dir = Path(config.run_dir)
+    files_fp = data_pipeline.data_fingerprint(config.data)
+    record_cfg = config.to_record(space.to_dict())
+    saved = rf.read_json(run_dir / rf.RUN_JSON)
+    if saved is not None and not config.overwrite:
+        rf.check_resume(run_dir, saved, record_cfg, files_fp)
+    resume_cmd = rf.resume_command(config.command or None)
+
+    with RunLock(run_dir) as lock, handle_signals():
+        if config.overwrite and saved is not None:
+            for child in run_dir.iterdir():
+                if child.name != lock.path.name:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            saved = None
+        progress = Progress(run_dir / rf.LOG_NAME, quiet=config.quiet)
+        if synthetic:
+            progress.line(f"note: no --data given, using the built-in SYNTHETIC data in "
+                          f"{config.data}; results say nothing about real X-rays.")
+        if lock.took_over is not None:
+            progress.line(f"note: took over a stale lock ({lock.took_over})")
+        ds, x, y, folds = _prepare_data(config, run_dir, progress, resuming=saved is not None)
+        if saved is None:
+            rf.write_json_atomic(run_dir / rf.RUN_JSON, rf.new_run_record(
+                config.command, record_cfg, data_fingerprint=ds.fingerprint,
+                files_fingerprint=files_fp, class_names=ds.class_names))
+        else:  # max_trials / time budget may have changed: keep the record current
+            rf.update_run(run_dir, config=record_cfg, status="running")
+        from search.cv_tuner import FoldData
+
+        data = FoldData(x, y, folds)
+        counts = np.bincount(y, minlength=len(ds.class_names))
+        class_names = list(ds.class_names)
+        del ds  # the test images are not needed by the search
+        budget = TimeBudget(config.time_budget_min)
+        summary: dict[str, Any] = {"run_dir": str(run_dir), "families": {}}
+        status = "failed"
+        try:
+            for family in config.families:
+                summary["families"][family] = _run_family(
+                    family, config, run_dir, space, data, class_names, counts, progress, budget)
+            status = "completed"
+        except BudgetExhausted as exc:
+            status = "budget_exhausted"
+            _say(progress, f"stopped: {exc}. {_done_text(run_dir, config)} The run is "
+                           f"resumable: {resume_cmd}")
+        except (SearchInterrupted, KeyboardInterrupt) as exc:
+            status = "interrupted"
+            _say(progress, f"interrupted ({exc or 'SIGINT'}); finished folds are saved. "
+                           f"Resume with: {resume_cmd}")
+            raise
+        finally:
+            rf.update_run(run_dir, status=status)
+        summary["status"] = status
+        summary["elapsed_s"] = round(budget.elapsed_s, 3)
+        if status == "completed":
+            progress.line(f"search completed in {format_duration(budget.elapsed_s)}: "
+                          f"{_done_text(run_dir, config)}")
+        return summary
+
+
+def _say(progress: Progress, text: str) -> None:
+    """A line the user must see even with --quiet (how to resume): stderr when quiet."""
+    progress.line(text)
+    if progress.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _done_text(run_dir: Path, config: SearchConfig) -> str:
+    parts = []
+    for family in config.families:
+        cvs = [rf.read_json(p) or {} for p in sorted((run_dir / family).glob("trial_*/cv.json"))]
+        done = sum(c.get("status") == "COMPLETED" for c in cvs)
+        failed = sum(c.get("status") == "FAILED" for c in cvs)
+        folds = sum(len(list(p.parent.glob("fold*.json"))) for p in
+                    (run_dir / family).glob("trial_*/cv.json"))
+        parts.append(f"{family}: {done} trial(s) completed, {failed} failed, {folds} fold(s) "
+                     f"trained")
+    return "; ".join(parts) + "."
+
+
+__all__ = ["SearchConfig", "SearchError", "run_search_job"]

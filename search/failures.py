@@ -1,0 +1,73 @@
+"""Trial failures: NaN loss, out-of-memory and over-budget models end one trial, not the search.
+
+A failed trial raises KerasTuner's ``FailedTrialError`` (the oracle records it as FAILED and the
+search goes on). ``MAX_CONSECUTIVE_FAILURES`` failures in a row stop the search with a
+``SearchError``: something is wrong with the data or the space, not with one configuration.
+Out-of-memory is recognised by the exception's class name and message, so no backend is
+imported to check for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from keras_tuner.errors import FailedTrialError
+
+from search.errors import SearchError
+
+MAX_CONSECUTIVE_FAILURES = 3
+
+_OOM_NAMES = {"ResourceExhaustedError", "OutOfMemoryError", "MemoryError"}
+_OOM_TEXT = ("RESOURCE_EXHAUSTED", "out of memory", "OOM when allocating")
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for TF ``ResourceExhaustedError``, JAX ``XlaRuntimeError: RESOURCE_EXHAUSTED``,
+    torch CUDA OOM or Python ``MemoryError``, following the ``__cause__`` chain."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if type(exc).__name__ in _OOM_NAMES or any(t in str(exc) for t in _OOM_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return False
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A one-line reason for cv.json: ``out_of_memory: ...``, or the error's own message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if is_oom(exc):
+        return f"out_of_memory: {text[:300]}"
+    if isinstance(exc, FailedTrialError):
+        return text[:500]
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def check_finite(history: Mapping[str, Sequence[float]], fold: int) -> None:
+    """Raises FailedTrialError when a loss went NaN/inf (TerminateOnNaN stopped the fit)."""
+    for key in ("loss", "val_loss"):
+        for epoch, value in enumerate(history.get(key, [])):
+            if value is None or not math.isfinite(float(value)):
+                raise FailedTrialError(f"nan_loss: {key} became {value} at epoch {epoch + 1} "
+                                       f"of fold {fold}")
+
+
+def check_consecutive(statuses: Sequence[str], limit: int = MAX_CONSECUTIVE_FAILURES,
+                      last_reason: str | None = None) -> None:
+    """Raises SearchError when the last ``limit`` ended trials all FAILED.
+
+    Args:
+        statuses: Statuses of the ended trials in end order.
+        limit: How many failures in a row stop the search.
+        last_reason: The latest failure's reason, quoted in the message.
+    """
+    tail = list(statuses)[-limit:]
+    if len(tail) == limit and all(s == "FAILED" for s in tail):
+        raise SearchError(
+            f"{limit} trials in a row failed (last reason: {last_reason}). The search stopped "
+            "because the problem is likely the data, the space or the machine, not one "
+            "configuration: check the reasons in the trials' cv.json, lower --image-size or "
+            "--max-params for out-of-memory, or narrow the space (--space FILE); then rerun the "
+            "same command to resume."
+        )

@@ -1,0 +1,154 @@
+"""One fold of one trial: fresh model, seeded, early stopping, atomic save of its results.
+
+A fold is finished when ``fold<k>.json`` exists; it is written after ``fold<k>.weights.h5``,
+both atomically, so its presence means both are complete. ``fits.jsonl`` in the family folder
+logs a ``start`` and an ``end`` event per fold fit: the resume tests use it to prove that no
+finished fold is ever trained again.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from search import failures, test_hooks
+from search.diagnosis import diagnose
+from search.run_folder import now_iso, read_json, write_json_atomic
+from search import signals
+from search.signals import critical
+
+FITS_LOG = "fits.jsonl"
+
+
+def fold_json(trial_dir: Path, fold: int) -> Path:
+    """Path of a fold's record."""
+    return Path(trial_dir) / f"fold{fold}.json"
+
+
+def fold_weights(trial_dir: Path, fold: int) -> Path:
+    """Path of a fold's best weights."""
+    return Path(trial_dir) / f"fold{fold}.weights.h5"
+
+
+def load_finished_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
+    """The fold's record if the fold finished (record and weights on disk), else None."""
+    record = read_json(fold_json(trial_dir, fold))
+    if record is not None and fold_weights(trial_dir, fold).exists():
+        return record
+    return None
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """Per-fold seed: same --seed, same fold -> same initial weights and batch order."""
+    return (seed * 1000 + fold) % (2**31 - 1) or 1
+
+
+def log_fit_event(family_dir: Path, trial_id: str, fold: int, event: str) -> None:
+    """Appends one ``start``/``end`` event to ``fits.jsonl`` (append is atomic per line)."""
+    line = json.dumps({"trial_id": trial_id, "fold": fold, "event": event, "time": now_iso(),
+                       "pid": os.getpid()})
+    with open(Path(family_dir) / FITS_LOG, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def best_index(values: list[float], direction: str) -> int:
+    """Index of the best epoch (first one on ties), as EarlyStopping restores it."""
+    arr = np.asarray(values, dtype=float)
+    arr = np.where(np.isfinite(arr), arr, -np.inf if direction == "max" else np.inf)
+    return int(np.argmax(arr) if direction == "max" else np.argmin(arr))
+
+
+def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path, fold: int,
+             x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
+             epochs: int, initial_epoch: int, carry_from: Path | None, objective: str,
+             direction: str, patience: int, seed: int, extra_callbacks: list | None = None
+             ) -> dict[str, Any]:
+    """Trains one fold and saves ``fold<k>.weights.h5`` then ``fold<k>.json``.
+
+    Args:
+        hypermodel: The spaces HyperModel (``build`` + ``fit``).
+        hp: The trial's HyperParameters.
+        carry_from: A previous Hyperband round's ``fold<k>.weights.h5`` to continue from.
+        epochs: Train up to this absolute epoch (Hyperband's ``tuner/epochs``).
+        initial_epoch: Absolute epoch to start from (Hyperband's ``tuner/initial_epoch``).
+        extra_callbacks: Progress bar and test hooks.
+
+    Returns:
+        The fold record (also written to ``fold<k>.json``), plus ``n_params``.
+
+    Raises:
+        keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
+    """
+    keras.backend.clear_session()
+    gc.collect()
+    fseed = fold_seed(seed, fold)
+    keras.utils.set_random_seed(fseed)
+    model = hypermodel.build(hp)
+    n_params = int(model.count_params())
+    start_eval = None
+    if carry_from is not None:
+        if not Path(carry_from).exists():
+            raise failures.FailedTrialError(
+                f"hyperband carry-over: {carry_from} is missing, cannot continue the round")
+        with warnings.catch_warnings():
+            # The file also holds the optimizer's slots; a fresh optimizer has none yet, so
+            # Keras skips them (weights carry over, optimizer state restarts) and warns.
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(str(carry_from))
+        # The loss the continued round starts from; equals the previous round's best val_loss.
+        start_eval = {f"val_{k}": float(v) for k, v in model.evaluate(
+            x_va.astype("float32"), y_va, batch_size=256, verbose=0, return_dict=True).items()}
+
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=objective, mode=direction, patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.TerminateOnNaN(),
+        signals.StopOnSignal(),
+        *(extra_callbacks or []),
+    ]
+    if test_hooks.active():
+        callbacks.append(test_hooks.KillAtEpoch(trial_id, fold))
+    log_fit_event(family_dir, trial_id, fold, "start")
+    t0 = time.perf_counter()
+    history = hypermodel.fit(hp, model, x_tr, y_tr, validation_data=(x_va, y_va),
+                             epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                             verbose=0, seed=fseed)
+    fit_seconds = time.perf_counter() - t0
+    signals.check()  # a stop cut this fit short: discard the fold, keep the earlier ones
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    failures.check_finite(hist, fold)
+    if objective not in hist:
+        raise failures.FailedTrialError(
+            f"objective {objective} not in the fit history (has {sorted(hist)})")
+    i = best_index(hist[objective], direction)
+    record = {
+        "fold": fold, "history": hist,
+        # 1-based absolute epoch count of the restored weights (carried epochs included);
+        # its index in "history" is best_epoch - initial_epoch - 1.
+        "best_epoch": initial_epoch + i + 1,
+        "initial_epoch": initial_epoch, "epochs_trained": len(hist[objective]),
+        "fit_seconds": round(fit_seconds, 4),
+        # Metrics at the restored epoch; the LR scheduler logs learning_rate, not a metric.
+        "best": {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")},
+        "diagnosis": diagnose(hist), "seed": fseed, "n_params": n_params,
+        "carried_from": str(Path(carry_from).parent.name) if carry_from else None,
+        "start_eval": start_eval,
+    }
+    with critical():
+        tmp = Path(trial_dir) / f".fold{fold}.{os.getpid()}.tmp.weights.h5"
+        model.save_weights(str(tmp))
+        os.replace(tmp, fold_weights(trial_dir, fold))
+        write_json_atomic(fold_json(trial_dir, fold), record)
+        log_fit_event(family_dir, trial_id, fold, "end")
+    del model, history
+    keras.backend.clear_session()
+    gc.collect()
+    return record

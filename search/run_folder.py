@@ -1,0 +1,166 @@
+"""The run folder on disk: run.json, split.json, atomic JSON writes, and resume checks.
+
+Layout and schemas are fixed in ARCHITECTURE.md ("Run folder"). Everything here is written
+atomically (a temporary file, then ``os.replace``) so a ``kill -9`` never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from search.errors import SearchError
+
+RUN_JSON = "run.json"
+SPLIT_JSON = "split.json"
+LOG_NAME = "search.log"
+
+# What a resume must share with the saved run. max_trials and time_budget_min may change
+# (raising --max-trials extends a search); everything else changes what a trial means.
+COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "patience", "objective", "image_size",
+                 "color_mode", "positive_class", "space", "seed", "test_fraction", "max_params")
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO-8601, seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Writes JSON through a temporary file and ``os.replace`` (all or nothing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, default=_json_default)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path) -> Any | None:
+    """Reads JSON, or None when the file is missing."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str]:
+    """Library versions for run.json (without importing TensorFlow)."""
+    import keras
+
+    out = {"python": platform.python_version(), "platform": platform.platform(),
+           "keras": keras.__version__, "backend": keras.backend.backend()}
+    for dist in ("keras-tuner", "numpy", "tensorflow", "jax", "torch", "pillow"):
+        try:
+            out[dist.replace("-", "_")] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Names the compared keys whose values differ, as ``key: saved -> current`` lines."""
+    diffs = []
+    for key in COMPARED_KEYS:
+        a, b = saved.get(key), current.get(key)
+        if key == "space":  # the effective dimensions matter, not where the file was
+            a, b = _space_dims(a), _space_dims(b)
+        if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            shown_a, shown_b = (("(differs)", "(differs)") if key == "space" else (a, b))
+            diffs.append(f"{key}: saved {shown_a!r}, now {shown_b!r}")
+    return diffs
+
+
+def _space_dims(space: Any) -> Any:
+    if isinstance(space, dict):
+        return {k: v for k, v in space.items() if k not in ("source", "overrides")}
+    return space
+
+
+def check_resume(run_dir: Path, run: dict[str, Any], config: dict[str, Any],
+                 files_fingerprint: str) -> None:
+    """Refuses a resume whose configuration or data differ from the saved run.
+
+    Raises:
+        SearchError: naming each difference and the two ways out.
+    """
+    diffs = config_differences(run.get("config", {}), config)
+    saved_fp = run.get("data_files_fingerprint")
+    if saved_fp is not None and saved_fp != files_fingerprint:
+        diffs.append(f"data: the files in {config.get('data')} differ from those the run used "
+                     f"({run.get('config', {}).get('data')})")
+    if diffs:
+        raise SearchError(
+            f"The run folder {run_dir} holds a search with a different configuration, so it "
+            f"cannot be resumed with this command: {'; '.join(diffs)}. Either rerun with the "
+            f"saved settings to resume, add --overwrite to delete that run and start afresh, "
+            f"or choose a new --run-dir."
+        )
+
+
+def new_run_record(command: list[str], config: dict[str, Any], *, data_fingerprint: str,
+                   files_fingerprint: str, class_names: list[str]) -> dict[str, Any]:
+    """Builds the run.json content for a new run (status ``running``)."""
+    stamp = now_iso()
+    return {"command": command, "config": config, "data_fingerprint": data_fingerprint,
+            "data_files_fingerprint": files_fingerprint, "class_names": list(class_names),
+            "versions": versions(), "created": stamp, "updated": stamp, "status": "running"}
+
+
+def update_run(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Updates fields of run.json (e.g. ``status``) and its ``updated`` stamp."""
+    path = Path(run_dir) / RUN_JSON
+    run = read_json(path) or {}
+    run.update(fields)
+    run["updated"] = now_iso()
+    write_json_atomic(path, run)
+    return run
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Deletes a run folder for --overwrite, refusing paths that do not look like one."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return
+    if not (run_dir / RUN_JSON).exists() and any(run_dir.iterdir()):
+        raise SearchError(
+            f"--overwrite refused: {run_dir} is not empty and has no run.json, so it does not "
+            "look like a run folder. Choose another --run-dir or empty it yourself."
+        )
+    shutil.rmtree(run_dir)
+
+
+def resume_command(argv: list[str] | None = None) -> str:
+    """The command that resumes this search: the same command line, without --overwrite."""
+    args = list(argv if argv is not None else sys.argv)
+    args = [a for a in args if a != "--overwrite"]
+    if args and args[0].endswith("__main__.py"):  # started as `python -m search`
+        args = ["python", "-m", Path(args[0]).parent.name, *args[1:]]
+    elif args and args[0].endswith(".py"):
+        args = ["python", *args]
+    return " ".join(_quote(a) for a in args)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)

@@ -1,0 +1,44 @@
+"""Hyperband done honestly: a promoted trial continues, per fold, from its previous round."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from search_helpers import assert_no_refit, cv_records, tiny_config
+
+from search.engine import run_search_job
+
+
+def test_promoted_trial_continues_from_previous_round(tmp_path, synthetic_root):
+    # max_epochs=3, factor 3: bracket 1 runs trials 0-2 for 1 epoch, then promotes the best
+    # to trial 3, trained from epoch 1 to epoch 3. A large patience keeps early stopping out.
+    cfg = tiny_config(tmp_path, synthetic_root, tuner="hyperband", objective="val_loss",
+                      max_trials=4, max_epochs=3, patience=10)
+    summary = run_search_job(cfg)
+    assert summary["status"] == "completed"
+    fam_dir = Path(cfg.run_dir) / "ann"
+    records = cv_records(fam_dir)
+    assert sorted(records) == [f"trial_000{i}" for i in range(4)]
+    first_round = {f"000{i}": records[f"trial_000{i}"] for i in range(3)}
+    promoted = records["trial_0003"]
+    hb = promoted["hyperband"]
+    assert hb["epochs"] == 3 and hb["initial_epoch"] == 1 and hb["round"] == 1
+    # the oracle promoted the best first-round trial (val_loss: lowest)
+    best = min(first_round, key=lambda t: first_round[t]["mean"]["val_loss"])
+    assert hb["trial_id"] == best
+    assert promoted["hyperparameters"] == first_round[best]["hyperparameters"]
+    for k in range(2):
+        prev = json.loads((fam_dir / f"trial_{best}" / f"fold{k}.json").read_text())
+        cont = json.loads((fam_dir / "trial_0003" / f"fold{k}.json").read_text())
+        assert prev["epochs_trained"] == 1 and prev["initial_epoch"] == 0
+        assert cont["initial_epoch"] == 1 and cont["carried_from"] == f"trial_{best}"
+        # the continued round starts where the previous one ended (same weights, same data)
+        assert cont["start_eval"]["val_loss"] == pytest.approx(prev["best"]["val_loss"],
+                                                               rel=1e-4, abs=1e-5)
+        # epochs add up to the bracket's budget, not more
+        assert prev["epochs_trained"] + cont["epochs_trained"] == hb["epochs"]
+        assert len(cont["history"]["loss"]) == 2
+        assert 2 <= cont["best_epoch"] <= 3
+    assert_no_refit(fam_dir)

@@ -1,0 +1,178 @@
+"""Small real searches on generated data: every tuner, the run-folder format, resume/extend,
+reproducibility, failures and the time budget (in-process, 16 px, 2 folds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from search_helpers import assert_no_refit, cv_records, fit_events, tiny_config
+
+from search.diagnosis import LABELS
+from search.engine import run_search_job
+from search.errors import SearchError
+
+RUN_KEYS = {"command", "config", "data_fingerprint", "class_names", "versions", "created",
+            "updated", "status"}
+CONFIG_KEYS = {"data", "model", "tuner", "folds", "max_trials", "max_epochs", "patience",
+               "time_budget_min", "objective", "direction", "image_size", "color_mode",
+               "positive_class", "space_file", "space", "seed", "test_fraction", "max_params"}
+CV_KEYS = {"trial_id", "family", "status", "objective", "direction", "mean", "std", "folds",
+           "n_params", "duration_s", "diagnosis", "reason", "hyperparameters"}
+FOLD_KEYS = {"fold", "history", "best_epoch", "initial_epoch", "epochs_trained", "fit_seconds",
+             "best"}
+
+
+# hyperband runs in test_hyperband_carry.py (with val_loss, a "min" objective).
+@pytest.mark.parametrize("tuner,objective,folds", [("random", "val_auc", 2),
+                                                   ("bayesian", "val_recall", 1)])
+def test_search_each_tuner_writes_the_run_folder(tmp_path, synthetic_root, tuner, objective,
+                                                 folds):
+    cfg = tiny_config(tmp_path, synthetic_root, tuner=tuner, objective=objective,
+                      max_trials=2, max_epochs=2, folds=folds)
+    summary = run_search_job(cfg)
+    assert summary["status"] == "completed"
+    fam = summary["families"]["ann"]
+    assert fam["trials_completed"] == 2 and fam["trials_failed"] == 0
+    run_dir = Path(cfg.run_dir)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert RUN_KEYS <= set(run) and CONFIG_KEYS <= set(run["config"])
+    assert run["status"] == "completed" and run["config"]["tuner"] == tuner
+    assert run["config"]["direction"] == ("min" if objective == "val_loss" else "max")
+    assert {"python", "keras", "keras_tuner", "backend"} <= set(run["versions"])
+    assert (run_dir / "split.json").exists() and not (run_dir / ".lock").exists()
+    assert "trial 2/2" in (run_dir / "search.log").read_text()
+    records = cv_records(run_dir / "ann")
+    assert sorted(records) == ["trial_0000", "trial_0001"]
+    for name, cv in records.items():
+        assert CV_KEYS <= set(cv) and cv["status"] == "COMPLETED"
+        assert cv["objective"] == objective and cv["diagnosis"] in LABELS
+        assert isinstance(cv["n_params"], int) and cv["n_params"] > 0
+        assert objective in cv["mean"] and objective in cv["std"] and "loss" in cv["mean"]
+        assert not any(k.startswith("tuner/") for k in cv["hyperparameters"])
+        assert [f["fold"] for f in cv["folds"]] == list(range(folds))
+        for k in range(folds):
+            fold = json.loads((run_dir / "ann" / name / f"fold{k}.json").read_text())
+            assert FOLD_KEYS <= set(fold)
+            assert (run_dir / "ann" / name / f"fold{k}.weights.h5").exists()
+            assert fold["epochs_trained"] == len(fold["history"]["val_loss"])
+            assert cv["folds"][k][objective] == fold["best"][objective]
+        trial = json.loads((run_dir / "ann" / name / "trial.json").read_text())
+        assert trial["status"] == "COMPLETED"
+        assert trial["score"] == pytest.approx(cv["mean"][objective])
+    assert_no_refit(run_dir / "ann")
+
+
+def test_same_seed_same_sequence_and_extension(tmp_path, synthetic_root):
+    """Extending a finished 2-trial search to 3 gives exactly the 3-trial search of that seed."""
+    a = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=1, folds=1,
+                    run_dir=str(tmp_path / "a"))
+    run_search_job(a)
+    a.max_trials = 3
+    summary = run_search_job(a)  # same command, raised --max-trials: extends
+    assert summary["families"]["ann"]["trials_completed"] == 3
+    assert "resuming: 2 trial(s) done, 1 left" in (tmp_path / "a" / "search.log").read_text()
+    b = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=1, folds=1,
+                    run_dir=str(tmp_path / "b"))
+    run_search_job(b)
+    ra, rb = cv_records(tmp_path / "a" / "ann"), cv_records(tmp_path / "b" / "ann")
+    assert list(ra) == list(rb)
+    for name in ra:
+        assert ra[name]["hyperparameters"] == rb[name]["hyperparameters"]
+        for fa, fb in zip(ra[name]["folds"], rb[name]["folds"]):
+            assert fa["val_loss"] == pytest.approx(fb["val_loss"], rel=1e-4, abs=1e-5)
+    split_a = json.loads((tmp_path / "a" / "split.json").read_text())
+    split_b = json.loads((tmp_path / "b" / "split.json").read_text())
+    assert split_a == split_b
+    assert_no_refit(tmp_path / "a" / "ann")
+
+
+def test_time_budget_stops_between_folds_and_resumes(tmp_path, synthetic_root, monkeypatch):
+    import search.engine as engine
+    from search.budget import TimeBudget
+
+    class ThreeFolds(TimeBudget):  # deterministic: "spent" once three folds have started
+        def spent(self):
+            return self.folds_started >= 3
+
+    monkeypatch.setattr(engine, "TimeBudget", ThreeFolds)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=1, time_budget_min=5.0)
+    assert run_search_job(cfg)["status"] == "budget_exhausted"
+    run_dir = Path(cfg.run_dir)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "budget_exhausted"
+    log = (run_dir / "search.log").read_text()
+    assert "time budget" in log and "3 fold(s) trained" in log and "resumable" in log
+    assert cv_records(run_dir / "ann")["trial_0001"]["status"] == "RUNNING"
+
+    monkeypatch.setattr(engine, "TimeBudget", TimeBudget)
+    cfg.time_budget_min = None
+    assert run_search_job(cfg)["status"] == "completed"
+    records = cv_records(run_dir / "ann")
+    assert sorted(records) == ["trial_0000", "trial_0001"]
+    assert all(r["status"] == "COMPLETED" for r in records.values())
+    starts = [e for e in fit_events(run_dir / "ann") if e["event"] == "start"]
+    assert len(starts) == 4  # 2 trials x 2 folds, none twice
+    assert_no_refit(run_dir / "ann")
+
+
+def test_failed_trials_record_reasons_and_search_goes_on(tmp_path, synthetic_root, monkeypatch):
+    import spaces
+
+    calls = {"n": 0}
+    original = spaces.ANNHyperModel.fit
+
+    class ResourceExhaustedError(Exception):
+        pass
+
+    def flaky_fit(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ResourceExhaustedError("OOM when allocating tensor")
+        history = original(self, *args, **kwargs)
+        if calls["n"] == 2:
+            history.history["loss"][-1] = float("nan")
+        return history
+
+    monkeypatch.setattr(spaces.ANNHyperModel, "fit", flaky_fit)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=1, folds=1)
+    summary = run_search_job(cfg)
+    assert summary["families"]["ann"]["trials_failed"] == 2
+    assert summary["families"]["ann"]["trials_completed"] == 1
+    records = cv_records(Path(cfg.run_dir) / "ann")
+    assert records["trial_0000"]["status"] == "FAILED"
+    assert records["trial_0000"]["reason"].startswith("out_of_memory")
+    assert "nan_loss" in records["trial_0001"]["reason"]
+    assert records["trial_0002"]["status"] == "COMPLETED"
+
+
+def test_consecutive_over_budget_failures_stop_the_search(tmp_path, synthetic_root):
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=5, max_params=1000)
+    with pytest.raises(SearchError, match="3 trials in a row failed"):
+        run_search_job(cfg)
+    run_dir = Path(cfg.run_dir)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    records = cv_records(run_dir / "ann")
+    assert len(records) == 3
+    assert all("over the limit" in r["reason"] for r in records.values())
+    assert not (run_dir / ".lock").exists()
+
+
+def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
+    import os
+    import socket
+
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
+    run_search_job(cfg)
+    other = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1, folds=3)
+    with pytest.raises(SearchError, match="folds: saved 2, now 3") as err:
+        run_search_job(other)
+    assert "--overwrite" in str(err.value) and "--run-dir" in str(err.value)
+    other.overwrite = True  # the first way out
+    # a live lock refuses even --overwrite (the parent pytest process stands in for a search)
+    lock = Path(cfg.run_dir) / ".lock"
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                "started": "x", "role": "chief"}))
+    with pytest.raises(SearchError, match="in use by another search"):
+        run_search_job(other)
+    lock.unlink()
