@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=3, metavar="P",
                    help="early-stopping patience in epochs (best weights restored; default 3)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                   help="stop starting new folds after this many minutes; the run stays resumable")
+                   help="per model family: stop starting new folds after this many minutes; the run stays resumable")
     p.add_argument("--objective", default="val_auc", metavar="NAME",
                    help="val_<metric> or val_loss; direction inferred (default val_auc)")
     p.add_argument("--image-size", type=int, default=64, metavar="N")

@@ -146,6 +146,25 @@ def test_failed_trials_record_reasons_and_search_goes_on(tmp_path, synthetic_roo
     assert records["trial_0002"]["status"] == "COMPLETED"
 
 
+def test_time_budget_is_per_family(tmp_path, synthetic_root, monkeypatch):
+    import search.engine as engine
+    from search.budget import TimeBudget
+
+    class TwoFolds(TimeBudget):  # "spent" once two folds of this family have started
+        def spent(self):
+            return self.folds_started >= 2
+
+    monkeypatch.setattr(engine, "TimeBudget", TwoFolds)
+    cfg = tiny_config(tmp_path, synthetic_root, model="both", max_trials=2, max_epochs=1,
+                      time_budget_min=5.0)
+    assert run_search_job(cfg)["status"] == "budget_exhausted"
+    run_dir = Path(cfg.run_dir)
+    # The CNN spending its budget must not starve the ANN: each family trained its own folds.
+    for family in ("cnn", "ann"):
+        starts = [e for e in fit_events(run_dir / family) if e["event"] == "start"]
+        assert len(starts) == 2, family
+
+
 def test_consecutive_over_budget_failures_stop_the_search(tmp_path, synthetic_root):
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=5, max_params=1000)
     with pytest.raises(SearchError, match="3 trials in a row failed"):
