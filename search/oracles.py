@@ -30,6 +30,15 @@ HYPERBAND_ITERATIONS = 1000  # effectively "until --max-trials"
 _NO_KT_FAILURE_LIMIT = 10**9
 
 
+def default_values(hyperparameters: kt.HyperParameters) -> dict:
+    """The default value of every hyperparameter active under the other defaults."""
+    hps = kt.HyperParameters()
+    for hp in hyperparameters.space:
+        hps.merge([hp])  # registering sets the default value; conditions see earlier ones
+    return {name: value for name, value in hps.values.items()
+            if hps.is_active(name)}
+
+
 def oracle_seed(seed: int, family: str) -> int:
     """Maps a user seed to a non-zero oracle seed, distinct per family."""
     digest = hashlib.sha256(f"{seed}:{family}".encode()).hexdigest()
@@ -37,9 +46,18 @@ def oracle_seed(seed: int, family: str) -> int:
 
 
 class CappedOracleMixin:
-    """Stops creating trials at ``trial_cap``; retries interrupted trials under their ids."""
+    """Stops creating trials at ``trial_cap``; retries interrupted trials under their ids.
+
+    Also makes the first trial of every search the space's defaults (the notes' basic model),
+    which KerasTuner's oracles would otherwise draw at random like every other trial.
+    """
 
     trial_cap: int | None = None
+
+    def _random_values(self):
+        if not self.trials:  # the first trial ever created (also after a reload: trials exist)
+            return default_values(self.hyperparameters)
+        return super()._random_values()
 
     def create_trial(self, tuner_id):
         if (self.trial_cap is not None and tuner_id not in self.ongoing_trials
