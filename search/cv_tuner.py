@@ -55,11 +55,13 @@ class CVTuner(kt.Tuner):
         progress: Progress writer.
         budget: Time budget checked before each fold.
         overwrite: Passed to KerasTuner (start the project afresh).
+        distribution_strategy: A ``tf.distribute`` strategy for multi-GPU trials under
+            TensorFlow (``search.devices``), or None.
     """
 
     def __init__(self, oracle, hypermodel, *, data: FoldData, family: str, run_dir: Path,
                  max_epochs: int, patience: int, seed: int, progress: Progress,
-                 budget: TimeBudget, overwrite: bool = False):
+                 budget: TimeBudget, overwrite: bool = False, distribution_strategy=None):
         self.data, self.family = data, family
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.progress, self.budget = progress, budget
@@ -67,8 +69,11 @@ class CVTuner(kt.Tuner):
         from keras_tuner.src import config as kt_config
 
         kt_config.DEBUG = False  # no KerasTuner tracebacks on the terminal for failed trials
+        # distribution_strategy: a tf.distribute strategy (search.devices); KerasTuner keeps
+        # it for its multi-worker bookkeeping, the hypermodel builds under its scope.
         super().__init__(oracle=oracle, hypermodel=hypermodel, directory=str(run_dir),
-                         project_name=family, overwrite=overwrite)
+                         project_name=family, overwrite=overwrite,
+                         distribution_strategy=distribution_strategy)
 
     def _populate_initial_space(self):
         # KerasTuner builds the default models here to discover conditional hyperparameters.
@@ -104,6 +109,8 @@ class CVTuner(kt.Tuner):
         previous = self.read_cv(trial.trial_id) or {}
         record = {
             "trial_id": trial.trial_id, "family": self.family, "status": status,
+            # Which process ran it: "tuner0" alone, the worker's id in a distributed search.
+            "tuner_id": self.tuner_id,
             "objective": obj.name, "direction": obj.direction, "mean": mean, "std": std,
             "folds": [{"fold": f["fold"], **f["best"], "best_epoch": f["best_epoch"],
                        "epochs_trained": f["epochs_trained"], "initial_epoch": f["initial_epoch"],
@@ -213,7 +220,8 @@ class CVTuner(kt.Tuner):
             fold_scores=[f.get(obj.name, float("nan")) for f in cv.get("folds", [])],
             mean=cv.get("mean", {}).get(obj.name), std=cv.get("std", {}).get(obj.name),
             best=best.score if best else None, best_id=best.trial_id if best else None,
-            diagnosis=cv.get("diagnosis"), reason=cv.get("reason"))
+            diagnosis=cv.get("diagnosis"), reason=cv.get("reason"),
+            budget_left_s=self.budget.remaining_s)
 
     def best_trial(self):
         """The best completed trial so far, or None."""

@@ -63,15 +63,19 @@ class Progress:
     def trial_line(self, *, family: str, trial_id: str, done: int, total: int | None,
                    status: str, objective: str, fold_scores: list[float], mean: float | None,
                    std: float | None, best: float | None, best_id: str | None,
-                   diagnosis: str | None, reason: str | None = None) -> str:
+                   diagnosis: str | None, reason: str | None = None,
+                   budget_left_s: float | None = None) -> str:
         """Formats and writes the line for one finished trial; returns it.
 
-        The ETA assumes the remaining trials take as long as this session's trials did.
+        The ETA assumes the remaining trials take as long as this session's trials did, and is
+        capped by what is left of the time budget (the search stops there).
         """
         self.session_trials += 1
         elapsed = time.monotonic() - self.start
         left = max(0, (total or done) - done)
         eta = elapsed / self.session_trials * left
+        if budget_left_s is not None:
+            eta = min(eta, max(0.0, budget_left_s))
         of = f"{done}/{total}" if total else f"{done}"
         if status == "COMPLETED":
             folds = " ".join(f"{s:.3f}" for s in fold_scores)
