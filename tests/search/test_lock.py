@@ -7,11 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from search.errors import SearchError
-from search.lock import RunLock, lock_path, read_lock
+from search.lock import RunLock, is_held, lock_path, read_lock
 
 
 def write_lock(run_dir, pid, host=None):
@@ -38,16 +39,46 @@ def test_stale_lock_from_dead_pid_is_taken_over(tmp_path):
     lock.release()
 
 
-def test_live_lock_is_refused(tmp_path):
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+REPO = str(Path(__file__).resolve().parents[2])
+HOLD = ("import sys, time; from search.lock import RunLock; RunLock(sys.argv[1]).acquire(); "
+        "print('held', flush=True); time.sleep(60)")
+
+
+def _holder(run_dir):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": REPO})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_live_lock_is_refused_and_freed_by_kill_9(tmp_path):
+    live = _holder(tmp_path / "run")
     try:
-        write_lock(tmp_path / "run", live.pid)
+        assert is_held(tmp_path / "run" / ".lock")
         with pytest.raises(SearchError, match=f"pid {live.pid}"):
             RunLock(tmp_path / "run").acquire()
         assert read_lock(tmp_path / "run" / ".lock")["pid"] == live.pid  # left alone
+        live.kill()  # SIGKILL: no chance to clean up, the record stays behind
+        live.wait()
+        assert not is_held(tmp_path / "run" / ".lock")
+        lock = RunLock(tmp_path / "run").acquire()
+        assert lock.took_over["pid"] == live.pid
+        lock.release()
     finally:
         live.kill()
         live.wait()
+
+
+def test_racing_searches_never_both_win(tmp_path):
+    # Both processes start together; the OS lock lets exactly one of them hold the folder.
+    code = ("import sys, time; from search.lock import RunLock\n"
+            "try:\n    RunLock(sys.argv[1]).acquire(); print('won', flush=True); time.sleep(3)\n"
+            "except Exception:\n    print('lost', flush=True)\n")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")],
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(outs) == ["lost", "lost", "lost", "won"]
 
 
 def test_other_host_is_refused(tmp_path):
