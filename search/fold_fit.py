@@ -48,7 +48,8 @@ def load_finished_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
 
 def fold_seed(seed: int, fold: int) -> int:
     """Per-fold seed: same --seed, same fold -> same initial weights and batch order."""
-    return (seed * 1000 + fold) % (2**31 - 1) or 1
+    # +1 so no fold of any seed maps to 0 (seed 0, fold 0 would otherwise collide with fold 1).
+    return (seed * 1000 + fold + 1) % (2**31 - 1) or 1
 
 
 def log_fit_event(family_dir: Path, trial_id: str, fold: int, event: str) -> None:
@@ -57,6 +58,11 @@ def log_fit_event(family_dir: Path, trial_id: str, fold: int, event: str) -> Non
                        "pid": os.getpid()})
     with open(Path(family_dir) / FITS_LOG, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    """True when ``a`` strictly beats ``b`` in the objective's direction."""
+    return a > b if direction == "max" else a < b
 
 
 def best_index(values: list[float], direction: str) -> int:
@@ -129,15 +135,25 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         raise failures.FailedTrialError(
             f"objective {objective} not in the fit history (has {sorted(hist)})")
     i = best_index(hist[objective], direction)
+    # Metrics at the restored epoch; the LR scheduler logs learning_rate, not a metric.
+    best = {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")}
+    best_epoch = initial_epoch + i + 1
+    kept_carried = False
+    previous = read_json(Path(carry_from).with_name(f"fold{fold}.json")) if carry_from else None
+    if previous and start_eval and objective in start_eval and not _better(
+            best[objective], start_eval[objective], direction):
+        # No epoch of this round beat the weights it started from: a fresh EarlyStopping would
+        # still restore this round's best, which is worse. Keep the carried weights instead.
+        model.load_weights(str(carry_from))
+        best, best_epoch, kept_carried = dict(previous["best"]), previous["best_epoch"], True
     record = {
         "fold": fold, "history": hist,
         # 1-based absolute epoch count of the restored weights (carried epochs included);
-        # its index in "history" is best_epoch - initial_epoch - 1.
-        "best_epoch": initial_epoch + i + 1,
+        # when the carried weights were kept it points into the previous round's history.
+        "best_epoch": best_epoch,
         "initial_epoch": initial_epoch, "epochs_trained": len(hist[objective]),
         "fit_seconds": round(fit_seconds, 4),
-        # Metrics at the restored epoch; the LR scheduler logs learning_rate, not a metric.
-        "best": {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")},
+        "best": best, "kept_carried_weights": kept_carried,
         "diagnosis": diagnose(hist), "seed": fseed, "n_params": n_params,
         "carried_from": str(Path(carry_from).parent.name) if carry_from else None,
         "start_eval": start_eval,

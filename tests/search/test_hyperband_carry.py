@@ -40,5 +40,55 @@ def test_promoted_trial_continues_from_previous_round(tmp_path, synthetic_root):
         # epochs add up to the bracket's budget, not more
         assert prev["epochs_trained"] + cont["epochs_trained"] == hb["epochs"]
         assert len(cont["history"]["loss"]) == 2
-        assert 2 <= cont["best_epoch"] <= 3
+        if cont["kept_carried_weights"]:  # the round never beat its starting point
+            assert cont["best_epoch"] == prev["best_epoch"] and cont["best"] == prev["best"]
+        else:
+            assert 2 <= cont["best_epoch"] <= 3
     assert_no_refit(fam_dir)
+
+
+class _DegradingHyperModel:
+    """A tiny real model whose "training" only makes the validation loss worse."""
+
+    def build(self, hp):
+        import keras
+
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(loss="binary_crossentropy")
+        return model
+
+    def fit(self, hp, model, x, y, *, validation_data, epochs, initial_epoch, callbacks,
+            verbose, seed):
+        import keras
+        import numpy as np
+
+        hist = keras.callbacks.History()
+        hist.history = {"loss": [], "val_loss": []}
+        for _ in range(initial_epoch, epochs):
+            model.set_weights([w + 5.0 for w in model.get_weights()])
+            hist.history["loss"].append(float(model.evaluate(x, y, verbose=0)))
+            hist.history["val_loss"].append(float(model.evaluate(*validation_data, verbose=0)))
+        return hist
+
+
+def test_round_that_never_beats_its_start_keeps_the_carried_weights(tmp_path):
+    import numpy as np
+
+    from search.fold_fit import fit_fold, fold_weights
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), (rng.random(32) > 0.5).astype("float32")
+    common = dict(hypermodel=_DegradingHyperModel(), hp=None, family_dir=tmp_path, fold=0,
+                  x_tr=x, y_tr=y, x_va=x, y_va=y, objective="val_loss", direction="min",
+                  patience=10, seed=1)
+    prev_dir, cont_dir = tmp_path / "trial_0000", tmp_path / "trial_0001"
+    prev_dir.mkdir()
+    cont_dir.mkdir()
+    prev = fit_fold(trial_id="0000", trial_dir=prev_dir, epochs=1, initial_epoch=0,
+                    carry_from=None, **common)
+    cont = fit_fold(trial_id="0001", trial_dir=cont_dir, epochs=3, initial_epoch=1,
+                    carry_from=fold_weights(prev_dir, 0), **common)
+    assert cont["kept_carried_weights"] is True
+    assert cont["best_epoch"] == prev["best_epoch"] == 1
+    assert cont["best"] == prev["best"]
+    assert min(cont["history"]["val_loss"]) > prev["best"]["val_loss"]  # the round got worse
