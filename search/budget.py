@@ -18,7 +18,7 @@ class BudgetExhausted(FatalError):
 
 
 class TimeBudget:
-    """Wall-clock budget shared by all families of one search command.
+    """Wall-clock budget of one model family in one search command (each family gets its own).
 
     Args:
         minutes: The budget, or None for no limit.
