@@ -56,11 +56,21 @@ def _json_default(value: Any) -> Any:
 
 
 def read_json(path: Path) -> Any | None:
-    """Reads JSON, or None when the file is missing."""
+    """Reads JSON, or None when the file is missing.
+
+    Raises:
+        SearchError: the path cannot be read (a parent is a file, no permission) or holds
+            damaged JSON; every file here is written atomically, so that means outside damage.
+    """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except (OSError, ValueError) as err:
+        raise SearchError(
+            f"cannot read {path}: {err}. Files in a run folder are written atomically, so it "
+            f"was changed from outside. Fix or delete that file, or start afresh with "
+            f"--overwrite or a new --run-dir.") from None
 
 
 def versions() -> dict[str, str]:
