@@ -90,6 +90,7 @@ def summarize(ds: Any, split: Any, folds: list, *, synthetic: bool, seconds: flo
             "train_patients": int(np.unique(ds.groups[tr]).size),
             "test_patients": int(np.unique(ds.groups[te]).size),
             "patient_overlap": len(test_overlap),
+            "dropped_from_train": int(getattr(split, "dropped_from_train", 0)),
         },
         "folds": fold_rows,
         "load_seconds": round(seconds, 3),
@@ -122,6 +123,9 @@ def format_summary(s: dict[str, Any]) -> str:
                  f"{t['train_patients']} patients")
     lines.append(f"  test  {sum(t['test'].values())} ({_fmt_counts(t['test'])}), "
                  f"{t['test_patients']} patients; patients shared with train: {t['patient_overlap']}")
+    if t["source"] == "test_folder":
+        lines.append(f"  dropped from train: {t.get('dropped_from_train', 0)} image(s) of patients "
+                     "(or duplicate files) also in test/")
     lines.append(f"folds: {len(s['folds'])} (patient-grouped, stratified)")
     for f in s["folds"]:
         lines.append(f"  fold {f['fold']}: train {sum(f['train'].values())} ({_fmt_counts(f['train'])}) | "

@@ -33,6 +33,7 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     duplicate_sets: list[list[str]] = field(default_factory=list)
     fingerprint: str = ""
+    digests: list[str] = field(default_factory=list)  # sha256 of each file's bytes, as paths
 
 
 def check_image_size(image_size: int) -> None:
@@ -144,4 +145,5 @@ def load_dataset(root: str | os.PathLike, *, image_size: int = 64, color_mode: s
         skipped=skipped,
         duplicate_sets=dups,
         fingerprint=fingerprint,
+        digests=list(kept_digests),
     )

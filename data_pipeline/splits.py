@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,9 @@ SPLIT_FORMAT = 1
 class TestSplit:
     """Indices into a :class:`Dataset` for training (and CV) and for the final test.
 
-    Images from the Kaggle ``val/`` folder are in neither.
+    Images from the Kaggle ``val/`` folder are in neither. With a ``test/`` folder,
+    ``dropped_from_train`` counts the ``train/`` images left out because their patient group
+    (byte-identical duplicates merged) also appears in ``test/``.
     """
 
     __test__ = False  # not a pytest test class despite the name
@@ -37,6 +40,7 @@ class TestSplit:
     source: str  # "test_folder" | "carved"
     seed: int
     test_fraction: float
+    dropped_from_train: int = 0
 
 
 def check_test_fraction(test_fraction: float) -> None:
@@ -48,6 +52,19 @@ def check_test_fraction(test_fraction: float) -> None:
         )
 
 
+def _drop_test_groups(dataset: Dataset, train_idx: np.ndarray,
+                      test_idx: np.ndarray) -> np.ndarray:
+    """``train_idx`` without the images whose patient group also appears in the test images.
+
+    Group ids are ``<class folder>/<patient>`` (the split folder is not part of them), and
+    byte-identical files share one group, so the same patient (or the same file) in ``train/``
+    and ``test/`` gets the same id and is caught here.
+    """
+    groups = np.asarray(dataset.groups)
+    leak = np.isin(groups[train_idx], np.unique(groups[test_idx]))
+    return train_idx[~leak].astype(np.int64)
+
+
 def split_train_test(dataset: Dataset, *, test_fraction: float = 0.15, seed: int = 42) -> TestSplit:
     """The test split of a dataset.
 
@@ -57,8 +74,10 @@ def split_train_test(dataset: Dataset, *, test_fraction: float = 0.15, seed: int
         seed: Seed of the carve (ignored with a ``test/`` folder).
 
     Returns:
-        ``test/`` images as the test split when the data has them (``source="test_folder"``);
-        otherwise a patient-grouped stratified hold-out of the train images (``"carved"``).
+        ``test/`` images as the test split when the data has them (``source="test_folder"``),
+        with every ``train/`` image of a patient (or duplicate file) that is also in ``test/``
+        dropped from training (warned, counted in ``dropped_from_train``); otherwise a
+        patient-grouped stratified hold-out of the train images (``"carved"``).
 
     Raises:
         DataError: ``test_fraction`` out of range, or a class with fewer than 2 patients to carve.
@@ -67,8 +86,15 @@ def split_train_test(dataset: Dataset, *, test_fraction: float = 0.15, seed: int
     origin = np.asarray(dataset.origin)
     train_pool = np.flatnonzero(origin == "train")
     if (origin == "test").any():
-        return TestSplit(train_pool.astype(np.int64), np.flatnonzero(origin == "test").astype(np.int64),
-                         "test_folder", seed, float(test_fraction))
+        test_idx = np.flatnonzero(origin == "test").astype(np.int64)
+        train_idx = _drop_test_groups(dataset, train_pool, test_idx)
+        dropped = int(train_pool.size - train_idx.size)
+        if dropped:
+            warnings.warn(
+                f"{dropped} train/ image(s) in {str(dataset.root)!r} belong to patients (or are "
+                "byte-identical copies of files) that are also in test/; they are left out of "
+                "training so the test score is not inflated.", stacklevel=2)
+        return TestSplit(train_idx, test_idx, "test_folder", seed, float(test_fraction), dropped)
     y, groups = dataset.y[train_pool], dataset.groups[train_pool]
     for c, n in patients_per_class(y, groups).items():
         if n < 2:
@@ -90,6 +116,7 @@ def save_split(split: TestSplit, dataset: Dataset, path: str | os.PathLike) -> N
         "test_fraction": float(split.test_fraction),
         "fingerprint": dataset.fingerprint,
         "n_train": int(len(split.train_idx)),
+        "dropped_from_train": int(split.dropped_from_train),
         "test": [dataset.paths[i] for i in split.test_idx],
     }
     path = Path(path)
@@ -102,9 +129,11 @@ def save_split(split: TestSplit, dataset: Dataset, path: str | os.PathLike) -> N
 def load_split(path: str | os.PathLike, dataset: Dataset) -> TestSplit:
     """Rebuilds a recorded split on a (re)loaded dataset.
 
-    Test images are matched by relative path; every other non-``val/`` image is train. Recorded
-    test images that are no longer in the dataset (deleted, or now skipped as unreadable) are
-    dropped.
+    Test images are matched by relative path; every other non-``val/`` image is train, except
+    that a record carrying ``dropped_from_train`` (written since that rule) again leaves out the
+    train images whose patient group is in the test split. Older records keep their train pool as
+    it was, so resuming an older search sees the same folds. Recorded test images that are no
+    longer in the dataset (deleted, or now skipped as unreadable) are dropped.
 
     Raises:
         DataError: The file is missing or malformed, or none of its test images are in the data.
@@ -131,4 +160,9 @@ def load_split(path: str | os.PathLike, dataset: Dataset) -> TestSplit:
     is_test = np.zeros(len(dataset.paths), dtype=bool)
     is_test[test_idx] = True
     train_idx = np.flatnonzero(~is_test & (np.asarray(dataset.origin) != "val")).astype(np.int64)
-    return TestSplit(train_idx, test_idx, source, seed, fraction)
+    dropped = 0
+    if "dropped_from_train" in record:
+        pool = train_idx
+        train_idx = _drop_test_groups(dataset, pool, test_idx)
+        dropped = int(pool.size - train_idx.size)
+    return TestSplit(train_idx, test_idx, source, seed, fraction, dropped)

@@ -1,16 +1,20 @@
 """Retraining and exporting each family's winners.
 
-A winner is retrained on the whole training pool (the run's ``train_idx``) minus one
-patient-grouped, stratified validation slice (``make_folds(..., k=1, seed)``), for the number of
-epochs cross-validation chose (median best epoch over the folds, plus one), with early stopping on
-the slice as a guard. The slice then picks the decision threshold (never the test split: its class
-mix differs). Everything a later ``compare`` or ``predict`` needs is written next to the model.
+Winners are the leaderboard's ranking (:func:`results.leaderboard.best_trials`), so ``export``,
+``run`` and the leaderboard always agree on rank 1. A winner is retrained on the whole training
+pool (the run's ``train_idx``) minus one patient-grouped, stratified validation slice
+(``make_folds(..., k=1, seed)``), for the number of epochs cross-validation chose: the median
+best epoch over the folds (``best_epoch`` counts from 1, so it is the epoch count itself; see
+:func:`results.model_io.chosen_epochs`), with early stopping on the slice as a guard. The slice
+then picks the decision threshold (never the test split: its class mix differs). Because the
+slice also drove early stopping, the retrained score measured on it is optimistic; the
+cross-validation score is the honest estimate. Everything a later ``compare`` or ``predict``
+needs is written next to the model.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -21,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from results.errors import ResultsError
-from results.model_io import (FAMILIES, chosen_epochs, completed_trials, export_path, load_run,
-                              read_json, write_json)
+from results.model_io import (FAMILIES, chosen_epochs, export_path, load_run, read_json,
+                              write_json)
 from results.thresholds import select_thresholds
 
 
@@ -42,20 +46,6 @@ class ExportResult:
     epochs_run: int
     threshold: float
     n_params: int
-
-
-def library_versions() -> dict[str, str]:
-    """Python, Keras backend and library versions (recorded so a reload can be diagnosed)."""
-    import keras
-
-    out = {"python": platform.python_version(), "keras": keras.__version__,
-           "backend": keras.backend.backend()}
-    for dist in ("keras-tuner", "numpy", "tensorflow", "jax", "torch", "scikit-learn", "pillow"):
-        try:
-            out[dist.replace("-", "_")] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def load_run_data(run_dir: Path, run: dict[str, Any], *, progress: bool = True) -> tuple[Any, Any]:
@@ -90,7 +80,7 @@ def _hyperparameters(record: dict[str, Any]) -> Any:
     """The trial's ``kt.HyperParameters``: from KerasTuner's trial.json, else from cv.json."""
     import keras_tuner as kt
 
-    trial_json = Path(record["_dir"]) / "trial.json"
+    trial_json = Path(record["path"]) / "trial.json"
     if trial_json.is_file():
         state = read_json(trial_json)
         try:
@@ -121,9 +111,22 @@ def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
 def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any], rank: int,
                        dataset: Any, train_idx: np.ndarray, *, target_sensitivity: float = 0.95,
                        verbose: int = 0) -> ExportResult:
-    """Retrains one trial's model and writes its export folder (see module docstring)."""
+    """Retrains one trial's model and writes its export folder (see module docstring).
+
+    Args:
+        run_dir: the run folder.
+        run: its run.json content.
+        record: the trial record (:func:`results.trials.read_trial`).
+        rank: the export's rank within its family (``exports/<family>/rank<k>``).
+        dataset: the run's dataset; ``train_idx`` indexes its training pool.
+        train_idx: the run's training pool (the test split is never touched).
+        target_sensitivity: the sensitivity the exported threshold must reach on the slice.
+        verbose: Keras fit verbosity.
+    """
     import data_pipeline
     import keras
+
+    from search.run_folder import versions
 
     cfg = run["config"]
     family, seed = record["family"], int(cfg.get("seed", 42))
@@ -169,8 +172,9 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         "class_names": list(dataset.class_names), "positive_class": dataset.positive_class,
         "image_size": int(dataset.image_size), "color_mode": dataset.color_mode,
         "input_shape": list(dataset.x.shape[1:]), "backend": keras.backend.backend(),
-        "versions": library_versions(), "data": str(cfg.get("data")),
+        "versions": versions(), "data": str(cfg.get("data")),
         "data_fingerprint": dataset.fingerprint, "seed": seed,
+        "target_sensitivity": float(target_sensitivity),
         "objective": objective, "direction": direction,
         "cv": {"mean": record.get("mean"), "std": record.get("std"),
                "folds": record.get("folds")},
@@ -182,8 +186,10 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_json(out / "metadata.json", metadata)
+    cv_mean = (record.get("mean") or {}).get(objective, record.get("kt_score"))
     return ExportResult(family=family, rank=rank, trial_id=str(record["trial_id"]), path=out,
-                        objective=objective, cv_mean=float(record["mean"][objective]),
+                        objective=objective,
+                        cv_mean=float(cv_mean) if cv_mean is not None else math.nan,
                         cv_std=float((record.get("std") or {}).get(objective, float("nan"))),
                         retrained_score=retrained, epochs=epochs,
                         epochs_run=len(hist.get("loss", [])),
@@ -216,9 +222,12 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
         raise ResultsError(f"--model must be cnn, ann or both; got {model!r}.")
     if top_n < 1:
         raise ResultsError(f"--top-n must be at least 1; got {top_n}.")
+    from results.leaderboard import best_trials
+
     run = load_run(run_dir)
     families = FAMILIES if model == "both" else (model,)
-    plans = {f: completed_trials(run_dir, f)[:top_n] for f in families}
+    note_live_search(run_dir, "exporting the best trial so far")
+    plans = {f: best_trials(run_dir, f, top_n) for f in families}
     if not any(plans.values()):
         raise ResultsError(
             f"{run_dir} has no completed {'/'.join(families)} trials to export yet. Run (or "
@@ -246,8 +255,29 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
 
 
 def format_result(r: ExportResult) -> str:
-    """One line: the retrained validation score next to the cross-validation score."""
+    """One line: the retrained validation score next to the cross-validation score.
+
+    The retrained score is measured on the validation slice that also drove early stopping (and
+    picked the threshold), so it reads optimistic; the line says so.
+    """
     return (f"{r.family} rank{r.rank} (trial {r.trial_id}): CV {r.objective} "
             f"{r.cv_mean:.4f} ± {r.cv_std:.4f} | retrained validation {r.objective} "
-            f"{r.retrained_score:.4f} | {r.epochs_run}/{r.epochs} epochs, {r.n_params:,} params, "
+            f"{r.retrained_score:.4f} (optimistic: the same slice drove early stopping) | "
+            f"{r.epochs_run}/{r.epochs} epochs, {r.n_params:,} params, "
             f"threshold {r.threshold:.4f} -> {r.path}")
+
+
+def note_live_search(run_dir: str | Path, what: str) -> bool:
+    """Prints a note to stderr when a search still holds ``run_dir``; returns whether one does.
+
+    Args:
+        run_dir: the run folder.
+        what: what the caller goes on to do, e.g. ``"exporting the best trial so far"``.
+    """
+    from results.trials import search_active
+
+    if not search_active(run_dir):
+        return False
+    print(f"note: a search is still running in {run_dir}; {what} (rerun this command after "
+          "the search finishes for its final winners).", file=sys.stderr)
+    return True

@@ -16,10 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from results.errors import ResultsError
+from results.model_commands import unit_float
+
+if TYPE_CHECKING:
+    from search.config import SearchConfig
 
 # Quickstart preset for the built-in synthetic data (no --data): small images, few short trials.
 QUICKSTART: dict[str, Any] = {"image_size": 64, "folds": 3, "max_trials": 4, "max_epochs": 3,
@@ -57,7 +62,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                    help="leaderboard rows per family (default: %(default)s)")
     g.add_argument("--top-n", type=int, default=1, metavar="N",
                    help="winners to retrain and export per family (default: %(default)s)")
-    g.add_argument("--target-sensitivity", type=float, default=0.95, metavar="S",
+    g.add_argument("--target-sensitivity", type=unit_float, default=0.95, metavar="S",
                    help="sensitivity the exported threshold must reach (default: %(default)s)")
     g.add_argument("--test-dir", default=None, metavar="DIR",
                    help="compare on this Kaggle-style folder instead of the run's test split")
@@ -77,26 +82,75 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def _export_is_current(run_dir: Path, family: str, top_n: int) -> bool:
-    """True when exports/<family>/rank1..N already hold the current best trials."""
-    from results.leaderboard import best_trials, read_json
+def check_run_options(*, top_k: int, top_n: int, target_sensitivity: float,
+                      test_dir: str | Path | None, run_dir: str | Path,
+                      data_dir: str | Path | None) -> None:
+    """Validates the options of the steps after the search, so a mistake is refused before a
+    long search rather than after it.
+
+    Raises:
+        ResultsError: naming the option, the rule and the fix.
+    """
+    if top_k < 1 or top_n < 1:
+        raise ResultsError(f"--top-k and --top-n must be at least 1; got {top_k} and {top_n}.")
+    try:
+        unit_float(str(target_sensitivity))
+    except (argparse.ArgumentTypeError, ValueError) as err:
+        raise ResultsError(f"--target-sensitivity {target_sensitivity}: {err}; it is the "
+                           "sensitivity the exported threshold must reach, e.g. 0.95.") from None
+    if test_dir is not None:
+        from results.compare import check_test_dir
+
+        check_test_dir(test_dir, run_dir, data_dir)
+
+
+def _current_data_fingerprint(run_dir: Path, run: dict[str, Any]) -> str | None:
+    """The run data's fingerprint now (file list only), else the one run.json recorded."""
+    cfg = run.get("config") or {}
+    try:
+        import data_pipeline
+
+        return data_pipeline.data_fingerprint(cfg["data"], image_size=int(cfg["image_size"]),
+                                              color_mode=cfg["color_mode"])
+    except Exception:  # noqa: BLE001 - data gone or run.json incomplete: trust the record
+        return run.get("data_fingerprint")
+
+
+def _export_is_current(run_dir: Path, family: str, top_n: int,
+                       target_sensitivity: float = 0.95) -> bool:
+    """True when exports/<family>/rank1..N already hold the current best trials, exported with
+    this ``target_sensitivity`` from the data as it is now (same fingerprint)."""
+    from results.leaderboard import best_trials, load_run_config, read_json
 
     best = best_trials(run_dir, family, top_n)
     if not best:
         return True  # nothing to export for this family
+    fingerprint = _current_data_fingerprint(run_dir, load_run_config(run_dir))
     for rank, trial in enumerate(best, start=1):
         out = run_dir / "exports" / family / f"rank{rank}"
         meta = read_json(out / "metadata.json")
         if not (isinstance(meta, dict) and str(meta.get("trial_id")) == str(trial["trial_id"])
                 and (out / "model.keras").is_file()):
             return False
+        target = meta.get("target_sensitivity")
+        if target is None:  # exports from before metadata carried it
+            target = (read_json(out / "threshold.json") or {}).get("target_sensitivity")
+        if target is None or abs(float(target) - float(target_sensitivity)) > 1e-12:
+            return False
+        if meta.get("data_fingerprint") != fingerprint:
+            return False
     return True
 
 
-def run_flow(config, *, top_k: int = 10, top_n: int = 1, target_sensitivity: float = 0.95,
-             test_dir: str | None = None, skip_export: bool = False,
-             echo=print) -> dict[str, Any]:
+def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
+             target_sensitivity: float = 0.95, test_dir: str | None = None,
+             skip_export: bool = False, echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Runs the whole flow and returns where everything went.
+
+    Every option is checked (:func:`check_run_options`) before the search starts. Each step is
+    resumable: rerunning the same call after an interruption resumes the search, keeps exports
+    that still name the current winners (same trial, ``target_sensitivity`` and data
+    fingerprint) and redraws the rest.
 
     Args:
         config: a ``search.config.SearchConfig``.
@@ -110,16 +164,23 @@ def run_flow(config, *, top_k: int = 10, top_n: int = 1, target_sensitivity: flo
     Returns:
         ``{"run_dir", "search", "leaderboard", "plots", "analysis", "exports", "report",
         "timings"}``.
+
+    Raises:
+        ResultsError: a bad option (before the search), or a later step that cannot run.
     """
     from search.engine import run_search_job
 
     from results.commands import write_leaderboard
 
     run_dir = Path(config.run_dir)
+    check_run_options(top_k=top_k, top_n=top_n, target_sensitivity=target_sensitivity,
+                      test_dir=None if skip_export else test_dir, run_dir=run_dir,
+                      data_dir=getattr(config, "data", None))
     timings: dict[str, float] = {}
     out: dict[str, Any] = {"run_dir": run_dir, "exports": {}, "report": None, "analysis": None}
 
-    def step(name: str):
+    def step(name: str) -> float:
+        """Prints the step's header line and returns its start time."""
         echo(f"== {name}")
         return time.monotonic()
 
@@ -151,7 +212,8 @@ def run_flow(config, *, top_k: int = 10, top_n: int = 1, target_sensitivity: flo
 
         t = step("export")
         families = ("cnn", "ann") if config.model == "both" else (config.model,)
-        todo = [f for f in families if not _export_is_current(run_dir, f, top_n)]
+        todo = [f for f in families
+                if not _export_is_current(run_dir, f, top_n, target_sensitivity)]
         for fam in families:
             if fam not in todo:
                 echo(f"{fam}: export is current ({run_dir / 'exports' / fam}); kept")
@@ -195,9 +257,11 @@ def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) 
     from search.signals import SearchInterrupted
 
     args = resolve_options(args)
-    if args.top_k < 1 or args.top_n < 1:
-        raise ResultsError(f"--top-k and --top-n must be at least 1; got {args.top_k} and "
-                           f"{args.top_n}.")
+    # Checked again in run_flow against the resolved data folder; both before the search.
+    check_run_options(top_k=args.top_k, top_n=args.top_n,
+                      target_sensitivity=args.target_sensitivity,
+                      test_dir=None if args.skip_export else args.test_dir,
+                      run_dir=args.run_dir, data_dir=args.data)
     if args.skip_export is False and args.model != "both":
         print(f"note: --model {args.model}: the comparison report shows one model only.",
               file=sys.stderr)

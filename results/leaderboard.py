@@ -4,56 +4,36 @@ Reads only JSON files (``run.json``, ``cv.json``, ``fold<k>.json``, KerasTuner's
 never Keras, so it is fast and works while a search is still writing and after ``kill -9``: a
 missing or half-written file is skipped with a note instead of failing the whole table.
 
-Pure logic (:func:`trials_to_rows`) is kept apart from IO (:func:`collect_trials`,
-:func:`rows_to_csv`, ...).
+Pure logic (:func:`trials_to_rows`) is kept apart from IO (:func:`collect_trials` in
+:mod:`results.trials`, :func:`rows_to_csv`, ...).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import re
-import socket
 from pathlib import Path
 from typing import Any
 
 from results.errors import ResultsError
 from results.leaderboard_formats import (  # noqa: F401  (re-exported: the leaderboard's writers)
     WRITERS, format_table, rows_to_csv, rows_to_json, rows_to_markdown)
+# Trial reading lives in results/trials.py; re-exported so `results.leaderboard` keeps its names.
+from results.trials import (  # noqa: F401
+    COMPLETED, FAILED, FAMILIES, RUNNING, _is_number, collect_trials, read_json, read_trial,
+    search_active)
 
-FAMILIES = ("cnn", "ann")
-COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
-_FOLD_FILE = re.compile(r"^fold(\d+)\.json$")
-# Keys of a cv.json fold entry that are bookkeeping, not metrics.
-_FOLD_META = {"fold", "best_epoch", "epochs_trained", "initial_epoch", "fit_seconds", "seed",
-              "n_params"}
 # Logged by the learning-rate schedule callback into the history; a setting, not a score.
 _NOT_METRICS = {"learning_rate", "lr"}
 
 
-def read_json(path: Path, notes: list[str] | None = None) -> Any | None:
-    """Reads a JSON file; a missing or half-written file gives None (and a note when unreadable)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        if notes is not None:
-            notes.append(f"skipped {path}: {err}")
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        # A writer killed mid-write leaves a truncated file; the rest of the run is still usable.
-        if notes is not None:
-            notes.append(f"skipped {path}: not valid JSON (half-written?)")
-        return None
-
-
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """Returns run.json (``{}`` when missing or unreadable)."""
-    data = read_json(Path(run_dir) / "run.json")
+    """Returns run.json, or ``{}`` when it is missing or unreadable (the tolerant form of
+    :func:`results.model_io.load_run`, which raises instead)."""
+    from results.model_io import load_run
+
+    try:
+        data = load_run(Path(run_dir))
+    except (ResultsError, OSError):
+        return {}
     return data if isinstance(data, dict) else {}
 
 
@@ -67,171 +47,6 @@ def run_objective(run_dir: str | Path) -> tuple[str, str]:
         if isinstance(cv, dict) and cv.get("objective"):
             return str(cv["objective"]), str(cv.get("direction") or "max")
     return "val_auc", "max"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists but belongs to someone else
-    return True
-
-
-def _search_active(run_dir: Path) -> bool:
-    """True when a search holds the run folder's lock.
-
-    A lock left by a killed search (``kill -9`` cannot clean up) on this host names a dead pid
-    and does not count; a lock from another host (distributed workers) is trusted.
-    """
-    host = socket.gethostname()
-    for lock in run_dir.glob(".lock*"):
-        data = read_json(lock)
-        if not isinstance(data, dict):
-            return True  # being written right now, or unreadable: assume a live search
-        pid = data.get("pid")
-        if data.get("host") == host and isinstance(pid, int) and not _pid_alive(pid):
-            continue
-        return True
-    return False
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _fold_from_file(data: dict[str, Any]) -> dict[str, Any]:
-    """A fold<k>.json payload -> a cv.json-style fold entry (metrics at the best epoch)."""
-    entry: dict[str, Any] = {"fold": data.get("fold")}
-    best = data.get("best") or {}
-    if not best and isinstance(data.get("history"), dict) and data.get("best_epoch") is not None:
-        # best_epoch is 1-based and counts from the trial's first epoch (search/fold_fit.py).
-        idx = int(data["best_epoch"]) - int(data.get("initial_epoch") or 0) - 1
-        best = {k: v[idx] for k, v in data["history"].items()
-                if isinstance(v, list) and 0 <= idx < len(v)}
-    entry.update({k: v for k, v in best.items() if _is_number(v)})
-    for key in ("best_epoch", "epochs_trained"):
-        if data.get(key) is not None:
-            entry[key] = data[key]
-    return entry
-
-
-def _mean_std(folds: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Fold means and population standard deviations of every metric (numpy's default, ddof=0)."""
-    keys = sorted({k for f in folds for k in f if k not in _FOLD_META and _is_number(f[k])})
-    mean, std = {}, {}
-    for key in keys:
-        vals = [f[key] for f in folds if _is_number(f.get(key))]
-        m = sum(vals) / len(vals)
-        mean[key] = m
-        std[key] = (sum((v - m) ** 2 for v in vals) / len(vals)) ** 0.5
-    return mean, std
-
-
-def _kt_values(trial_state: dict[str, Any] | None) -> dict[str, Any]:
-    if not isinstance(trial_state, dict):
-        return {}
-    hps = trial_state.get("hyperparameters") or {}
-    values = hps.get("values") if isinstance(hps, dict) else None
-    return dict(values) if isinstance(values, dict) else {}
-
-
-def read_trial(trial_dir: Path, family: str, *, search_active: bool = False,
-               notes: list[str] | None = None) -> dict[str, Any] | None:
-    """Reads one ``trial_<id>`` folder into a normalised trial record (None when nothing is readable).
-
-    The record has the cv.json keys (trial_id, family, status, objective, direction, mean, std,
-    folds, n_params, duration_s, diagnosis, reason, hyperparameters) plus ``path``. cv.json is
-    authoritative when present and finished; otherwise the record is rebuilt from the fold files
-    and KerasTuner's trial.json, so unfinished and interrupted trials still show their progress.
-    """
-    notes = notes if notes is not None else []
-    trial_id = trial_dir.name.removeprefix("trial_")
-    cv = read_json(trial_dir / "cv.json", notes)
-    state = read_json(trial_dir / "trial.json", notes)
-    fold_files = sorted((int(m.group(1)), p) for p in trial_dir.iterdir()
-                        if (m := _FOLD_FILE.match(p.name)))
-    if not isinstance(cv, dict) and not isinstance(state, dict) and not fold_files:
-        notes.append(f"skipped {trial_dir}: no readable trial.json, cv.json or fold files")
-        return None
-
-    record: dict[str, Any] = {
-        "trial_id": trial_id, "family": family, "status": None, "objective": None,
-        "direction": None, "mean": {}, "std": {}, "folds": [], "n_params": None,
-        "duration_s": None, "diagnosis": None, "reason": None, "hyperparameters": {},
-        "path": str(trial_dir)}
-    values = _kt_values(state)
-    record["hyperparameters"] = {k: v for k, v in values.items()}
-    if isinstance(cv, dict):
-        for key in record:
-            if key in cv and cv[key] is not None and key != "path":
-                record[key] = cv[key]
-        # KerasTuner's own values keep the tuner/* keys; trials_to_rows drops them.
-        record["hyperparameters"] = {**(cv.get("hyperparameters") or {}), **values}
-        record["trial_id"] = str(cv.get("trial_id") or trial_id)
-
-    kt_status = state.get("status") if isinstance(state, dict) else None
-    cv_status = record["status"] if isinstance(cv, dict) else None
-    if cv_status in (COMPLETED, FAILED):
-        status = cv_status
-    elif kt_status in ("FAILED", "INVALID"):
-        status = FAILED
-        record["reason"] = record["reason"] or (state.get("message") or f"KerasTuner status {kt_status}")
-    elif kt_status == "COMPLETED":
-        # Finished, but cv.json is missing or unreadable: rebuild from the fold files, or fall
-        # back to KerasTuner's own score.
-        status = COMPLETED
-        if not fold_files and not record["folds"]:
-            if _is_number(state.get("score")):
-                record["kt_score"] = state["score"]
-            notes.append(f"{trial_dir}: no cv.json or fold files; using KerasTuner's score")
-    else:
-        status = RUNNING
-
-    if status == RUNNING or (not record["folds"] and fold_files):
-        folds = []
-        for _, path in fold_files:
-            data = read_json(path, notes)
-            if isinstance(data, dict):
-                folds.append(_fold_from_file(data))
-        if folds:
-            record["folds"] = folds
-            record["mean"], record["std"] = _mean_std(folds)
-    if status == RUNNING:
-        done = len(record["folds"])
-        where = ("in progress" if search_active
-                 else "interrupted (no search holds the run); resuming the search reruns it")
-        record["reason"] = f"{where}: {done} fold(s) finished"
-    record["status"] = status
-    return record
-
-
-def collect_trials(run_dir: str | Path, family: str = "both", *,
-                   notes: list[str] | None = None) -> list[dict[str, Any]]:
-    """Reads every trial folder of a run.
-
-    Args:
-        run_dir: the run folder (``runs/<name>``).
-        family: ``"cnn"``, ``"ann"`` or ``"both"``.
-        notes: when given, receives one line per skipped or repaired file.
-
-    Returns:
-        Trial records (see :func:`read_trial`), in family then trial-id order.
-    """
-    run_dir = Path(run_dir)
-    families = FAMILIES if family == "both" else (family,)
-    active = _search_active(run_dir)
-    records = []
-    for fam in families:
-        fam_dir = run_dir / fam
-        if not fam_dir.is_dir():
-            continue
-        for trial_dir in sorted(p for p in fam_dir.glob("trial_*") if p.is_dir()):
-            rec = read_trial(trial_dir, fam, search_active=active, notes=notes)
-            if rec is not None:
-                records.append(rec)
-    return records
 
 
 def _sort_value(trial: dict[str, Any], objective: str) -> float | None:

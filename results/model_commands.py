@@ -46,11 +46,18 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unit_float(text: str) -> float:
-    value = float(text)
+def unit_float(text: str) -> float:
+    """argparse type of ``--target-sensitivity`` and ``--threshold``: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
+
+
+_unit_float = unit_float  # the former private name
 
 
 def register(subparsers: Any) -> None:
@@ -63,7 +70,7 @@ def register(subparsers: Any) -> None:
                    help="which family to export (default: both)")
     p.add_argument("--top-n", type=int, default=1, metavar="N",
                    help="export the N best trials of each family as rank1..rankN (default 1)")
-    p.add_argument("--target-sensitivity", type=_unit_float, default=0.95, metavar="S",
+    p.add_argument("--target-sensitivity", type=unit_float, default=0.95, metavar="S",
                    help="the exported threshold is the highest one reaching this sensitivity "
                         "on the validation slice (default 0.95); the Youden threshold is "
                         "recorded too")
@@ -91,6 +98,6 @@ def register(subparsers: Any) -> None:
                    help="an export folder, e.g. runs/NAME/exports/cnn/rank1")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--out", default=None, metavar="FILE.csv", help="write a CSV instead of a table")
-    p.add_argument("--threshold", type=_unit_float, default=None,
+    p.add_argument("--threshold", type=unit_float, default=None,
                    help="override the exported threshold")
     p.set_defaults(func=_predict)

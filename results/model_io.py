@@ -32,11 +32,11 @@ def read_json(path: Path) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Writes JSON atomically (a crash never leaves half a file); NaN becomes null."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    """Writes JSON atomically and durably (:func:`search.run_folder.write_json_atomic`: a
+    per-process temporary file, fsync, ``os.replace``); NaN and infinities become null."""
+    from search.run_folder import write_json_atomic
+
+    write_json_atomic(Path(path), _clean(obj))
 
 
 def _clean(obj: Any) -> Any:
@@ -54,29 +54,17 @@ def _clean(obj: Any) -> Any:
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
-    """The run's ``run.json``; a missing folder or file says to run ``search`` first."""
+    """The run's ``run.json``; a missing folder or file says to run ``search`` first.
+
+    The one reader of run.json in ``results/`` (the leaderboard's tolerant
+    :func:`results.leaderboard.load_run_config` wraps it).
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
         raise ResultsError(
             f"{run_dir} is not a run folder (no run.json). Start a search first: "
             f"`run_search.py search --data DATA --run-dir {run_dir}` (or `run_search.py run`).")
     return read_json(run_dir / "run.json")
-
-
-def completed_trials(run_dir: Path, family: str) -> list[dict[str, Any]]:
-    """The family's COMPLETED trial records (cv.json), best first by the objective's direction."""
-    run = load_run(run_dir)
-    objective = run["config"].get("objective", "val_auc")
-    direction = run["config"].get("direction", "max")
-    records = []
-    for cv_path in sorted((Path(run_dir) / family).glob("trial_*/cv.json")):
-        rec = read_json(cv_path)
-        score = (rec.get("mean") or {}).get(objective)
-        if rec.get("status") == "COMPLETED" and score is not None and math.isfinite(score):
-            rec["_dir"] = str(cv_path.parent)
-            records.append(rec)
-    records.sort(key=lambda r: r["mean"][objective], reverse=direction == "max")
-    return records
 
 
 def chosen_epochs(record: dict[str, Any]) -> int:

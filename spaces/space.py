@@ -214,6 +214,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SpaceError(f"space file {path} does not exist; pass an existing TOML file.") from None
     except tomllib.TOMLDecodeError as err:
         raise SpaceError(f"space file {path} is not valid TOML ({err}); fix the syntax.") from None
+    except IsADirectoryError:
+        raise SpaceError(f"space file {path} is a directory, not a file; pass a TOML file such "
+                         "as spaces/default_space.toml (or leave --space out).") from None
+    except UnicodeDecodeError as err:
+        raise SpaceError(f"space file {path} is not UTF-8 text ({err.reason} at byte "
+                         f"{err.start}); TOML files must be UTF-8: re-save it as UTF-8 or pass "
+                         "the right file.") from None
+    except OSError as err:
+        raise SpaceError(f"space file {path} cannot be read ({err.strerror or err}); check the "
+                         "path and its permissions, or pass another --space file.") from None
 
 
 def _parse_dim(name: str, spec: dict[str, Any]) -> Dim:

@@ -126,3 +126,15 @@ def test_strict_refuses_unreadable(main, tmp_path, cache_dir, capsys):
     assert rc == 0
     s = json.loads(capsys.readouterr().out)
     assert [d["path"] for d in s["skipped"]] == ["train/NORMAL/IM-0077-0001.jpeg"]
+
+
+def test_data_shows_images_dropped_from_train(main, tmp_path, cache_dir, capsys):
+    from test_folds_splits import _leaky_tree
+
+    root = _leaky_tree(tmp_path / "d")
+    with pytest.warns(UserWarning):
+        rc = main(["data", "--data", str(root), "--folds", "2", "--image-size", "16",
+                   "--cache-dir", str(cache_dir)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "dropped from train: 2 image(s)" in out
+    assert "patients shared with train: 0" in out

@@ -128,3 +128,45 @@ def test_split_errors(synthetic_dataset, tmp_path):
                                  "test": ["train/X/elsewhere.jpeg"]}))
     with pytest.raises(DataError, match="belongs to other data"):
         load_split(other, synthetic_dataset)
+
+
+def _leaky_tree(root):
+    """train/ of 4+4 patients; test/ holds another film of train patient IM-0001 and a renamed
+    byte-identical copy of a train PNEUMONIA file, plus one new patient per class."""
+    import shutil
+
+    from dp_helpers import write_image
+
+    for i in range(1, 5):
+        write_image(root / "train/NORMAL" / f"IM-{i:04d}-0001.png", size=16, seed=i)
+        write_image(root / "train/PNEUMONIA" / f"person{i}_bacteria_{i}.png", size=16, seed=10 + i)
+    write_image(root / "test/NORMAL/IM-0001-0002.png", size=16, seed=20)  # same patient
+    write_image(root / "test/NORMAL/IM-0050-0001.png", size=16, seed=21)
+    write_image(root / "test/PNEUMONIA/person60_virus_60.png", size=16, seed=22)
+    shutil.copyfile(root / "train/PNEUMONIA/person2_bacteria_2.png",
+                    root / "test/PNEUMONIA/scan_copy.png")  # same bytes, unparsed name
+    return root
+
+
+def test_test_folder_patients_are_dropped_from_train(tmp_path, cache_dir):
+    from data_pipeline import load_dataset
+
+    ds = load_dataset(_leaky_tree(tmp_path / "d"), image_size=16, cache_dir=cache_dir,
+                      progress=False)
+    # Groups carry the class folder, not the split folder: one patient, one id across splits.
+    by_path = dict(zip(ds.paths, ds.groups))
+    assert by_path["train/NORMAL/IM-0001-0001.png"] == by_path["test/NORMAL/IM-0001-0002.png"]
+    with pytest.warns(UserWarning, match="2 train/ image"):
+        split = split_train_test(ds)
+    assert split.dropped_from_train == 2 and len(split.train_idx) == 6
+    assert not set(ds.groups[split.train_idx]) & set(ds.groups[split.test_idx])
+    path = tmp_path / "split.json"
+    save_split(split, ds, path)
+    assert json.loads(path.read_text())["dropped_from_train"] == 2
+    loaded = load_split(path, ds)
+    assert np.array_equal(loaded.train_idx, split.train_idx) and loaded.dropped_from_train == 2
+    # A record from before the rule keeps its train pool (resumed searches see the same folds).
+    old = json.loads(path.read_text())
+    del old["dropped_from_train"]
+    path.write_text(json.dumps(old))
+    assert len(load_split(path, ds).train_idx) == 8

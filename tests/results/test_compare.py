@@ -108,13 +108,66 @@ def test_test_dir_with_other_classes_is_refused(exported_run: Path, synthetic_ro
     assert "HEALTHY" in str(err.value) and "PNEUMONIA" in str(err.value)
 
 
-def test_test_dir_kaggle_folder(exported_run: Path, synthetic_root: Path, tmp_path: Path):
+def _other_patients(root: Path) -> Path:
+    """A Kaggle-style folder (test/ only) of new films under names that name no patient."""
+    from data_pipeline import generate_synthetic
+
+    gen = generate_synthetic(root / "gen", seed=99, n_normal_patients=3,
+                             n_pneumonia_patients=3, images_per_patient=(1, 2), image_size=16)
+    for f in sorted(gen.rglob("*.jpeg")):
+        dst = root / "kaggle" / "test" / f.parent.name / f"ext-{f.name}"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        f.rename(dst)
+    return root / "kaggle"
+
+
+def test_test_dir_kaggle_folder(exported_run: Path, tmp_path: Path):
     from results.compare import compare_models
 
-    other = tmp_path / "kaggle"
-    for cls in ("NORMAL", "PNEUMONIA"):
-        shutil.copytree(synthetic_root / "train" / cls, other / "test" / cls)
+    other = _other_patients(tmp_path)
     result = compare_models(exported_run, test_dir=other, out_dir=tmp_path / "r", n_boot=20,
                             n_gradcam=1, progress=False)
     assert result["n_test"] == sum(1 for _ in other.rglob("*.jpeg"))
     assert np.isfinite(result["models"]["cnn"]["at_threshold"]["accuracy"])
+
+
+def _train_pool_paths(run_dir: Path) -> list[str]:
+    import data_pipeline
+
+    run = json.loads((run_dir / "run.json").read_text())
+    ds = data_pipeline.load_dataset(run["config"]["data"], image_size=16, progress=False)
+    split = data_pipeline.load_split(run_dir / "split.json", ds)
+    return [ds.paths[i] for i in split.train_idx]
+
+
+@pytest.mark.parametrize("case", ["run_data", "train_subfolder", "same_bytes", "same_patient"])
+def test_test_dir_overlapping_the_training_pool_is_refused(exported_run: Path,
+                                                           synthetic_root: Path, tmp_path: Path,
+                                                           case: str):
+    from PIL import Image
+
+    from results.compare import compare_models
+
+    train = _train_pool_paths(exported_run)
+    if case == "run_data":  # train/ and no test/: compare would read the training images
+        test_dir, rule = synthetic_root, "own data folder"
+    elif case == "train_subfolder":
+        test_dir, rule = synthetic_root / "train", "own data folder"
+    else:
+        test_dir = tmp_path / "other"
+        for i, rel in enumerate(p for p in train if "NORMAL" in p or "PNEUMONIA" in p):
+            cls = Path(rel).parent.name
+            dst = test_dir / "test" / cls
+            dst.mkdir(parents=True, exist_ok=True)
+            if case == "same_bytes":  # renamed copies: new names, same content
+                shutil.copyfile(synthetic_root / rel, dst / f"copy-{i}.jpeg")
+                rule = "byte-identical"
+            else:  # new pixels under a training patient's file name
+                Image.fromarray(np.full((16, 16), i % 255, np.uint8)).save(
+                    dst / f"{Path(rel).stem}-new.jpeg")
+                rule = "patient group"
+    with pytest.raises(ResultsError) as err:
+        compare_models(exported_run, test_dir=test_dir, out_dir=tmp_path / "r", progress=False)
+    msg = str(err.value)
+    assert str(test_dir) in msg and rule in msg and "without --test-dir" in msg
+    assert not (tmp_path / "r" / "metrics.json").exists()

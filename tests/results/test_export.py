@@ -82,3 +82,64 @@ def test_compare_without_exports_says_export_first(fake_run_dir: Path):
 
     with pytest.raises(ResultsError, match="run_search.py export"):
         compare_models(fake_run_dir)
+
+
+def test_export_follows_the_leaderboard_ranking_and_notes_a_live_search(
+        fake_run_dir: Path, trial_writer, monkeypatch, capsys):
+    import results.export as export
+    import results.model_io as model_io
+
+    # A trial killed after its last fold but before cv.json: the leaderboard rebuilds it from
+    # the fold files and ranks it first, so export must pick it too (one ranking, not two).
+    trial_writer(fake_run_dir / "cnn", "0009", {"conv_blocks": 2}, fold_scores=[0.99, 0.98, 0.99],
+                 write_cv=False)
+    picked = []
+    monkeypatch.setattr(export, "load_run_data", lambda *a, **k: (None, type(
+        "S", (), {"train_idx": np.arange(3)})()))
+    monkeypatch.setattr(export, "retrain_and_export", lambda run_dir, run, record, rank, *a, **k:
+                        picked.append((record["family"], rank, record["trial_id"])))
+    export.export_winners(fake_run_dir, top_n=2, progress=False)
+    assert picked == [("cnn", 1, "0009"), ("cnn", 2, "0002"), ("ann", 1, "0002"),
+                      ("ann", 2, "0000")]
+    assert not hasattr(model_io, "completed_trials")
+    # fake_run_dir holds a lock of a search on another host: a live search.
+    assert f"a search is still running in {fake_run_dir}; exporting the best trial so far" in \
+        capsys.readouterr().err
+
+
+def test_compare_notes_a_live_search(fake_run_dir: Path, capsys):
+    from results.compare import compare_models
+
+    with pytest.raises(ResultsError):
+        compare_models(fake_run_dir)
+    assert f"a search is still running in {fake_run_dir}" in capsys.readouterr().err
+
+
+def test_metadata_versions_come_from_the_run_folder_helper(exported_run: Path):
+    meta = json.loads((exported_run / "exports" / "cnn" / "rank1" / "metadata.json").read_text())
+    # search.run_folder.versions(): the same keys as run.json's versions (platform included).
+    assert meta["versions"]["backend"] == meta["backend"]
+    assert {"python", "platform", "keras", "keras_tuner", "numpy"} <= set(meta["versions"])
+    assert meta["target_sensitivity"] == 0.95
+
+
+def test_write_json_is_durable_and_nan_safe(tmp_path: Path, monkeypatch):
+    import os
+
+    from results.model_io import write_json
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    write_json(tmp_path / "m.json", {"a": float("nan"), "b": np.float32(1.5)})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": None, "b": 1.5}
+    assert synced and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_printed_retrained_score_says_it_is_optimistic(tmp_path: Path):
+    from results.export import ExportResult, format_result
+
+    line = format_result(ExportResult("cnn", 1, "0002", tmp_path, "val_auc", 0.9, 0.01, 0.97, 4,
+                                      4, 0.3, 1000))
+    assert "retrained validation val_auc 0.9700 (optimistic" in line
+    assert "early stopping" in line

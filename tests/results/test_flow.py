@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import results.flow as flow
+from results.errors import ResultsError
 from run_search import build_parser, main
 
 
@@ -50,7 +51,9 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
                 out = Path(run_dir) / "exports" / fam / "rank1"
                 out.mkdir(parents=True, exist_ok=True)
                 (out / "model.keras").write_text("stub")
-                (out / "metadata.json").write_text(json.dumps({"trial_id": tid}))
+                (out / "metadata.json").write_text(json.dumps(
+                    {"trial_id": tid, "target_sensitivity": target_sensitivity,
+                     "data_fingerprint": "sha256:fake"}))  # the fake run.json's fingerprint
 
     def fake_compare(run_dir, test_dir=None):
         calls["compare"].append(test_dir)
@@ -72,10 +75,52 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
     flow.run_flow(_Config(fake_run_dir), echo=lines.append)
     assert calls["export"] == ["both"]
     meta = fake_run_dir / "exports" / "ann" / "rank1" / "metadata.json"
-    meta.write_text(json.dumps({"trial_id": "0000"}))
+    meta.write_text(json.dumps({"trial_id": "0000", "target_sensitivity": 0.95,
+                                "data_fingerprint": "sha256:fake"}))
     flow.run_flow(_Config(fake_run_dir), echo=lines.append)
     assert calls["export"] == ["both", "ann"]
     assert any("export is current" in line for line in lines)
+    # A new --target-sensitivity, or data that changed since the export, re-exports.
+    flow.run_flow(_Config(fake_run_dir), target_sensitivity=0.9, echo=lines.append)
+    assert calls["export"] == ["both", "ann", "both"]
+    cnn_meta = fake_run_dir / "exports" / "cnn" / "rank1" / "metadata.json"
+    cnn_meta.write_text(json.dumps({"trial_id": "0002", "target_sensitivity": 0.9,
+                                    "data_fingerprint": "sha256:older-data"}))
+    flow.run_flow(_Config(fake_run_dir), target_sensitivity=0.9, echo=lines.append)
+    assert calls["export"] == ["both", "ann", "both", "cnn"]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--top-n", "0"], "--top-k and --top-n must be at least 1"),
+    (["--top-k", "-1"], "--top-k and --top-n must be at least 1"),
+    (["--test-dir", "/no/such/folder"], "is not an existing folder"),
+])
+def test_run_refuses_bad_options_before_the_search(argv, fragment, tmp_path: Path, monkeypatch,
+                                                   capsys) -> None:
+    import search.engine
+
+    def no_search(cfg):
+        raise AssertionError("the search must not start")
+
+    monkeypatch.setattr(search.engine, "run_search_job", no_search)
+    assert main(["run", "--run-dir", str(tmp_path / "r"), *argv]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "nan", "abc"])
+def test_run_target_sensitivity_uses_the_export_validator(value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["run", "--target-sensitivity", value])
+    assert exc.value.code == 2 and "--target-sensitivity" in capsys.readouterr().err
+    with pytest.raises(ResultsError, match="--target-sensitivity"):
+        flow.check_run_options(top_k=1, top_n=1, target_sensitivity=float("nan"),
+                               test_dir=None, run_dir="r", data_dir=None)
+
+
+def test_run_refuses_its_own_data_as_test_dir(synthetic_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="own data folder"):
+        flow.check_run_options(top_k=1, top_n=1, target_sensitivity=0.95,
+                               test_dir=synthetic_root, run_dir=tmp_path, data_dir=synthetic_root)
 
 
 def test_skip_export(fake_run_dir: Path, monkeypatch) -> None:

@@ -162,3 +162,30 @@ def test_stale_lock_of_a_killed_search_means_interrupted(fake_run_dir: Path) -> 
                                                     "started": "x", "role": "chief"}))
     running = next(r for r in build_leaderboard(fake_run_dir, "cnn") if r["status"] == "RUNNING")
     assert running["reason"].startswith("interrupted")
+
+
+def test_lock_liveness_comes_from_the_os_lock(fake_run_dir: Path) -> None:
+    import os
+    import socket
+
+    from search.lock import RunLock
+
+    # A record naming a live pid that holds no OS lock (the pid of a killed search, reused):
+    # not a running search.
+    (fake_run_dir / ".lock").write_text(json.dumps({"pid": os.getppid(), "host":
+                                                    socket.gethostname(), "started": "x",
+                                                    "role": "chief"}))
+    running = next(r for r in build_leaderboard(fake_run_dir, "cnn") if r["status"] == "RUNNING")
+    assert running["reason"].startswith("interrupted")
+    with RunLock(fake_run_dir):  # a search really holding the folder
+        running = next(r for r in build_leaderboard(fake_run_dir, "cnn")
+                       if r["status"] == "RUNNING")
+        assert running["reason"].startswith("in progress")
+
+
+def test_trial_reading_lives_in_results_trials() -> None:
+    import results.leaderboard as lb
+    import results.trials as trials
+
+    assert lb.read_trial is trials.read_trial and lb.collect_trials is trials.collect_trials
+    assert lb.read_json is trials.read_json and lb.COMPLETED == trials.COMPLETED

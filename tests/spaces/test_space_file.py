@@ -77,3 +77,12 @@ def test_bad_space_files_refused(write_toml, text, match):
 def test_missing_file_refused(tmp_path):
     with pytest.raises(SpaceError, match="does not exist"):
         load_space(tmp_path / "nope.toml")
+
+
+def test_directory_or_non_utf8_space_file_refused(tmp_path):
+    with pytest.raises(SpaceError, match=f"{tmp_path}.*is a directory"):
+        load_space(tmp_path)
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes("[cnn]\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SpaceError, match="latin1.toml is not UTF-8"):
+        load_space(bad)
