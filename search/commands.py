@@ -54,7 +54,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-fraction", type=float, default=0.15, metavar="F",
                    help="patient-grouped test share carved from train when there is no test/ "
                         "folder (default 0.15)")
+    add_scale_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_scale_arguments(p: argparse.ArgumentParser) -> None:
+    """GPU-box and distributed-search options (search.devices, search.distributed)."""
+    g = p.add_argument_group(
+        "GPU box and distributed search",
+        "Devices, precision and XLA for each trial; KerasTuner's chief/worker mode over gRPC "
+        "with every process on one shared --run-dir (see README 'Scale').")
+    g.add_argument("--mixed-precision", nargs="?", const="auto", default="off",
+                   choices=("off", "auto", "float16", "bfloat16"),
+                   help="16-bit compute, float32 weights and output layer; the bare flag means "
+                        "auto: float16 with a GPU, bfloat16 without (default off)")
+    g.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                   help="XLA-compile the train step (auto: Keras' choice for the backend)")
+    g.add_argument("--data-parallel", default="auto", metavar="auto|off|N",
+                   help="replicate each trial's model over this machine's GPUs (TensorFlow "
+                        "MirroredStrategy, JAX DataParallel); batch_size is per replica, the "
+                        "global batch is batch_size x replicas (default auto: all GPUs if 2+)")
+    g.add_argument("--role", choices=("chief", "worker"), default=None,
+                   help="distributed search: the chief serves the oracle (trains nothing), "
+                        "workers run the trials; KERASTUNER_* variables are honoured too")
+    g.add_argument("--oracle", metavar="HOST:PORT", default=None,
+                   help="the chief's address; the chief may bind 0.0.0.0:PORT. --model both "
+                        "also uses PORT+1")
+    g.add_argument("--tuner-id", metavar="ID", default=None,
+                   help="a worker's stable id (default tuner<SLURM_PROCID> or host-pid); "
+                        "restart a dead worker with the same id to resume its trial at once")
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> SearchConfig:
@@ -66,7 +94,12 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         color_mode=args.color_mode, positive_class=args.positive_class,
         space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,
         max_params=args.max_params, run_dir=args.run_dir, overwrite=args.overwrite,
-        quiet=args.quiet, command=list(argv if argv is not None else sys.argv))
+        quiet=args.quiet, command=list(argv if argv is not None else sys.argv),
+        mixed_precision=getattr(args, "mixed_precision", "off"),
+        jit_compile=getattr(args, "jit_compile", "auto"),
+        data_parallel=str(getattr(args, "data_parallel", "auto")),
+        role=getattr(args, "role", None), oracle=getattr(args, "oracle", None),
+        tuner_id=getattr(args, "tuner_id", None))
 
 
 def run(args: argparse.Namespace) -> int:

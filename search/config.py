@@ -39,8 +39,17 @@ class SearchConfig:
     seed: int = 42
     test_fraction: float = 0.15
     max_params: int = DEFAULT_MAX_PARAMS
+    # GPU box (search.devices): recorded in run.json, not compared on resume, so a run can be
+    # resumed on another machine with other devices.
+    mixed_precision: str = "off"
+    jit_compile: str = "auto"
+    data_parallel: str = "auto"
     run_dir: str = "runs/default"
     overwrite: bool = False
+    # Distributed search (search.distributed); run control, so not recorded in run.json.
+    role: str | None = None
+    oracle: str | None = None
+    tuner_id: str | None = None
     quiet: bool = False
     command: list[str] = field(default_factory=list)
 
@@ -52,7 +61,7 @@ class SearchConfig:
     def to_record(self, space: dict[str, Any]) -> dict[str, Any]:
         """The ``config`` block of run.json (no run-control flags)."""
         out = dataclasses.asdict(self)
-        for key in ("run_dir", "overwrite", "quiet", "command"):
+        for key in ("run_dir", "overwrite", "quiet", "command", "role", "oracle", "tuner_id"):
             out.pop(key)
         out["space"] = space
         return out
@@ -114,6 +123,20 @@ def validate(config: SearchConfig) -> SearchConfig:
     _require(config.seed >= 0, f"--seed must be a non-negative integer; got {config.seed}.")
     _require(config.max_params >= 1000,
              f"--max-params must be at least 1000; got {config.max_params}.")
+    _require(config.mixed_precision in ("off", "auto", "float16", "bfloat16"),
+             f"--mixed-precision must be off, auto, float16 or bfloat16; got "
+             f"{config.mixed_precision!r}.")
+    _require(config.jit_compile in ("auto", "on", "off"),
+             f"--jit-compile must be auto, on or off; got {config.jit_compile!r}.")
+    dp = str(config.data_parallel)
+    _require(dp in ("auto", "off") or (dp.isdigit() and int(dp) >= 1),
+             f"--data-parallel must be auto, off or a number of GPUs (>= 1); got {dp!r}.")
+    from search.distributed import resolve_role
+
+    role = resolve_role(config.role, config.oracle, config.tuner_id)  # raises SearchError
+    _require(not (role is not None and not role.is_chief and config.overwrite),
+             "--overwrite is refused for a worker: only the chief may start a run afresh "
+             "(add --overwrite to the chief's command, not the workers').")
     if config.space_file is not None:
         path = Path(config.space_file)
         _require(path.is_file(), f"--space {path}: no such file. Give a TOML file (see "

@@ -65,15 +65,23 @@ def _family_summary(tuner) -> dict[str, Any]:
 
 
 def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, class_names,
-                counts, progress: Progress, budget: TimeBudget) -> dict[str, Any]:
+                counts, progress: Progress, budget: TimeBudget, plan=None,
+                role=None) -> dict[str, Any]:
     import spaces
 
+    from search import devices, distributed
     from search.cv_tuner import CVTuner
     from search.oracles import make_oracle
 
     hypermodel = spaces.HYPERMODELS[family](
         input_shape=tuple(int(d) for d in data.x.shape[1:]), num_classes=len(class_names),
         class_counts=[int(c) for c in counts], space=space, max_params=config.max_params)
+    plan = plan or devices.DataParallelPlan()
+    jit = devices.jit_compile_value(config.jit_compile)
+    if plan.replicas > 1 or jit != "auto":
+        # Builds under the strategy scope, sets model.jit_compile, scales the batch per replica.
+        hypermodel = devices.ScaledHyperModel(hypermodel, plan, jit)
+    worker = role is not None and not role.is_chief
     oracle = make_oracle(config.tuner, objective=config.objective, direction=config.direction,
                          max_trials=config.max_trials, max_epochs=config.max_epochs,
                          seed=config.seed, family=family)
@@ -81,8 +89,12 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
     with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner" chatter
         tuner = CVTuner(oracle, hypermodel, data=data, family=family, run_dir=run_dir,
                         max_epochs=config.max_epochs, patience=config.patience,
-                        seed=config.seed, progress=progress, budget=budget)
-    if reloading:
+                        seed=config.seed, progress=progress, budget=budget,
+                        distribution_strategy=plan.strategy)
+    if worker:
+        progress.line(f"[{family}] worker {role.tuner_id}: running the trials the chief hands "
+                      "out")
+    elif reloading:
         s = _family_summary(tuner)
         done = s["trials_completed"] + s["trials_failed"]
         best = (f"{config.objective} {s['best_score']:.4f} (trial {s['best_trial_id']})"
@@ -94,8 +106,16 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
                       f"trial(s) x {config.folds} fold(s), objective {config.objective} "
                       f"({config.direction})")
     tuner.search(verbose=0)
-    summary = _family_summary(tuner)
+    if worker:  # the oracle lives on the chief: summarise this worker's own trials
+        summary = distributed.worker_summary(run_dir / family, role.tuner_id)
+    else:
+        summary = _family_summary(tuner)
     summary["fit_seconds"] = _fit_seconds(run_dir / family)
+    if role is not None and role.is_chief:
+        served = getattr(tuner.oracle, "cxr_serve_status", "completed")
+        if served == "budget_exhausted":
+            raise BudgetExhausted(f"time budget of {config.time_budget_min} min spent")
+        distributed.mark_family_done(run_dir, family, served)
     return summary
 
 
@@ -122,7 +142,13 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     import data_pipeline
     import spaces
 
+    from search import devices, distributed
+
     validate(config)
+    role = distributed.resolve_role(config.role, config.oracle, config.tuner_id)
+    worker = role is not None and not role.is_chief
+    if role is not None:
+        distributed.install()
     # tf.function retracing warnings are expected (one new model per fold); keep them out of
     # the user's terminal without importing TensorFlow on other backends.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -132,15 +158,32 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     run_dir = Path(config.run_dir)
     files_fp = data_pipeline.data_fingerprint(config.data)
     record_cfg = config.to_record(space.to_dict())
+    if worker:
+        # The chief writes run.json and split.json before it serves, so wait for it first
+        # (workers may be launched before the chief; KerasTuner #990).
+        pending = [i for i, f in enumerate(config.families)
+                   if not distributed.family_done(run_dir, f)]
+        if pending:
+            first = role.for_family(pending[0])
+            distributed.wait_for_oracle(first.host, first.port)
     saved = rf.read_json(run_dir / rf.RUN_JSON)
+    if worker:
+        if saved is None:
+            raise SearchError(f"{run_dir} has no run.json: a worker only joins a search its "
+                              "chief has started. Start the chief (--role chief) on this "
+                              "--run-dir first.")
+        distributed.check_membership(run_dir, role)
     if saved is not None and not config.overwrite:
         rf.check_resume(run_dir, saved, record_cfg, files_fp)
     resume_cmd = rf.resume_command(config.command or None)
 
-    with RunLock(run_dir) as lock, handle_signals():
+    # The chief holds .lock like a single search (so a second, independent search is refused);
+    # each worker holds .lock.<tuner_id> beside it.
+    lock_args = ({"role": "worker", "tuner_id": role.tuner_id} if worker else {})
+    with RunLock(run_dir, **lock_args) as lock, handle_signals():
         if config.overwrite and saved is not None:
             for child in run_dir.iterdir():
-                if child.name != lock.path.name:
+                if not child.name.startswith(".lock"):
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
             saved = None
         progress = Progress(run_dir / rf.LOG_NAME, quiet=config.quiet)
@@ -149,13 +192,28 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
                           f"{config.data}; results say nothing about real X-rays.")
         if lock.took_over is not None:
             progress.line(f"note: took over a stale lock ({lock.took_over})")
+        if role is not None and role.is_chief:
+            # The chief trains nothing: no device set-up (keep its GPU, if any, for workers).
+            plan = devices.DataParallelPlan()
+            progress.line(f"distributed: chief serving the oracle on {role.address} (port + i "
+                          f"for family i); {devices.describe_devices()}")
+        else:
+            plan, lines = devices.prepare(devices.ScaleOptions(
+                config.mixed_precision, config.jit_compile, str(config.data_parallel)))
+            for line in lines:
+                progress.line(line)
+            if worker:
+                progress.line(f"distributed: worker {role.tuner_id} of the chief at "
+                              f"{role.address}")
         ds, x, y, folds = _prepare_data(config, run_dir, progress, resuming=saved is not None)
         if saved is None:
             rf.write_json_atomic(run_dir / rf.RUN_JSON, rf.new_run_record(
                 config.command, record_cfg, data_fingerprint=ds.fingerprint,
                 files_fingerprint=files_fp, class_names=ds.class_names))
-        else:  # max_trials / time budget may have changed: keep the record current
+        elif not worker:  # max_trials / time budget may have changed: keep the record current
             rf.update_run(run_dir, config=record_cfg, status="running")
+        if role is not None and role.is_chief:
+            distributed.write_membership(run_dir, role, config.families)
         from search.cv_tuner import FoldData
 
         data = FoldData(x, y, folds)
@@ -167,13 +225,21 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
         status = "failed"
         exhausted: list[str] = []
         try:
-            for family in config.families:
+            for index, family in enumerate(config.families):
+                if worker and not distributed.worker_join_family(run_dir, role, index, family,
+                                                                 log=progress.line):
+                    continue
                 # The budget is per family, so a slow CNN search cannot starve the ANN one.
                 budget = TimeBudget(config.time_budget_min)
+                if role is not None and role.is_chief and config.time_budget_min is not None:
+                    # The chief stops handing out trials at the deadline; each worker's own
+                    # budget stops it starting folds.
+                    distributed.set_deadline(time.monotonic() + config.time_budget_min * 60.0)
                 try:
-                    summary["families"][family] = _run_family(
-                        family, config, run_dir, space, data, class_names, counts, progress,
-                        budget)
+                    with distributed.role_environment(role.for_family(index) if role else None):
+                        summary["families"][family] = _run_family(
+                            family, config, run_dir, space, data, class_names, counts,
+                            progress, budget, plan=plan, role=role)
                 except BudgetExhausted as exc:
                     exhausted.append(family)
                     _say(progress, f"{family}: stopped: {exc}.")
@@ -187,7 +253,8 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
                            f"Resume with: {resume_cmd}")
             raise
         finally:
-            rf.update_run(run_dir, status=status)
+            if not worker:  # in a distributed search the chief owns the run's status
+                rf.update_run(run_dir, status=status)
         summary["status"] = status
         summary["elapsed_s"] = round(time.monotonic() - started, 3)
         if status == "completed":
