@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SearchError
+from spaces import METRIC_NAMES
+from spaces.budget import DEFAULT_MAX_PARAMS
+from spaces.metrics import objective_direction as _space_objective_direction
 
 TUNERS = ("hyperband", "bayesian", "random")
 FAMILIES = ("cnn", "ann")
 COLOR_MODES = ("grayscale", "rgb")
-DEFAULT_MAX_PARAMS = 2_000_000
 
 
 @dataclass
@@ -67,23 +69,14 @@ class SearchConfig:
         return out
 
 
-def metric_names() -> tuple[str, ...]:
-    """The compiled metric names (from spaces), with a fallback while spaces is absent."""
-    try:
-        from spaces import METRIC_NAMES
-    except ImportError:  # pragma: no cover - only while spaces is being written
-        METRIC_NAMES = ("loss", "accuracy", "auc", "pr_auc", "precision", "recall")
-    return tuple(METRIC_NAMES)
-
-
 def valid_objectives() -> list[str]:
     """``val_<metric>`` for every compiled metric (``val_loss`` included)."""
-    return [f"val_{m}" for m in metric_names()]
+    return [f"val_{m}" for m in METRIC_NAMES]
 
 
 def objective_direction(name: str) -> str:
-    """``min`` for losses, ``max`` for every other metric (accuracy, AUC, recall, ...)."""
-    return "min" if name.endswith("loss") else "max"
+    """``min`` for losses, ``max`` for every other metric (the spaces' rule, one place)."""
+    return _space_objective_direction(name)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -143,7 +136,11 @@ def validate(config: SearchConfig) -> SearchConfig:
                  "`run_search.py space --help` for the format) or leave --space out.")
     if config.data is not None:
         path = Path(config.data)
-        _require(path.is_dir(), f"--data {path}: no such folder. Give the chest_xray folder "
-                 "(with train/ and class sub-folders) or leave --data out for the built-in "
-                 "synthetic data.")
+        _require(path.is_dir(), f"--data {path}: " + ("is a file, not a folder" if path.exists()
+                 else "no such folder") + ". Give the chest_xray folder (with train/ and class "
+                 "sub-folders) or leave --data out for the built-in synthetic data.")
+    run_dir = Path(config.run_dir)
+    _require(not run_dir.exists() or run_dir.is_dir(),
+             f"--run-dir {run_dir} is a file; a run folder must be a folder. Choose another "
+             "--run-dir (for example runs/<name>).")
     return config

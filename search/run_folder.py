@@ -11,7 +11,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -144,19 +143,6 @@ def update_run(run_dir: Path, **fields: Any) -> dict[str, Any]:
     run["updated"] = now_iso()
     write_json_atomic(path, run)
     return run
-
-
-def clear_run_dir(run_dir: Path) -> None:
-    """Deletes a run folder for --overwrite, refusing paths that do not look like one."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        return
-    if not (run_dir / RUN_JSON).exists() and any(run_dir.iterdir()):
-        raise SearchError(
-            f"--overwrite refused: {run_dir} is not empty and has no run.json, so it does not "
-            "look like a run folder. Choose another --run-dir or empty it yourself."
-        )
-    shutil.rmtree(run_dir)
 
 
 def resume_command(argv: list[str] | None = None) -> str:
