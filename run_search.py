@@ -24,10 +24,11 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Builds the argument parser with every package's subcommands."""
+def build_parser(modules: Sequence[str] = COMMAND_MODULES,
+                 prog: str = "run_search.py") -> argparse.ArgumentParser:
+    """Builds the argument parser with the subcommands of ``modules`` (default: all)."""
     parser = argparse.ArgumentParser(
-        prog="run_search.py",
+        prog=prog,
         description=(
             "Hyperparameter search for chest X-ray classifiers (CNN and ANN) on KerasTuner, "
             "with patient-grouped k-fold cross-validation, resume, leaderboards and reports."
@@ -35,18 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, modules: Sequence[str] | None = None,
+         prog: str | None = None) -> int:
     """Runs one subcommand and returns the process exit code."""
     # Keep TensorFlow's C++ start-up chatter out of the user's terminal.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from data_pipeline.errors import UserError
 
-    parser = build_parser()
+    parser = build_parser(COMMAND_MODULES if modules is None else modules,
+                          prog or "run_search.py")
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -16,6 +16,14 @@ FORMATS = ("csv", "md", "json")
 _EXT_FORMAT = {".csv": "csv", ".md": "md", ".markdown": "md", ".json": "json"}
 
 
+def _add_run_and_model(parser: argparse.ArgumentParser) -> None:
+    """The ``--run-dir`` and ``--model`` options shared by the commands that read a run."""
+    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
+                        help="run folder (default: %(default)s)")
+    parser.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
+                        help="model family (default: %(default)s)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``leaderboard``, ``analyze`` and ``run`` subcommands."""
     p = subparsers.add_parser(
@@ -26,9 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "every column to a CSV/Markdown/JSON file; draws learning-curve plots into "
             "RUN_DIR/plots. Reads only the trial files, so it is fast and works during a "
             "search and after an interrupted one."))
-    p.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="run folder (default: %(default)s)")
-    p.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
-                   help="model family (default: %(default)s)")
+    _add_run_and_model(p)
     p.add_argument("--top-k", type=int, default=10, metavar="K",
                    help="best K completed trials per family (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="FILE",
@@ -47,9 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Spearman correlation for numeric ones, dimensions ranked by effect size, and the "
             "notes' hypothesis 'dropout 0.2 suits low->high, 0.5 suits high->low' tested. "
             "Writes analysis.md, analysis.json and analysis.png."))
-    a.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="run folder (default: %(default)s)")
-    a.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
-                   help="model family (default: %(default)s)")
+    _add_run_and_model(a)
     a.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: RUN_DIR/analysis)")
     a.set_defaults(func=analyze_command)

@@ -118,12 +118,7 @@ def plot_objective_by_trial(rows: list[dict[str, Any]], objective: str, directio
     ax.set(xlabel="trial", ylabel=objective, title=title or f"{objective} by trial")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=90)
-    plt.close(fig)
-    return out_path
+    return _save(fig, out_path, plt)
 
 
 def plot_top_k(rows: list[dict[str, Any]], objective: str, out_path: str | Path, k: int = 10,
@@ -148,6 +143,11 @@ def plot_top_k(rows: list[dict[str, Any]], objective: str, out_path: str | Path,
     ax.set(xlabel=f"{objective} (bar: fold mean, line: std, dots: folds)",
            title=title or f"top {len(top)} by {objective}")
     ax.grid(axis="x", alpha=0.3)
+    return _save(fig, out_path, plt)
+
+
+def _save(fig: Any, out_path: str | Path, plt: Any) -> Path:
+    """Writes the figure as PNG (creating the folder) and frees it."""
     fig.tight_layout()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# A search space small enough for subprocess searches that must finish in seconds.
+TINY_SPACE = """
+[common]
+batch_size = 16
+augmentation = false
+lr_schedule = "constant"
+[ann]
+dense_layers = {min = 1, max = 2}
+dense_units = {min = 16, max = 32}
+dense_batch_norm = "none"
+"""
+
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now (and the one after it, for a second family)."""

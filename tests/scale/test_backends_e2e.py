@@ -18,20 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import scale_helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-TINY_SPACE = """
-[common]
-batch_size = 16
-augmentation = false
-lr_schedule = "constant"
-[ann]
-dense_layers = {min = 1, max = 2}
-dense_units = {min = 16, max = 32}
-dense_batch_norm = "none"
-[cnn]
+TINY_SPACE = scale_helpers.TINY_SPACE + """[cnn]
 conv_blocks = 1
 conv_filters = {min = 8, max = 16}
 convs_per_block = 1

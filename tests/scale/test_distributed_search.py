@@ -17,20 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from scale_helpers import ROOT, Procs, free_port, wait_until
+from scale_helpers import ROOT, TINY_SPACE, Procs, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
-TINY_SPACE = """
-[common]
-batch_size = 16
-augmentation = false
-lr_schedule = "constant"
-[ann]
-dense_layers = {min = 1, max = 2}
-dense_units = {min = 8, max = 32}
-dense_batch_norm = "none"
-"""
 ENV = {"KERAS_BACKEND": "jax", "CXR_DIST_HEARTBEAT_S": "0.5", "CXR_DIST_DEAD_AFTER_S": "8",
        "CXR_DIST_ORACLE_TIMEOUT_S": "180"}
 
