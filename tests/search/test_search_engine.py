@@ -178,9 +178,6 @@ def test_consecutive_over_budget_failures_stop_the_search(tmp_path, synthetic_ro
 
 
 def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
-    import os
-    import socket
-
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
     run_search_job(cfg)
     other = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1, folds=3)
@@ -188,10 +185,12 @@ def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
         run_search_job(other)
     assert "--overwrite" in str(err.value) and "--run-dir" in str(err.value)
     other.overwrite = True  # the first way out
-    # a live lock refuses even --overwrite (the parent pytest process stands in for a search)
-    lock = Path(cfg.run_dir) / ".lock"
-    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
-                                "started": "x", "role": "chief"}))
-    with pytest.raises(SearchError, match="in use by another search"):
-        run_search_job(other)
-    lock.unlink()
+    # a live lock refuses even --overwrite (a lock held here stands in for a running search)
+    from search.lock import RunLock
+
+    holder = RunLock(Path(cfg.run_dir)).acquire()
+    try:
+        with pytest.raises(SearchError, match="in use by another search"):
+            run_search_job(other)
+    finally:
+        holder.release()
