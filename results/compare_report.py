@@ -45,6 +45,17 @@ def verdict(result: dict[str, Any]) -> str:
                      f"{_pct(a['specificity'])} of the others{_ci_pct(ci[name].get('specificity'))}"
                      f" (ROC-AUC {fmt(a['roc_auc'])});")
     text = " ".join(parts).rstrip(";") + "."
+    one_class = [n for n, m in models.items()
+                 if m["at_threshold"]["sensitivity"] in (0.0, 1.0)
+                 and m["at_threshold"]["specificity"] in (0.0, 1.0)
+                 and m["at_threshold"]["sensitivity"] != m["at_threshold"]["specificity"]]
+    if one_class:
+        names = " and the ".join(n.upper() for n in one_class)
+        text += (f" **Warning:** the {names} put every test image in the same class at "
+                 "the exported threshold, so "
+                 + ("it does" if len(one_class) == 1 else "they do")
+                 + " not separate the classes there; a ranking (ROC-AUC) above 0.5 may still "
+                 "show some signal, but the model needs more training or data before use.")
     if len(models) == 1:
         name = next(iter(models))
         text += (f" Only the {name.upper()} was exported, so there is nothing to compare it "

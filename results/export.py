@@ -262,7 +262,7 @@ def format_result(r: ExportResult) -> str:
     """
     return (f"{r.family} rank{r.rank} (trial {r.trial_id}): CV {r.objective} "
             f"{r.cv_mean:.4f} ± {r.cv_std:.4f} | retrained validation {r.objective} "
-            f"{r.retrained_score:.4f} (optimistic: the same slice drove early stopping) | "
+            f"{r.retrained_score:.4f} (on the slice that also drove early stopping) | "
             f"{r.epochs_run}/{r.epochs} epochs, {r.n_params:,} params, "
             f"threshold {r.threshold:.4f} -> {r.path}")
 

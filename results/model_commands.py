@@ -43,7 +43,8 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{r['path']}  ERROR: {r['error']}")
     else:
         print_summary(rows)
-    return 0
+    # Like ls or grep: the readable files are predicted, but a failure is not silent.
+    return 1 if any(r["error"] for r in rows) else 0
 
 
 def unit_float(text: str) -> float:

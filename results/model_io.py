@@ -123,6 +123,11 @@ def load_export(path: Path) -> LoadedExport:
     path = Path(path)
     missing = [n for n in EXPORT_FILES if not (path / n).is_file()]
     if missing:
+        ranks = sorted(p.name for p in path.glob("rank*") if (p / "model.keras").is_file())
+        if ranks:
+            raise ResultsError(
+                f"{path} is a family folder, not one export. Pass one of its exports, e.g. "
+                f"{path / ranks[0]} (found: {', '.join(ranks)}).")
         raise ResultsError(
             f"{path} is not a finished export (missing {', '.join(missing)}). Export with "
             "`run_search.py export --run-dir RUN` and pass RUN/exports/<cnn|ann>/rank1.")

@@ -49,8 +49,13 @@ def decode_paths(paths: Sequence[Path], image_size: int, color_mode: str
         try:
             images.append(decode_bytes(Path(path).read_bytes(), image_size, color_mode))
             ok.append(i)
+        except FileNotFoundError:
+            errors[i] = "no such file"
         except Exception as err:  # noqa: BLE001 - any failure: report this file, go on
-            errors[i] = f"cannot read image: {type(err).__name__}: {err}"
+            if type(err).__name__ == "UnidentifiedImageError":
+                errors[i] = "not an image Pillow can read (JPEG, PNG, BMP, TIFF)"
+            else:
+                errors[i] = f"cannot read image: {type(err).__name__}: {err}"
     channels = 1 if color_mode == "grayscale" else 3
     x = (np.stack(images) if images
          else np.zeros((0, image_size, image_size, channels), dtype=np.uint8))

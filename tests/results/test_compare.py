@@ -171,3 +171,22 @@ def test_test_dir_overlapping_the_training_pool_is_refused(exported_run: Path,
     msg = str(err.value)
     assert str(test_dir) in msg and rule in msg and "without --test-dir" in msg
     assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def _verdict_result(cnn_sens_spec, ann_sens_spec):
+    models = {}
+    for name, (sens, spec) in (("cnn", cnn_sens_spec), ("ann", ann_sens_spec)):
+        models[name] = {"at_threshold": {"sensitivity": sens, "specificity": spec,
+                                         "roc_auc": 0.7}, "n_params": 10}
+    ci = {n: {"sensitivity": (0.0, 1.0), "specificity": (0.0, 1.0)} for n in models}
+    return {"models": models, "positive_class": "PNEUMONIA", "n_test": 40, "n_positive": 30,
+            "source": "the carved test split",
+            "bootstrap": {"ci": ci, "unit": "patient", "n_boot": 100, "diff_ci": {}}}
+
+
+def test_verdict_warns_when_a_model_calls_every_image_one_class():
+    from results.compare_report import verdict
+
+    text = verdict(_verdict_result((1.0, 0.0), (0.9, 0.8)))
+    assert "Warning" in text and "CNN put every test image in the same class" in text
+    assert "Warning" not in verdict(_verdict_result((0.95, 0.7), (0.9, 0.8)))

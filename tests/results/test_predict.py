@@ -31,7 +31,7 @@ def test_predict_folder_and_bad_file(exported_run: Path, synthetic_root: Path, t
         assert r["error"] == "" and 0.0 <= r["probability"] <= 1.0
         assert r["label"] == ("PNEUMONIA" if r["probability"] >= r["threshold"] else "NORMAL")
     saved = list(csv.DictReader(open(out)))
-    assert len(saved) == 4 and saved[1]["error"].startswith("cannot read image")
+    assert len(saved) == 4 and saved[1]["error"].startswith("not an image Pillow can read")
 
     from results.predict import print_summary
 
@@ -47,7 +47,20 @@ def test_predict_cli(exported_run: Path, synthetic_root: Path, capsys):
     code = main(["predict", "--model", str(exported_run / "exports" / "ann" / "rank1"),
                  str(image), str(image.parent / "missing.jpeg")])
     out = capsys.readouterr().out
-    assert code == 0 and image.name in out and "missing.jpeg" in out and "ERROR" in out
+    # the readable file is predicted, the missing one reported, and the exit code says so
+    assert code == 1 and image.name in out and "missing.jpeg" in out and "no such file" in out
+    code = main(["predict", "--model", str(exported_run / "exports" / "ann" / "rank1"),
+                 str(image)])
+    assert code == 0
+
+
+def test_predict_family_folder_points_to_its_exports(exported_run: Path, synthetic_root: Path):
+    from results.errors import ResultsError
+    from results.predict import predict_paths
+
+    image = next((synthetic_root / "train" / "NORMAL").glob("*.jpeg"))
+    with pytest.raises(ResultsError, match="family folder.*rank1"):
+        predict_paths(exported_run / "exports" / "ann", [image])
 
 
 def test_predict_no_images(exported_run: Path, tmp_path: Path):
