@@ -202,7 +202,9 @@ class CVTuner(kt.Tuner):
             cv.update({"status": "FAILED", "reason": reason[0]})
             write_json_atomic(self.trial_dir(trial.trial_id) / "cv.json", cv)
             reason = cv["reason"]
-        self.session_statuses.append("FAILED" if status != "COMPLETED" else "COMPLETED")
+        self.session_statuses.append(
+            "COMPLETED" if status == "COMPLETED"
+            else failures.OVER_BUDGET if failures.is_over_budget(reason) else "FAILED")
         self.report(trial.trial_id)
         test_hooks.maybe_kill_after_trial(trial.trial_id)
         failures.check_consecutive(self.session_statuses, last_reason=reason)

@@ -17,6 +17,15 @@ from keras_tuner.errors import FailedTrialError
 from search.errors import SearchError
 
 MAX_CONSECUTIVE_FAILURES = 3
+# Over-budget configurations are refused before training, in milliseconds, and a wide space
+# draws several in a row by chance; they only stop the search after this many in a row.
+MAX_CONSECUTIVE_REJECTIONS = 20
+OVER_BUDGET = "OVER_BUDGET"
+
+
+def is_over_budget(reason: str | None) -> bool:
+    """True for the spaces' parameter-budget refusal (a trial that never trained)."""
+    return bool(reason) and "parameters, over the limit of" in reason
 
 _OOM_NAMES = {"ResourceExhaustedError", "OutOfMemoryError", "MemoryError"}
 _OOM_TEXT = ("RESOURCE_EXHAUSTED", "out of memory", "OOM when allocating")
@@ -54,20 +63,31 @@ def check_finite(history: Mapping[str, Sequence[float]], fold: int) -> None:
 
 
 def check_consecutive(statuses: Sequence[str], limit: int = MAX_CONSECUTIVE_FAILURES,
-                      last_reason: str | None = None) -> None:
-    """Raises SearchError when the last ``limit`` ended trials all FAILED.
+                      last_reason: str | None = None,
+                      rejected_limit: int | None = None) -> None:
+    """Raises SearchError when the trials since the last completed one failed too often.
 
     Args:
-        statuses: Statuses of the ended trials in end order.
-        limit: How many failures in a row stop the search.
+        statuses: Statuses of the ended trials in end order: ``COMPLETED``, ``FAILED`` or
+            ``OVER_BUDGET`` (refused by the parameter budget before any training).
+        limit: How many real failures (OOM, NaN, errors) in a row stop the search.
         last_reason: The latest failure's reason, quoted in the message.
+        rejected_limit: How many failures of any kind, over-budget refusals included, in a row
+            stop the search (default :data:`MAX_CONSECUTIVE_REJECTIONS`).
     """
-    tail = list(statuses)[-limit:]
-    if len(tail) == limit and all(s == "FAILED" for s in tail):
+    rejected_limit = MAX_CONSECUTIVE_REJECTIONS if rejected_limit is None else rejected_limit
+    run: list[str] = []
+    for status in reversed(list(statuses)):
+        if status == "COMPLETED":
+            break
+        run.append(status)
+    failed = sum(s == "FAILED" for s in run)
+    if failed >= limit or len(run) >= rejected_limit:
+        n = failed if failed >= limit else len(run)
         raise SearchError(
-            f"{limit} trials in a row failed (last reason: {last_reason}). The search stopped "
+            f"{n} trials in a row failed (last reason: {last_reason}). The search stopped "
             "because the problem is likely the data, the space or the machine, not one "
             "configuration: check the reasons in the trials' cv.json, lower --image-size or "
-            "--max-params for out-of-memory, or narrow the space (--space FILE); then rerun the "
-            "same command to resume."
+            "raise --max-params for over-budget models, or narrow the space (--space FILE); "
+            "then rerun the same command to resume."
         )

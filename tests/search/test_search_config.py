@@ -92,6 +92,10 @@ def test_failure_classification():
     with pytest.raises(Exception, match="nan_loss"):
         check_finite({"loss": [0.5, float("nan")]}, fold=1)
     check_consecutive(["FAILED", "COMPLETED", "FAILED", "FAILED"])
+    # over-budget refusals count only towards the (much longer) rejection limit
+    check_consecutive(["COMPLETED"] + ["OVER_BUDGET"] * 5 + ["FAILED", "FAILED"])
+    with pytest.raises(SearchError, match="4 trials in a row"):
+        check_consecutive(["OVER_BUDGET", "FAILED"] * 2, rejected_limit=4)
     with pytest.raises(SearchError, match="3 trials in a row failed"):
         check_consecutive(["COMPLETED", "FAILED", "FAILED", "FAILED"], last_reason="nan_loss")
 

@@ -165,7 +165,13 @@ def test_time_budget_is_per_family(tmp_path, synthetic_root, monkeypatch):
         assert len(starts) == 2, family
 
 
-def test_consecutive_over_budget_failures_stop_the_search(tmp_path, synthetic_root):
+def test_consecutive_over_budget_failures_stop_the_search(tmp_path, synthetic_root,
+                                                          monkeypatch):
+    import search.failures as failures
+
+    # Over-budget refusals are cheap and a wide space draws a few in a row by chance: three do
+    # not stop a search, a long run of them (here 3 of a limit patched down to 3) does.
+    monkeypatch.setattr(failures, "MAX_CONSECUTIVE_REJECTIONS", 3)
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=5, max_params=1000)
     with pytest.raises(SearchError, match="3 trials in a row failed"):
         run_search_job(cfg)
