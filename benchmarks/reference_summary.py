@@ -96,8 +96,9 @@ def top_table(run_dir: Path, family: str, top: int) -> list[str]:
     for r in rows:
         hps = ", ".join(f"{k}={r[f'param_{k}']}" for k in KEY_PARAMS[family]
                         if r.get(f"param_{k}") not in (None, ""))
-        hps = re.sub(r"learning_rate=([0-9.e-]+)",
-                     lambda m: f"learning_rate={float(m.group(1)):.2g}", hps)
+        # Floats as sampled (0.35000000000000003, 0.0026120961...) read better at 2 digits.
+        hps = re.sub(r"=(\d+\.\d{4,}(?:e-?\d+)?|\d\.?\d*e-\d+)",
+                     lambda m: f"={float(m.group(1)):.2g}", hps)
         out.append(f"| {r['rank']} | {r['trial_id']} | {_fmt(r[f'mean_{obj}'], 4)} +- "
                    f"{_fmt(r[f'std_{obj}'], 4)} | {r['diagnosis']} | {r['n_params']} | {hps} |")
     return out
