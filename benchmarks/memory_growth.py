@@ -4,8 +4,9 @@
 Runs N small trials (default 30, random search, ANN, 1 fold) in one process and records the
 RSS after every trial; the figure is the growth from the end of trial 3 (imports, tracing and
 caches warmed up) to the end of the last trial. Target (issue 4): < 100 MB.
-On TensorFlow 2.21 the target is missed (~11 MB per fold fit, see benchmarks/RESULTS.md): TF
-keeps memory for every traced tf.function even after ``clear_session()``; eager fits do not grow.
+Before ``search/memory.py`` TensorFlow grew ~6-11 MB per fold fit (optimizer slots lifted out of
+the traced step, and a gradient registration per traced step that keeps its graph alive); see
+benchmarks/RESULTS.md for the figures before and after.
 
 Usage:
   .venv/bin/python benchmarks/memory_growth.py [--data DIR] [--trials 30] [--image-size 32]
@@ -28,18 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def rss_mb() -> float:
-    """Current resident-set size in MB (Linux /proc; falls back to ru_maxrss)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="default: generated synthetic data")
@@ -48,12 +37,25 @@ def main() -> int:
     ap.add_argument("--model", default="ann", choices=("cnn", "ann"))
     ap.add_argument("--folds", type=int, default=1)
     ap.add_argument("--max-epochs", type=int, default=1)
+    ap.add_argument("--without-memory-guard", action="store_true",
+                    help="baseline: turn off search/memory.py's fixes (eager optimizer build, "
+                         "gradient-registry release) to measure what they save")
     args = ap.parse_args()
 
     from search import cv_tuner
     from search.config import SearchConfig
     from search.engine import run_search_job
+    from search.memory import rss_mb
 
+    if args.without_memory_guard:
+        from search import fold_fit
+
+        class NoGuard:
+            def release(self) -> int:
+                return 0
+
+        fold_fit.FitMemoryGuard = NoGuard
+        fold_fit.build_optimizer = lambda model: None
     samples: list[float] = []
     original = cv_tuner.CVTuner.on_trial_end
 
@@ -85,6 +87,8 @@ def main() -> int:
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.node()}, {os.cpu_count()} cpus, {platform.platform()}",
         "command": " ".join(["python", *sys.argv]),
+        "backend": __import__("keras").backend.backend(),
+        "memory_guard": not args.without_memory_guard,
         "trials": len(samples), "completed": summary["families"][args.model]["trials_completed"],
         "rss_after_trial_3_mb": round(base, 1), "rss_last_mb": round(samples[-1], 1),
         "rss_max_mb": round(max(samples), 1),

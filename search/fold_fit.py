@@ -21,6 +21,7 @@ import numpy as np
 
 from search import failures, test_hooks
 from search.diagnosis import diagnose
+from search.memory import FitMemoryGuard, build_optimizer
 from search.run_folder import now_iso, read_json, write_json_atomic
 from search import signals
 from search.signals import critical
@@ -95,6 +96,25 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     """
     keras.backend.clear_session()
     gc.collect()
+    guard = FitMemoryGuard()
+    try:
+        return _fit_fold(hypermodel=hypermodel, hp=hp, trial_id=trial_id, trial_dir=trial_dir,
+                         family_dir=family_dir, fold=fold, x_tr=x_tr, y_tr=y_tr, x_va=x_va,
+                         y_va=y_va, epochs=epochs, initial_epoch=initial_epoch,
+                         carry_from=carry_from, objective=objective, direction=direction,
+                         patience=patience, seed=seed, extra_callbacks=extra_callbacks)
+    finally:
+        # Also after a failed fit: the next fold must start from the same memory.
+        keras.backend.clear_session()
+        gc.collect()
+        guard.release()
+
+
+def _fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path, fold: int,
+              x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
+              epochs: int, initial_epoch: int, carry_from: Path | None, objective: str,
+              direction: str, patience: int, seed: int, extra_callbacks: list | None
+              ) -> dict[str, Any]:
     fseed = fold_seed(seed, fold)
     keras.utils.set_random_seed(fseed)
     model = hypermodel.build(hp)
@@ -113,6 +133,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         start_eval = {f"val_{k}": float(v) for k, v in model.evaluate(
             x_va.astype("float32"), y_va, batch_size=256, verbose=0, return_dict=True).items()}
 
+    # After the carry-over load, so the optimizer state still restarts with each round.
+    build_optimizer(model)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=objective, mode=direction, patience=patience,
                                       restore_best_weights=True),
@@ -165,6 +187,4 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         write_json_atomic(fold_json(trial_dir, fold), record)
         log_fit_event(family_dir, trial_id, fold, "end")
     del model, history
-    keras.backend.clear_session()
-    gc.collect()
     return record

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from spaces.cnn import regularizer
-from spaces.common import BaseHyperModel
+from spaces.common import BaseHyperModel, dense_params
 from spaces.hierarchy import layer_widths, placement
 
 MAX_UNITS = 4096  # cap of the hierarchy: 10 increasing layers from 1024 would reach 512k units
@@ -45,3 +45,16 @@ class ANNHyperModel(BaseHyperModel):
             if drop[i]:
                 x = keras.layers.Dropout(values["dense_dropout_rate"], name=f"{tag}_dropout")(x)
         return x
+
+    def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
+        """Parameters of :meth:`build_body` and its output width, counted without building."""
+        width = self.input_shape[0] * self.input_shape[1] * self.input_shape[2]
+        n = values["dense_layers"]
+        bn = values["dense_batch_norm"]
+        total = 0
+        for units in layer_widths(values["dense_units"], n, values["dense_hierarchy"],
+                                  cap=MAX_UNITS):
+            total += dense_params(width, units, bias=bn != "before_activation")
+            total += 4 * units if bn != "none" else 0  # gamma, beta, moving mean and variance
+            width = units
+        return total, width

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spaces.common import BaseHyperModel
+from spaces.common import BaseHyperModel, dense_params
 from spaces.hierarchy import layer_widths, placement
 
 MAX_FILTERS = 512  # cap of the filter hierarchy: 5 increasing blocks from 64 would reach 1024
@@ -77,3 +77,30 @@ class CNNHyperModel(BaseHyperModel):
                     x = keras.layers.Dropout(values["dense_dropout_rate"],
                                              name=f"dense{i + 1}_dropout")(x)
         return x
+
+    def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
+        """Parameters of :meth:`build_body` and its output width, counted without building."""
+        size_h, size_w, channels = self.input_shape
+        blocks = values["conv_blocks"]
+        filters = layer_widths(values["conv_filters"], blocks, values["filter_hierarchy"],
+                               cap=MAX_FILTERS)
+        bn = values["conv_batch_norm"]
+        bn_blocks = placement(values["conv_batch_norm_blocks"] or "all", blocks)
+        k = values["kernel_size"]
+        total = 0
+        for b in range(blocks):
+            use_bn = bn != "none" and bn_blocks[b]
+            for _ in range(values["convs_per_block"]):
+                total += k * k * channels * filters[b]
+                total += 0 if use_bn and bn == "before_activation" else filters[b]
+                total += 4 * filters[b] if use_bn else 0
+                channels = filters[b]
+            size_h, size_w = -(-size_h // 2), -(-size_w // 2)  # "same" pooling rounds up
+        width = size_h * size_w * channels if values["head"] == "flatten" else channels
+        n_dense = values["dense_layers"]
+        if n_dense:
+            for units in layer_widths(values["dense_units"], n_dense, values["dense_hierarchy"],
+                                      cap=MAX_UNITS):
+                total += dense_params(width, units)
+                width = units
+        return total, width

@@ -120,6 +120,9 @@ class BaseHyperModel(kt.HyperModel):
         import keras
 
         values = register_values(hp, self.space, self.family)
+        # Refused before any layer exists: allocating and initialising an over-budget model (a
+        # 100M-parameter ANN takes seconds) would cost more than the trial it replaces.
+        self._check_budget(self._count(values), values)
         inputs = keras.Input(shape=self.input_shape, name="image")
         # Models take raw 0..255 pixels, so an exported model needs no preprocessing.
         x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
@@ -128,14 +131,7 @@ class BaseHyperModel(kt.HyperModel):
         outputs = keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax",
                                      name="output", dtype="float32")(x)
         model = keras.Model(inputs, outputs, name=self.family)
-        n_params = model.count_params()
-        if n_params > self.max_params:
-            shown = {k: v for k, v in values.items() if v is not None and k not in FIT_DIMS}
-            raise kt.errors.FailedTrialError(
-                f"{self.family} model has {n_params:,} parameters, over the limit of "
-                f"{self.max_params:,} (input {self.input_shape}, {shown}). Raise --max-params or "
-                f"narrow the space (fewer layers, smaller base width, global_average head)."
-            )
+        self._check_budget(model.count_params(), values)  # the built model has the last word
         if values["output_bias"]:
             model.get_layer("output").bias.assign(self.output_bias_values())
         model.compile(optimizer=make_optimizer(values), loss=self.loss_name(),
@@ -145,6 +141,31 @@ class BaseHyperModel(kt.HyperModel):
     def build_body(self, x: Any, values: dict[str, Any]) -> Any:
         """Family-specific layers between the rescaling and the output layer."""
         raise NotImplementedError
+
+    def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
+        """Parameter count of :meth:`build_body`'s layers and the width it outputs."""
+        raise NotImplementedError
+
+    def count_params(self, hp: kt.HyperParameters) -> int:
+        """The parameter count ``build(hp)`` would give, computed without Keras.
+
+        Counts what ``model.count_params()`` counts, batch-norm moving statistics included.
+        """
+        return self._count(register_values(hp, self.space, self.family))
+
+    def _count(self, values: dict[str, Any]) -> int:
+        body, width = self.body_params(values)
+        units = 1 if self.num_classes == 2 else self.num_classes
+        return body + dense_params(width, units)
+
+    def _check_budget(self, n_params: int, values: dict[str, Any]) -> None:
+        if n_params > self.max_params:
+            shown = {k: v for k, v in values.items() if v is not None and k not in FIT_DIMS}
+            raise kt.errors.FailedTrialError(
+                f"{self.family} model has {n_params:,} parameters, over the limit of "
+                f"{self.max_params:,} (input {self.input_shape}, {shown}). Raise --max-params or "
+                f"narrow the space (fewer layers, smaller base width, global_average head)."
+            )
 
     def loss_name(self) -> str:
         return "binary_crossentropy" if self.num_classes == 2 else "sparse_categorical_crossentropy"
@@ -206,6 +227,11 @@ class BaseHyperModel(kt.HyperModel):
         return model.fit(train, validation_data=validation_data, epochs=epochs,
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
                          **kwargs)
+
+
+def dense_params(inputs: int, units: int, *, bias: bool = True) -> int:
+    """Weights of a dense layer from ``inputs`` to ``units``."""
+    return inputs * units + (units if bias else 0)
 
 
 def make_optimizer(values: dict[str, Any]) -> Any:

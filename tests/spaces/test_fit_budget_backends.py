@@ -12,7 +12,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
-from conftest import SHAPE
+from conftest import SHAPE, sample_hps
 
 from spaces import ANNHyperModel, CNNHyperModel, SpaceError
 
@@ -55,6 +55,35 @@ def test_budget_rejects_big_model():
     hm = ANNHyperModel(SHAPE, max_params=10_000)
     with pytest.raises(kt.errors.FailedTrialError, match=r"over the limit of 10,000.*--max-params"):
         hm.build(kt.HyperParameters())
+
+
+@pytest.mark.parametrize("cls", [CNNHyperModel, ANNHyperModel], ids=["cnn", "ann"])
+@pytest.mark.parametrize("shape,classes", [((16, 16, 1), 2), ((15, 15, 3), 3)],
+                         ids=["16px-gray-2", "15px-rgb-3"])
+def test_count_params_matches_built_model(cls, shape, classes):
+    # The budget check runs on this count before any layer exists, so it must be exact: odd
+    # sizes exercise the rounding of "same" pooling, three classes a softmax output.
+    hm = cls(shape, num_classes=classes, class_counts=[5] * classes, max_params=10**9)
+    for seed in range(12):
+        hp = sample_hps(hm, seed)
+        model = hm.build(hp)
+        assert hm.count_params(hp) == model.count_params(), hp.values
+        keras.backend.clear_session()
+
+
+def test_budget_refuses_before_building(monkeypatch):
+    hm = ANNHyperModel((64, 64, 1), max_params=1_000_000)
+    hp = kt.HyperParameters()
+    hp.Fixed("dense_layers", 6)
+    hp.Fixed("dense_units", 1024)
+    hp.Fixed("dense_hierarchy", "constant")
+
+    def no_layers(*args, **kwargs):
+        raise AssertionError("an over-budget model must be refused before any layer is built")
+
+    monkeypatch.setattr(keras, "Input", no_layers)
+    with pytest.raises(kt.errors.FailedTrialError, match=r"9,444,353 parameters, over the limit"):
+        hm.build(hp)
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -1,0 +1,101 @@
+"""Memory hygiene between fold fits: what one fit leaves in the backend is released before the next.
+
+A search builds a new model for every fold of every trial in one process, so anything a backend
+keeps per traced model grows without bound. ``keras.backend.clear_session()`` and ``gc.collect()``
+release the models themselves; on TensorFlow (2.16-2.21 with Keras 3) two more things survive them,
+about 6 MB per fold fit between them (measured with ``benchmarks/memory_growth.py``):
+
+1. **Optimizer slots created inside the traced train step.** Without a ``tf.distribute`` strategy,
+   Keras defers ``optimizer.build`` to the first traced step, and ``tf.function`` wraps each slot's
+   initialiser in a ``tf.cond`` whose branch functions stay registered in the eager context for the
+   life of the process (eight per Adam layer). :func:`build_optimizer` builds the slots eagerly
+   before ``fit``, so nothing is lifted.
+2. **A gradient registration per traced train step.** Keras's TensorFlow optimizer sums gradients
+   through ``tf.distribute``'s replica context even with a single replica; TensorFlow implements
+   that with ``tf.custom_gradient``, which in graph mode registers a uniquely named gradient function
+   (``CustomGradient-<uid>``) in TensorFlow's global gradient registry. The function closes over the
+   traced graph, so every fold's whole train graph stays alive. :class:`FitMemoryGuard` drops the
+   registrations a fit added once its model is gone.
+
+With both, the resident set of a long search levels off after the first few trials instead of
+growing linearly (figures in ``benchmarks/RESULTS.md``). Other backends need neither and are left
+alone. The registry is private TensorFlow API: if a future version moves it, the guard does nothing
+rather than fail a search.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
+
+
+def rss_mb() -> float:
+    """The process's current resident-set size in MB (Linux ``/proc``), or its peak elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def build_optimizer(model: Any) -> None:
+    """Creates the optimizer's slot variables eagerly (see point 1 of the module docstring).
+
+    Models built under a ``tf.distribute`` strategy are left alone: Keras builds their optimizer
+    itself, under the strategy, before tracing.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or getattr(optimizer, "built", True):
+        return
+    if getattr(model, "_distribute_strategy", None) is not None:
+        return
+    optimizer.build(model.trainable_variables)
+
+
+def _gradient_registry() -> dict | None:
+    """TensorFlow's global gradient registry (a private dict), or None off TensorFlow."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry  # noqa: SLF001 - see module docstring
+    except (ImportError, AttributeError):
+        return None
+    return registry if isinstance(registry, dict) else None
+
+
+class FitMemoryGuard:
+    """Drops the custom-gradient registrations made while the guard was open.
+
+    Use around one fold fit; close it after the fit's model is deleted and the session cleared
+    (point 2 of the module docstring)::
+
+        guard = FitMemoryGuard()
+        ... build, fit, save, del model, clear_session() ...
+        guard.release()
+    """
+
+    def __init__(self) -> None:
+        registry = _gradient_registry()
+        self._before = set(registry) if registry is not None else None
+
+    def release(self) -> int:
+        """Forgets the new ``CustomGradient-*`` registrations; returns how many were dropped."""
+        registry = _gradient_registry()
+        if registry is None or self._before is None:
+            return 0
+        added = [k for k in list(registry) if k not in self._before
+                 and str(k).startswith(_CUSTOM_GRADIENT_PREFIX)]
+        for key in added:
+            registry.pop(key, None)
+        return len(added)
