@@ -1,0 +1,80 @@
+"""search.memory: a fold fit leaves nothing behind in the backend that outlives its model."""
+
+from __future__ import annotations
+
+import gc
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from search.memory import FitMemoryGuard, build_optimizer, frozen_heap, rss_mb
+from spaces import ANNHyperModel
+
+TF_ONLY = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                             reason="the leaks fixed here are TensorFlow's")
+
+
+def _fit_once(guarded: bool) -> None:
+    """One fold-like fit of a tiny model, as search.fold_fit runs it."""
+    keras.backend.clear_session()
+    guard = FitMemoryGuard() if guarded else None
+    model = ANNHyperModel((8, 8, 1)).build(kt.HyperParameters())
+    if guarded:
+        build_optimizer(model)
+    x = np.random.default_rng(0).integers(0, 256, (32, 8, 8, 1), dtype=np.uint8)
+    y = np.array([0, 1] * 16)
+    model.fit(x.astype("float32"), y, batch_size=16, epochs=1, verbose=0)
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+    if guard is not None:
+        guard.release()
+
+
+def _backend_state() -> tuple[int, int]:
+    """(functions in TF's eager context, entries in TF's gradient registry)."""
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import ops
+
+    return len(context.context().list_function_names()), len(ops._gradient_registry._registry)
+
+
+@TF_ONLY
+def test_guarded_fits_leave_no_functions_or_gradient_registrations():
+    _fit_once(guarded=True)  # warm-up: op wrappers TF registers once per process
+    before = _backend_state()
+    for _ in range(3):
+        _fit_once(guarded=True)
+    assert _backend_state() == before
+
+
+@TF_ONLY
+def test_unguarded_fits_do_leak_so_the_guard_test_can_fail():
+    # The baseline the guard fixes: without it, every fit adds to both (TF 2.16-2.21).
+    _fit_once(guarded=False)
+    before = _backend_state()
+    _fit_once(guarded=False)
+    after = _backend_state()
+    assert after[0] > before[0] and after[1] > before[1]
+
+
+def test_build_optimizer_creates_the_slots_before_fit():
+    keras.backend.clear_session()
+    model = ANNHyperModel((8, 8, 1)).build(kt.HyperParameters())
+    assert not model.optimizer.built
+    build_optimizer(model)
+    assert model.optimizer.built and len(model.optimizer.variables) > 1
+    build_optimizer(model)  # idempotent
+
+
+def test_frozen_heap_freezes_only_inside_the_block():
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
+def test_rss_is_a_plausible_size():
+    assert 10 < rss_mb() < 1_000_000
