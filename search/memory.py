@@ -111,6 +111,25 @@ class FitMemoryGuard:
 
 
 @contextlib.contextmanager
+def fit_scope() -> Iterator[None]:
+    """Runs one fold fit in a fresh Keras session and releases what it leaves behind.
+
+    After the block, even when the fit failed: the session is cleared, garbage is collected and
+    the fit's gradient registrations are dropped (:class:`FitMemoryGuard`).
+    """
+    import keras
+
+    keras.backend.clear_session()
+    guard = FitMemoryGuard()
+    try:
+        yield
+    finally:
+        keras.backend.clear_session()
+        gc.collect()
+        guard.release()
+
+
+@contextlib.contextmanager
 def frozen_heap() -> Iterator[None]:
     """Freezes the objects alive now for the garbage collector while the block runs.
 
