@@ -22,6 +22,12 @@ growing linearly (figures in ``benchmarks/RESULTS.md``). Other backends need nei
 alone. The registry is private TensorFlow API: if a future version moves it, the guard does
 nothing rather than fail a search.
 
+After every fit the C heap's free pages are also handed back to the operating system
+(``malloc_trim``, glibc only), so the resident set reports what the search holds rather than the
+allocator's high-water mark; on JAX, whose growth is a warm-up of the runtime's arenas in the
+first trials rather than a per-trial leak, that lowered the growth over 30 trials in one
+measurement from +109 MB to +85 MB.
+
 A third measure is about time: :func:`frozen_heap` moves the objects alive when the search starts
 (TensorFlow, Keras and KerasTuner modules, the data: ~500k objects) out of the cyclic garbage
 collector's view, so the collections ``clear_session()`` runs between folds take milliseconds
@@ -38,6 +44,7 @@ from collections.abc import Iterator
 from typing import Any
 
 _CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
+_malloc_trim: Any = None  # glibc's malloc_trim, False where there is none (looked up once)
 
 
 def rss_mb() -> float:
@@ -127,6 +134,23 @@ def fit_scope() -> Iterator[None]:
         keras.backend.clear_session()
         gc.collect()
         guard.release()
+        trim_c_heap()
+
+
+def trim_c_heap() -> bool:
+    """Returns the C heap's free pages to the OS (glibc ``malloc_trim``); False where unavailable."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if not _malloc_trim:
+        return False
+    _malloc_trim(0)
+    return True
 
 
 @contextlib.contextmanager

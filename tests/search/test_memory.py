@@ -9,7 +9,8 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from search.memory import FitMemoryGuard, build_optimizer, frozen_heap, rss_mb
+from search.memory import (FitMemoryGuard, build_optimizer, fit_scope, frozen_heap,
+                           rss_mb, trim_c_heap)
 from spaces import ANNHyperModel
 
 TF_ONLY = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -78,3 +79,18 @@ def test_frozen_heap_freezes_only_inside_the_block():
 
 def test_rss_is_a_plausible_size():
     assert 10 < rss_mb() < 1_000_000
+
+
+def test_fit_scope_releases_even_when_the_fit_fails():
+    with pytest.raises(RuntimeError, match="boom"):
+        with fit_scope():
+            keras.layers.Dense(2).build((None, 3))
+            raise RuntimeError("boom")
+    # The session was cleared on the way out: a new layer gets the first auto-generated name.
+    assert keras.layers.Dense(2).name == "dense"
+
+
+def test_trim_c_heap_runs_where_glibc_is():
+    import platform
+
+    assert trim_c_heap() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
