@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--max-epochs", type=int, default=1)
     ap.add_argument("--without-memory-guard", action="store_true",
                     help="baseline: turn off search/memory.py's fixes (eager optimizer build, "
-                         "gradient-registry release) to measure what they save")
+                         "gradient-registry release, heap trim) to measure what they save")
     args = ap.parse_args()
 
     from search import cv_tuner
@@ -48,13 +48,14 @@ def main() -> int:
     from search.memory import rss_mb
 
     if args.without_memory_guard:
-        from search import fold_fit
+        from search import fold_fit, memory
 
         class NoGuard:
             def release(self) -> int:
                 return 0
 
-        fold_fit.FitMemoryGuard = NoGuard
+        memory.FitMemoryGuard = NoGuard  # fit_scope looks it up in search.memory
+        memory.trim_c_heap = lambda: False
         fold_fit.build_optimizer = lambda model: None
     samples: list[float] = []
     original = cv_tuner.CVTuner.on_trial_end

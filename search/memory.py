@@ -3,12 +3,12 @@
 A search builds a new model for every fold of every trial in one process, so anything a backend
 keeps per traced model grows without bound. ``keras.backend.clear_session()`` and ``gc.collect()``
 release the models themselves; on TensorFlow (2.16-2.21 with Keras 3) two more things survive
-them, about 6 MB per fold fit between them (measured with ``benchmarks/memory_growth.py``):
+them, about 6-11 MB per fold fit between them (measured with ``benchmarks/memory_growth.py``):
 
 1. **Optimizer slots created inside the traced train step.** Without a ``tf.distribute``
    strategy, Keras defers ``optimizer.build`` to the first traced step, and ``tf.function`` wraps
    each slot's initialiser in a ``tf.cond`` whose branch functions stay registered in the eager
-   context for the life of the process (eight per Adam layer). :func:`build_optimizer` builds the
+   context for the life of the process (four per weight under Adam). :func:`build_optimizer` builds the
    slots eagerly before ``fit``, so nothing is lifted.
 2. **A gradient registration per traced train step.** Keras's TensorFlow optimizer sums gradients
    through ``tf.distribute``'s replica context even with a single replica; TensorFlow implements
@@ -31,7 +31,7 @@ measurement from +109 MB to +85 MB.
 A third measure is about time: :func:`frozen_heap` moves the objects alive when the search starts
 (TensorFlow, Keras and KerasTuner modules, the data: ~500k objects) out of the cyclic garbage
 collector's view, so the collections ``clear_session()`` runs between folds take milliseconds
-instead of ~0.3 s each (four per fold). Reference counting still frees those objects when they
+instead of ~0.3 s each (there were four per fold). Reference counting still frees those objects when they
 are dropped; only reference cycles among them wait until the search ends.
 """
 
@@ -93,6 +93,11 @@ def _gradient_registry() -> dict | None:
 class FitMemoryGuard:
     """Drops the custom-gradient registrations made while the guard was open.
 
+    Safe because every graph traced during a fold fit belongs to that fold's model, which is gone
+    when the guard is released; a ``tf.function`` that outlived the fold and was differentiated
+    later would fail with "gradient registry has no entry for CustomGradient-<n>". Keras and the
+    search keep no such function (a re-trace registers a fresh name).
+
     Use around one fold fit; close it after the fit's model is deleted and the session cleared
     (point 2 of the module docstring)::
 
@@ -117,23 +122,44 @@ class FitMemoryGuard:
         return len(added)
 
 
+def clear_session() -> None:
+    """``keras.backend.clear_session()`` that keeps the dtype policy and the distribution.
+
+    Keras 3's ``clear_session`` replaces its whole global state, which also holds the global dtype
+    policy (``--mixed-precision``) and the JAX ``DataParallel`` distribution (``--data-parallel``),
+    so clearing between folds would silently train every fold after the first in float32 on one
+    device (with a batch already scaled for several).
+    """
+    import keras
+
+    policy = keras.config.dtype_policy()
+    distribution = keras.distribution.distribution()
+    keras.backend.clear_session()
+    keras.config.set_dtype_policy(policy)
+    if distribution is not None:
+        keras.distribution.set_distribution(distribution)
+
+
 @contextlib.contextmanager
 def fit_scope() -> Iterator[None]:
     """Runs one fold fit in a fresh Keras session and releases what it leaves behind.
 
-    After the block, even when the fit failed: the session is cleared, garbage is collected and
-    the fit's gradient registrations are dropped (:class:`FitMemoryGuard`).
-    """
-    import keras
+    Yields:
+        Nothing; the fold's build, fit and saves run in the block.
 
-    keras.backend.clear_session()
+    After the block, even when the fit failed: the session is cleared (dtype policy and
+    distribution kept), the fit's gradient registrations are dropped (:class:`FitMemoryGuard`)
+    before garbage is collected, so the graphs they held are freed now rather than at the next
+    fold, and the C heap is trimmed.
+    """
+    clear_session()
     guard = FitMemoryGuard()
     try:
         yield
     finally:
-        keras.backend.clear_session()
-        gc.collect()
+        clear_session()
         guard.release()
+        gc.collect()
         trim_c_heap()
 
 
@@ -158,8 +184,12 @@ def frozen_heap() -> Iterator[None]:
     """Freezes the objects alive now for the garbage collector while the block runs.
 
     See the module docstring (third measure). Unfrozen on exit, so a library caller that runs
-    several searches in one process gets its cyclic garbage collected as before.
+    several searches in one process gets its cyclic garbage collected as before; a heap the
+    caller froze itself is left as it was.
     """
+    if gc.get_freeze_count():  # the caller froze the heap already: leave it to them
+        yield
+        return
     gc.collect()
     gc.freeze()
     try:

@@ -47,7 +47,12 @@ class ANNHyperModel(BaseHyperModel):
         return x
 
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
-        """Parameters of :meth:`build_body` and its output width, counted without building."""
+        """Counts the parameters of :meth:`build_body` without building it.
+
+        Returns:
+            ``(parameters, width of the body's output)``, as ``model.count_params()`` counts
+            them (batch-norm moving statistics included).
+        """
         width = self.input_shape[0] * self.input_shape[1] * self.input_shape[2]
         n = values["dense_layers"]
         bn = values["dense_batch_norm"]

@@ -79,7 +79,12 @@ class CNNHyperModel(BaseHyperModel):
         return x
 
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
-        """Parameters of :meth:`build_body` and its output width, counted without building."""
+        """Counts the parameters of :meth:`build_body` without building it.
+
+        Returns:
+            ``(parameters, width of the body's output)``, as ``model.count_params()`` counts
+            them (batch-norm moving statistics included).
+        """
         size_h, size_w, channels = self.input_shape
         blocks = values["conv_blocks"]
         filters = layer_widths(values["conv_filters"], blocks, values["filter_hierarchy"],

@@ -63,12 +63,21 @@ def test_budget_rejects_big_model():
 def test_count_params_matches_built_model(cls, shape, classes):
     # The budget check runs on this count before any layer exists, so it must be exact: odd
     # sizes exercise the rounding of "same" pooling, three classes a softmax output.
-    hm = cls(shape, num_classes=classes, class_counts=[5] * classes, max_params=10**9)
+    hm = cls(shape, num_classes=classes, class_counts=[5] * classes, max_params=3_000_000)
+    built = 0
     for seed in range(12):
         hp = sample_hps(hm, seed)
+        counted = hm.count_params(hp)
+        if counted > hm.max_params:  # refused with the count, before building
+            with pytest.raises(kt.errors.FailedTrialError, match=f"{counted:,} parameters"):
+                hm.build(hp)
+            continue
         model = hm.build(hp)
-        assert hm.count_params(hp) == model.count_params(), hp.values
+        assert counted == model.count_params(), hp.values
+        built += 1
+        del model
         keras.backend.clear_session()
+    assert built >= 6
 
 
 def test_budget_refuses_before_building(monkeypatch):
