@@ -25,8 +25,8 @@ nothing rather than fail a search.
 After every fit the C heap's free pages are also handed back to the operating system
 (``malloc_trim``, glibc only), so the resident set reports what the search holds rather than the
 allocator's high-water mark; on JAX, whose growth is a warm-up of the runtime's arenas in the
-first trials rather than a per-trial leak, that lowered the growth over 30 trials in one
-measurement from +109 MB to +85 MB.
+first trials rather than a per-trial leak, that lowered the growth over 30 trials from +109 MB
+to +85 and +77 MB in two measurements.
 
 A third measure is about time: :func:`frozen_heap` moves the objects alive when the search starts
 (TensorFlow, Keras and KerasTuner modules, the data: ~500k objects) out of the cyclic garbage
