@@ -226,25 +226,26 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
         status = "failed"
         exhausted: list[str] = []
         try:
-            with frozen_heap():  # fast garbage collections between folds
-                for index, family in enumerate(config.families):
-                    if worker and not distributed.worker_join_family(run_dir, role, index, family,
-                                                                     log=progress.line):
-                        continue
-                    # The budget is per family, so a slow CNN search cannot starve the ANN one.
-                    budget = TimeBudget(config.time_budget_min)
-                    if role is not None and role.is_chief and config.time_budget_min is not None:
-                        # The chief stops handing out trials at the deadline; each worker's own
-                        # budget stops it starting folds.
-                        distributed.set_deadline(time.monotonic() + config.time_budget_min * 60.0)
-                    try:
-                        with distributed.role_environment(role.for_family(index) if role else None):
-                            summary["families"][family] = _run_family(
-                                family, config, run_dir, space, data, class_names, counts,
-                                progress, budget, plan=plan, role=role)
-                    except BudgetExhausted as exc:
-                        exhausted.append(family)
-                        _say(progress, f"{family}: stopped: {exc}.")
+            for index, family in enumerate(config.families):
+                if worker and not distributed.worker_join_family(run_dir, role, index, family,
+                                                                 log=progress.line):
+                    continue
+                # The budget is per family, so a slow CNN search cannot starve the ANN one.
+                budget = TimeBudget(config.time_budget_min)
+                if role is not None and role.is_chief and config.time_budget_min is not None:
+                    # The chief stops handing out trials at the deadline; each worker's own
+                    # budget stops it starting folds.
+                    distributed.set_deadline(time.monotonic() + config.time_budget_min * 60.0)
+                try:
+                    # frozen_heap: fast garbage collections between folds (search.memory).
+                    with frozen_heap(), distributed.role_environment(
+                            role.for_family(index) if role else None):
+                        summary["families"][family] = _run_family(
+                            family, config, run_dir, space, data, class_names, counts,
+                            progress, budget, plan=plan, role=role)
+                except BudgetExhausted as exc:
+                    exhausted.append(family)
+                    _say(progress, f"{family}: stopped: {exc}.")
             status = "budget_exhausted" if exhausted else "completed"
             if exhausted:
                 _say(progress, f"time budget spent for {', '.join(exhausted)}. "

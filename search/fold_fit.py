@@ -72,6 +72,9 @@ def best_index(values: list[float], direction: str) -> int:
     return int(np.argmax(arr) if direction == "max" else np.argmin(arr))
 
 
+# A fresh session per fold; what the fit leaves in the backend is released after it, also
+# when it fails, so the next fold starts from the same memory.
+@fit_scope()
 def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path, fold: int,
              x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
              epochs: int, initial_epoch: int, carry_from: Path | None, objective: str,
@@ -93,79 +96,76 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     Raises:
         keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
     """
-    # A fresh session per fold; what the fit leaves in the backend is released after it,
-    # also when it fails, so the next fold starts from the same memory.
-    with fit_scope():
-        fseed = fold_seed(seed, fold)
-        keras.utils.set_random_seed(fseed)
-        model = hypermodel.build(hp)
-        n_params = int(model.count_params())
-        start_eval = None
-        if carry_from is not None:
-            if not Path(carry_from).exists():
-                raise failures.FailedTrialError(
-                    f"hyperband carry-over: {carry_from} is missing, cannot continue the round")
-            with warnings.catch_warnings():
-                # The file also holds the optimizer's slots; a fresh optimizer has none yet, so
-                # Keras skips them (weights carry over, optimizer state restarts) and warns.
-                warnings.simplefilter("ignore", UserWarning)
-                model.load_weights(str(carry_from))
-            # The loss the continued round starts from; equals the previous round's best val_loss.
-            start_eval = {f"val_{k}": float(v) for k, v in model.evaluate(
-                x_va.astype("float32"), y_va, batch_size=256, verbose=0, return_dict=True).items()}
-
-        # After the carry-over load, so the optimizer state still restarts with each round.
-        build_optimizer(model)
-        callbacks = [
-            keras.callbacks.EarlyStopping(monitor=objective, mode=direction, patience=patience,
-                                          restore_best_weights=True),
-            keras.callbacks.TerminateOnNaN(),
-            signals.StopOnSignal(),
-            *(extra_callbacks or []),
-        ]
-        if test_hooks.active():
-            callbacks.append(test_hooks.KillAtEpoch(trial_id, fold))
-        log_fit_event(family_dir, trial_id, fold, "start")
-        t0 = time.perf_counter()
-        history = hypermodel.fit(hp, model, x_tr, y_tr, validation_data=(x_va, y_va),
-                                 epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
-                                 verbose=0, seed=fseed)
-        fit_seconds = time.perf_counter() - t0
-        signals.check()  # a stop cut this fit short: discard the fold, keep the earlier ones
-        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        failures.check_finite(hist, fold)
-        if objective not in hist:
+    fseed = fold_seed(seed, fold)
+    keras.utils.set_random_seed(fseed)
+    model = hypermodel.build(hp)
+    n_params = int(model.count_params())
+    start_eval = None
+    if carry_from is not None:
+        if not Path(carry_from).exists():
             raise failures.FailedTrialError(
-                f"objective {objective} not in the fit history (has {sorted(hist)})")
-        i = best_index(hist[objective], direction)
-        # Metrics at the restored epoch; the LR scheduler logs learning_rate, not a metric.
-        best = {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")}
-        best_epoch = initial_epoch + i + 1
-        kept_carried = False
-        previous = read_json(Path(carry_from).with_name(f"fold{fold}.json")) if carry_from else None
-        if previous and start_eval and objective in start_eval and not _better(
-                best[objective], start_eval[objective], direction):
-            # No epoch of this round beat the weights it started from: a fresh EarlyStopping would
-            # still restore this round's best, which is worse. Keep the carried weights instead.
+                f"hyperband carry-over: {carry_from} is missing, cannot continue the round")
+        with warnings.catch_warnings():
+            # The file also holds the optimizer's slots; a fresh optimizer has none yet, so
+            # Keras skips them (weights carry over, optimizer state restarts) and warns.
+            warnings.simplefilter("ignore", UserWarning)
             model.load_weights(str(carry_from))
-            best, best_epoch, kept_carried = dict(previous["best"]), previous["best_epoch"], True
-        record = {
-            "fold": fold, "history": hist,
-            # 1-based absolute epoch count of the restored weights (carried epochs included);
-            # when the carried weights were kept it points into the previous round's history.
-            "best_epoch": best_epoch,
-            "initial_epoch": initial_epoch, "epochs_trained": len(hist[objective]),
-            "fit_seconds": round(fit_seconds, 4),
-            "best": best, "kept_carried_weights": kept_carried,
-            "diagnosis": diagnose(hist), "seed": fseed, "n_params": n_params,
-            "carried_from": str(Path(carry_from).parent.name) if carry_from else None,
-            "start_eval": start_eval,
-        }
-        with critical():
-            tmp = Path(trial_dir) / f".fold{fold}.{os.getpid()}.tmp.weights.h5"
-            model.save_weights(str(tmp))
-            os.replace(tmp, fold_weights(trial_dir, fold))
-            write_json_atomic(fold_json(trial_dir, fold), record)
-            log_fit_event(family_dir, trial_id, fold, "end")
-        del model, history
-        return record
+        # The loss the continued round starts from; equals the previous round's best val_loss.
+        start_eval = {f"val_{k}": float(v) for k, v in model.evaluate(
+            x_va.astype("float32"), y_va, batch_size=256, verbose=0, return_dict=True).items()}
+
+    # After the carry-over load, so the optimizer state still restarts with each round.
+    build_optimizer(model)
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=objective, mode=direction, patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.TerminateOnNaN(),
+        signals.StopOnSignal(),
+        *(extra_callbacks or []),
+    ]
+    if test_hooks.active():
+        callbacks.append(test_hooks.KillAtEpoch(trial_id, fold))
+    log_fit_event(family_dir, trial_id, fold, "start")
+    t0 = time.perf_counter()
+    history = hypermodel.fit(hp, model, x_tr, y_tr, validation_data=(x_va, y_va),
+                             epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                             verbose=0, seed=fseed)
+    fit_seconds = time.perf_counter() - t0
+    signals.check()  # a stop cut this fit short: discard the fold, keep the earlier ones
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    failures.check_finite(hist, fold)
+    if objective not in hist:
+        raise failures.FailedTrialError(
+            f"objective {objective} not in the fit history (has {sorted(hist)})")
+    i = best_index(hist[objective], direction)
+    # Metrics at the restored epoch; the LR scheduler logs learning_rate, not a metric.
+    best = {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")}
+    best_epoch = initial_epoch + i + 1
+    kept_carried = False
+    previous = read_json(Path(carry_from).with_name(f"fold{fold}.json")) if carry_from else None
+    if previous and start_eval and objective in start_eval and not _better(
+            best[objective], start_eval[objective], direction):
+        # No epoch of this round beat the weights it started from: a fresh EarlyStopping would
+        # still restore this round's best, which is worse. Keep the carried weights instead.
+        model.load_weights(str(carry_from))
+        best, best_epoch, kept_carried = dict(previous["best"]), previous["best_epoch"], True
+    record = {
+        "fold": fold, "history": hist,
+        # 1-based absolute epoch count of the restored weights (carried epochs included);
+        # when the carried weights were kept it points into the previous round's history.
+        "best_epoch": best_epoch,
+        "initial_epoch": initial_epoch, "epochs_trained": len(hist[objective]),
+        "fit_seconds": round(fit_seconds, 4),
+        "best": best, "kept_carried_weights": kept_carried,
+        "diagnosis": diagnose(hist), "seed": fseed, "n_params": n_params,
+        "carried_from": str(Path(carry_from).parent.name) if carry_from else None,
+        "start_eval": start_eval,
+    }
+    with critical():
+        tmp = Path(trial_dir) / f".fold{fold}.{os.getpid()}.tmp.weights.h5"
+        model.save_weights(str(tmp))
+        os.replace(tmp, fold_weights(trial_dir, fold))
+        write_json_atomic(fold_json(trial_dir, fold), record)
+        log_fit_event(family_dir, trial_id, fold, "end")
+    del model, history
+    return record
