@@ -13,15 +13,16 @@ from data_pipeline.dataset import Dataset, load_dataset
 from data_pipeline.discovery import data_fingerprint, discover
 from data_pipeline.errors import DataError, UserError
 from data_pipeline.folds import check_folds, make_folds
-from data_pipeline.groups import patient_id
+from data_pipeline.groups import acquisition_batch, patient_id
+from data_pipeline.shifts import SHIFT_NAMES, shifted_sets
 from data_pipeline.splits import TestSplit, load_split, save_split, split_train_test
 from data_pipeline.synthetic import default_data_dir, generate_synthetic
 from data_pipeline.weights import class_weights, initial_bias
 
 __all__ = [
-    "ArrayBatches", "DataError", "Dataset", "TestSplit", "UserError", "check_folds",
+    "SHIFT_NAMES", "ArrayBatches", "DataError", "Dataset", "TestSplit", "UserError", "check_folds",
     "class_weights", "data_fingerprint", "default_data_dir", "discover", "generate_synthetic",
-    "initial_bias", "load_dataset", "load_split", "make_augmentation", "make_folds", "patient_id",
+    "initial_bias", "load_dataset", "load_split", "make_augmentation", "acquisition_batch", "shifted_sets", "make_folds", "patient_id",
     "save_split", "split_train_test",
 ]
 

@@ -34,6 +34,19 @@ def patient_id(filename: str) -> str | None:
     return None
 
 
+def acquisition_batch(filename: str) -> str:
+    """The acquisition batch a file name marks: ``"NORMAL2-IM"``, ``"IM"``, ``"person"`` or ``""``.
+
+    The Kaggle training NORMAL films come in two batches named ``IM-*`` and ``NORMAL2-IM-*``;
+    the shortcut probes score each batch separately (``search/probes.py``).
+    """
+    name = filename.rsplit("/", 1)[-1]
+    for scheme, pattern in _PATTERNS:
+        if pattern.match(name):
+            return scheme.rstrip("-")
+    return ""
+
+
 def name_groups(paths: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
     """Group ids from file names, prefixed by the class folder.
 

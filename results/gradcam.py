@@ -144,3 +144,26 @@ def pick_examples(y_true: np.ndarray, prob: np.ndarray, threshold: float,
     wrong = np.flatnonzero(pred != y)
     wrong = wrong[np.lexsort((-confidence[wrong], y[wrong] == 0))][:n_each]
     return [(int(i), "correct") for i in correct] + [(int(i), "wrong") for i in wrong]
+
+
+def border_share(heatmaps: np.ndarray, fraction: float = 0.12) -> np.ndarray:
+    """Share of each heatmap's total heat that lies in its outer frame.
+
+    A frame of ``fraction`` per side covers ``1 - (1 - 2 * fraction) ** 2`` of the image (about
+    42% at 0.12), so a map spread evenly scores that much; a model reading the lungs scores far
+    less, one reading the film's edges more.
+
+    Args:
+        heatmaps: ``(N, S, S)`` non-negative maps (``GradCamResult.heatmaps``).
+        fraction: frame width per side, as in ``data_pipeline.shifts.border_masked``.
+
+    Returns:
+        ``(N,)`` shares in [0, 1]; NaN for an all-zero map.
+    """
+    maps = np.asarray(heatmaps, dtype=np.float64)
+    _, h, w = maps.shape
+    bh, bw = int(round(h * fraction)), int(round(w * fraction))
+    inner = maps[:, bh:h - bh, bw:w - bw].sum(axis=(1, 2))
+    total = maps.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1.0 - inner / total, np.nan)

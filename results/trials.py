@@ -19,6 +19,7 @@ COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
 _FOLD_FILE = re.compile(r"^fold(\d+)\.json$")
 # Keys of a cv.json fold entry that are bookkeeping, not metrics.
 _FOLD_META = {"fold", "best_epoch", "epochs_trained", "initial_epoch", "fit_seconds", "seed",
+              "probe_seconds",
               "n_params"}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from search.errors import SearchError
 from spaces import METRIC_NAMES
 from spaces.budget import DEFAULT_MAX_PARAMS
+from spaces.metrics import PROBE_OBJECTIVES
 from spaces.metrics import objective_direction as _space_objective_direction
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -70,8 +71,9 @@ class SearchConfig:
 
 
 def valid_objectives() -> list[str]:
-    """``val_<metric>`` for every compiled metric (``val_loss`` included)."""
-    return [f"val_{m}" for m in METRIC_NAMES]
+    """``val_<metric>`` for every compiled metric (``val_loss`` included) and every shortcut
+    probe (``val_auc_geometric``, ..., ``val_auc_robust``; two-class data only)."""
+    return [f"val_{m}" for m in METRIC_NAMES] + list(PROBE_OBJECTIVES)
 
 
 def objective_direction(name: str) -> str:

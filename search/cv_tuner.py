@@ -34,10 +34,31 @@ class FoldData:
         x: uint8 images ``(N, S, S, C)`` (test images already removed).
         y: int labels ``(N,)``.
         folds: ``[(train_idx, val_idx), ...]`` from ``data_pipeline.make_folds``.
+        batches: acquisition batch of each image (``data_pipeline.acquisition_batch``) for the
+            per-batch probe, or None.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]):
-        self.x, self.y, self.folds = x, y, folds
+    def __init__(self, x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                 batches: np.ndarray | None = None):
+        self.x, self.y, self.folds, self.batches = x, y, folds, batches
+        self._shifted: dict[int, dict[str, np.ndarray]] = {}
+
+    @property
+    def probes_enabled(self) -> bool:
+        """Probes score one sigmoid output: two-class data only."""
+        return int(self.y.max(initial=0)) <= 1
+
+    def probe_data(self, k: int) -> tuple[dict[str, np.ndarray], np.ndarray | None] | None:
+        """Fold ``k``'s shifted validation images (built once, reused by every trial) and the
+        acquisition batches of its validation images; None when probes do not apply."""
+        if not self.probes_enabled:
+            return None
+        if k not in self._shifted:
+            from data_pipeline import shifted_sets
+
+            self._shifted[k] = shifted_sets(self.x[self.folds[k][1]])
+        batches = None if self.batches is None else self.batches[self.folds[k][1]]
+        return self._shifted[k], batches
 
 
 class CVTuner(kt.Tuner):
@@ -114,7 +135,8 @@ class CVTuner(kt.Tuner):
             "objective": obj.name, "direction": obj.direction, "mean": mean, "std": std,
             "folds": [{"fold": f["fold"], **f["best"], "best_epoch": f["best_epoch"],
                        "epochs_trained": f["epochs_trained"], "initial_epoch": f["initial_epoch"],
-                       "fit_seconds": f["fit_seconds"], "diagnosis": f["diagnosis"]}
+                       "fit_seconds": f["fit_seconds"],
+                       "probe_seconds": f.get("probe_seconds"), "diagnosis": f["diagnosis"]}
                       for f in folds],
             "n_params": n_params if n_params is not None else previous.get("n_params"),
             # Wall time over all sessions that worked on this trial.
@@ -175,7 +197,7 @@ class CVTuner(kt.Tuner):
                         initial_epoch=initial_epoch, carry_from=carry,
                         objective=self.oracle.objective.name,
                         direction=self.oracle.objective.direction, patience=self.patience,
-                        seed=self.seed, extra_callbacks=extra)
+                        seed=self.seed, extra_callbacks=extra, probe=self.data.probe_data(k))
                 n_params = record.get("n_params", n_params)
                 folds.append(record)
                 self._write_cv(trial, "RUNNING", folds, started, n_params=n_params)

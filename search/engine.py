@@ -28,6 +28,32 @@ from search.progress import Progress, format_duration
 from search.signals import SearchInterrupted, handle_signals
 
 
+def _check_probe_objective(objective: str, ds, idx: np.ndarray) -> None:
+    """Refuses a probe objective the data cannot give, before any training starts."""
+    import data_pipeline
+    from spaces.metrics import PROBE_OBJECTIVES
+
+    if objective not in PROBE_OBJECTIVES:
+        return
+    if len(ds.class_names) != 2:
+        raise SearchError(
+            f"--objective {objective} is a shortcut probe, which scores one positive class; "
+            f"the data in {ds.root} has {len(ds.class_names)} classes ({ds.class_names}). Use "
+            "--objective val_auc, or point --data at a two-class folder.")
+    if objective == "val_auc_batch":
+        from search.probes import MIN_BATCH_IMAGES
+
+        names = np.asarray([data_pipeline.acquisition_batch(ds.paths[i]) for i in idx])
+        y = ds.y[idx]
+        if not any(len([b for b in set(names[y == c]) if np.sum((y == c) & (names == b))
+                        >= 3 * MIN_BATCH_IMAGES]) >= 2 for c in (0, 1)):
+            raise SearchError(
+                f"--objective val_auc_batch needs a class whose files come from two acquisition "
+                f"batches (names IM-* and NORMAL2-IM-*, at least {3 * MIN_BATCH_IMAGES} images "
+                f"each); the files in {ds.root} do not mark them. Use --objective "
+                "val_auc_geometric or val_auc_robust instead.")
+
+
 def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resuming: bool):
     import data_pipeline
 
@@ -44,11 +70,12 @@ def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resum
         data_pipeline.save_split(split, ds, split_path)
     idx = np.asarray(split.train_idx)
     x, y, groups = ds.x[idx], ds.y[idx], ds.groups[idx]
+    _check_probe_objective(config.objective, ds, idx)
     folds = data_pipeline.make_folds(y, groups, config.folds, config.seed)
     progress.line(f"data: {len(ds.y)} images in {config.data} ({config.image_size} px "
                   f"{config.color_mode}), {len(idx)} for search in {config.folds} fold(s), "
                   f"{len(split.test_idx)} held out for the test report ({split.source})")
-    return ds, x, y, folds
+    return ds, x, y, folds, idx
 
 
 def _family_summary(tuner) -> dict[str, Any]:
@@ -206,7 +233,8 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
             if worker:
                 progress.line(f"distributed: worker {role.tuner_id} of the chief at "
                               f"{role.address}")
-        ds, x, y, folds = _prepare_data(config, run_dir, progress, resuming=saved is not None)
+        ds, x, y, folds, idx = _prepare_data(config, run_dir, progress,
+                                             resuming=saved is not None)
         if saved is None:
             rf.write_json_atomic(run_dir / rf.RUN_JSON, rf.new_run_record(
                 config.command, record_cfg, data_fingerprint=ds.fingerprint,
@@ -217,7 +245,8 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
             distributed.write_membership(run_dir, role, config.families)
         from search.cv_tuner import FoldData
 
-        data = FoldData(x, y, folds)
+        data = FoldData(x, y, folds, batches=np.asarray(
+            [data_pipeline.acquisition_batch(ds.paths[i]) for i in idx]))
         counts = np.bincount(y, minlength=len(ds.class_names))
         class_names = list(ds.class_names)
         del ds  # the test images are not needed by the search

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from search import failures, test_hooks
+from search import failures, probes, test_hooks
 from search.diagnosis import diagnose
 from search.memory import build_optimizer, fit_scope
 from search.run_folder import now_iso, read_json, write_json_atomic
@@ -78,7 +78,8 @@ def best_index(values: list[float], direction: str) -> int:
 def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path, fold: int,
              x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
              epochs: int, initial_epoch: int, carry_from: Path | None, objective: str,
-             direction: str, patience: int, seed: int, extra_callbacks: list | None = None
+             direction: str, patience: int, seed: int, extra_callbacks: list | None = None,
+             probe: tuple[dict[str, np.ndarray], np.ndarray | None] | None = None
              ) -> dict[str, Any]:
     """Trains one fold and saves ``fold<k>.weights.h5`` then ``fold<k>.json``.
 
@@ -86,6 +87,10 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         hypermodel: The spaces HyperModel (``build`` + ``fit``).
         hp: The trial's HyperParameters.
         carry_from: A previous Hyperband round's ``fold<k>.weights.h5`` to continue from.
+        objective: The trial objective. A probe objective (``search.probes``) is measured once,
+            at the restored epoch; epochs are then chosen on ``val_auc``.
+        probe: ``FoldData.probe_data(fold)``: the shifted validation images and batches; the
+            probe AUCs join the fold's ``best`` metrics. None: no probes.
         epochs: Train up to this absolute epoch (Hyperband's ``tuner/epochs``).
         initial_epoch: Absolute epoch to start from (Hyperband's ``tuner/initial_epoch``).
         extra_callbacks: Progress bar and test hooks.
@@ -96,6 +101,7 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     Raises:
         keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
     """
+    objective = probes.epoch_metric(objective)
     fseed = fold_seed(seed, fold)
     keras.utils.set_random_seed(fseed)
     model = hypermodel.build(hp)
@@ -149,13 +155,18 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         # still restore this round's best, which is worse. Keep the carried weights instead.
         model.load_weights(str(carry_from))
         best, best_epoch, kept_carried = dict(previous["best"]), previous["best_epoch"], True
+    probe_seconds = None
+    if probe is not None:
+        t0 = time.perf_counter()
+        best.update(probes.probe_scores(model, x_va, y_va, *probe))
+        probe_seconds = round(time.perf_counter() - t0, 4)
     record = {
         "fold": fold, "history": hist,
         # 1-based absolute epoch count of the restored weights (carried epochs included);
         # when the carried weights were kept it points into the previous round's history.
         "best_epoch": best_epoch,
         "initial_epoch": initial_epoch, "epochs_trained": len(hist[objective]),
-        "fit_seconds": round(fit_seconds, 4),
+        "fit_seconds": round(fit_seconds, 4), "probe_seconds": probe_seconds,
         "best": best, "kept_carried_weights": kept_carried,
         "diagnosis": diagnose(hist), "seed": fseed, "n_params": n_params,
         "carried_from": str(Path(carry_from).parent.name) if carry_from else None,

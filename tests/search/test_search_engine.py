@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from spaces.metrics import PROBE_OBJECTIVES
 from search_helpers import assert_no_refit, cv_records, fit_events, tiny_config
 
 from search.diagnosis import LABELS
@@ -26,7 +28,8 @@ FOLD_KEYS = {"fold", "history", "best_epoch", "initial_epoch", "epochs_trained",
 
 # hyperband runs in test_hyperband_carry.py (with val_loss, a "min" objective).
 @pytest.mark.parametrize("tuner,objective,folds", [("random", "val_auc", 2),
-                                                   ("bayesian", "val_recall", 1)])
+                                                   ("bayesian", "val_recall", 1),
+                                                   ("random", "val_auc_robust", 2)])
 def test_search_each_tuner_writes_the_run_folder(tmp_path, synthetic_root, tuner, objective,
                                                  folds):
     cfg = tiny_config(tmp_path, synthetic_root, tuner=tuner, objective=objective,
@@ -58,6 +61,11 @@ def test_search_each_tuner_writes_the_run_folder(tmp_path, synthetic_root, tuner
             assert (run_dir / "ann" / name / f"fold{k}.weights.h5").exists()
             assert fold["epochs_trained"] == len(fold["history"]["val_loss"])
             assert cv["folds"][k][objective] == fold["best"][objective]
+            # Shortcut probes at the restored epoch, for every fold whatever the objective.
+            assert set(PROBE_OBJECTIVES) - {"val_auc_batch"} <= set(fold["best"])
+            assert fold["best"]["val_auc_robust"] <= min(
+                fold["best"][f"val_auc_{s}"] for s in ("border", "photometric", "geometric"))
+            assert fold["probe_seconds"] >= 0 and cv["folds"][k]["probe_seconds"] >= 0
         trial = json.loads((run_dir / "ann" / name / "trial.json").read_text())
         assert trial["status"] == "COMPLETED"
         assert trial["score"] == pytest.approx(cv["mean"][objective])

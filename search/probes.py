@@ -1,0 +1,111 @@
+"""Shortcut probes: a fold model's AUC on shifted copies of its validation images.
+
+Patient-grouped folds from one folder share its acquisition cues, so clean validation AUC
+saturates near 0.99 and cannot tell a model that reads the lungs from one that reads the film's
+border or exposure. The probes score each fold model, at its restored best epoch, on the
+shifted copies of ``data_pipeline.shifts``:
+
+- ``val_auc_border``: the outer frame replaced by the image median;
+- ``val_auc_photometric``: per-image gamma, contrast and brightness changes;
+- ``val_auc_geometric``: per-image small rotation, translation and zoom;
+- ``val_auc_batch``: the worst AUC of one acquisition batch (``IM-*`` vs ``NORMAL2-IM-*``
+  NORMAL films) against the other class, from the clean predictions; absent when the file
+  names mark fewer than two batches;
+- ``val_auc_robust``: the worst of the clean AUC and every probe above.
+
+Each is a valid ``--objective``; each fold record gives their cost (``probe_seconds``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from data_pipeline.shifts import SHIFT_NAMES
+from spaces.metrics import PROBE_OBJECTIVES
+
+CLEAN = "val_auc"
+BATCH = "val_auc_batch"
+ROBUST = "val_auc_robust"
+SHIFT_METRICS = {f"val_auc_{name}": name for name in SHIFT_NAMES}
+PROBE_METRICS = PROBE_OBJECTIVES
+assert set(PROBE_METRICS) == {*SHIFT_METRICS, BATCH, ROBUST}
+MIN_BATCH_IMAGES = 10  # a batch with fewer validation images gives too noisy an AUC
+
+
+def epoch_metric(objective: str) -> str:
+    """The per-epoch metric that early stopping and best-epoch restore follow for ``objective``.
+
+    Probes cost a pass over every shifted copy, so they are measured once per fold, at the
+    restored epoch, not every epoch; the epoch is chosen on the clean ``val_auc``.
+    """
+    return CLEAN if objective in PROBE_METRICS else objective
+
+
+def auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC of ``scores`` for 0/1 labels ``y``; NaN when ``y`` holds one class only."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(int).ravel()
+    if y.min(initial=0) == y.max(initial=0):
+        return float("nan")
+    return float(roc_auc_score(y, np.asarray(scores, dtype=float).ravel()))
+
+
+def batch_auc(y: np.ndarray, scores: np.ndarray, batches: np.ndarray | None) -> float | None:
+    """Worst AUC of one acquisition batch of a class against all images of the other class.
+
+    Returns:
+        The worst such AUC, or None when no class has two batches of ``MIN_BATCH_IMAGES``.
+    """
+    if batches is None:
+        return None
+    y, batches = np.asarray(y).astype(int).ravel(), np.asarray(batches)
+    worst = None
+    for cls in (0, 1):
+        names = [b for b in np.unique(batches[y == cls])
+                 if np.sum((y == cls) & (batches == b)) >= MIN_BATCH_IMAGES]
+        if len(names) < 2:
+            continue
+        for b in names:
+            keep = (y != cls) | (batches == b)
+            value = auc(y[keep], np.asarray(scores).ravel()[keep])
+            worst = value if worst is None or value < worst else worst
+    return worst
+
+
+def predict_scores(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Positive-class probabilities of ``model`` for uint8 images (one sigmoid output)."""
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = np.asarray(x[start:start + batch_size], dtype=np.float32)
+        out.append(np.asarray(model.predict_on_batch(xb), dtype=np.float64).reshape(-1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
+                 shifted: dict[str, np.ndarray], batches: np.ndarray | None = None
+                 ) -> dict[str, Any]:
+    """The probe AUCs of one fold model.
+
+    Args:
+        model: A compiled or loaded Keras model with one sigmoid output.
+        x_val: The fold's clean validation images (uint8, raw pixels).
+        y_val: Their 0/1 labels.
+        shifted: ``data_pipeline.shifted_sets(x_val)`` (computed once per fold and reused).
+        batches: Acquisition batch per validation image, or None.
+
+    Returns:
+        ``{"val_auc_border", "val_auc_photometric", "val_auc_geometric", ["val_auc_batch"],
+        "val_auc_robust"}``; the robust minimum includes the clean AUC of the same predictions.
+    """
+    clean = predict_scores(model, x_val)
+    out: dict[str, float] = {metric: auc(y_val, predict_scores(model, shifted[name]))
+                             for metric, name in SHIFT_METRICS.items()}
+    by_batch = batch_auc(y_val, clean, batches)
+    if by_batch is not None:
+        out[BATCH] = by_batch
+    values = [v for v in [auc(y_val, clean), *out.values()] if np.isfinite(v)]
+    out[ROBUST] = float(min(values)) if values else float("nan")
+    return out
