@@ -18,12 +18,13 @@ import keras_tuner as kt
 
 from spaces.budget import DEFAULT_MAX_PARAMS
 from spaces.metrics import make_metrics
+from spaces.preprocess import add_preprocessing
 from spaces.space import SpaceConfig, SpaceError, load_space
 
 
 # Training-time dimensions: applied by fit(), not by the layers.
-FIT_DIMS = ("batch_size", "augmentation", "augmentation_strength", "class_weights",
-            "lr_schedule", "lr_decay_epochs")
+FIT_DIMS = ("batch_size", "augmentation", "augmentation_strength", "augmentation_ranges",
+            "class_weights", "lr_schedule", "lr_decay_epochs")
 
 
 def register_values(hp: kt.HyperParameters, space: SpaceConfig, family: str) -> dict[str, Any]:
@@ -126,6 +127,8 @@ class BaseHyperModel(kt.HyperModel):
         inputs = keras.Input(shape=self.input_shape, name="image")
         # Models take raw 0..255 pixels, so an exported model needs no preprocessing.
         x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+        # Shortcut-breaking preprocessing lives in the model too, so exports stay raw-pixel.
+        x = add_preprocessing(x, values, self.input_shape)
         x = self.build_body(x, values)
         units = 1 if self.num_classes == 2 else self.num_classes
         outputs = keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax",
@@ -211,7 +214,8 @@ class BaseHyperModel(kt.HyperModel):
         if owned:
             raise TypeError(f"fit() sets {owned} from the hyperparameters; do not pass them.")
         values = register_values(hp, self.space, self.family)
-        augment = (data_pipeline.make_augmentation(values["augmentation_strength"], seed)
+        augment = (data_pipeline.make_augmentation(values["augmentation_strength"], seed,
+                                                   ranges=values["augmentation_ranges"] or "mild")
                    if values["augmentation"] else None)
         weights = data_pipeline.class_weights(y) if values["class_weights"] else None
         batch = int(values["batch_size"])

@@ -64,6 +64,7 @@ CONDITIONS: dict[str, dict[str, tuple[Condition, ...]]] = {
         "momentum": (Condition("optimizer", ("sgd",)),),
         "lr_decay_epochs": (Condition("lr_schedule", ("exponential",)),),
         "augmentation_strength": (Condition("augmentation", (True,)),),
+        "augmentation_ranges": (Condition("augmentation", (True,)),),
     },
     "cnn": {
         "conv_batch_norm_blocks": (

@@ -124,3 +124,19 @@ def test_batches_on_other_backends(backend, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]), timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_wide_ranges_reach_the_notebooks_and_mild_stays_the_low_end():
+    from data_pipeline import DataError, make_augmentation
+
+    wide = {type(layer).__name__: layer for layer in make_augmentation(1.0, 0, ranges="wide").layers}
+    mild = {type(layer).__name__: layer for layer in make_augmentation(1.0, 0).layers}
+    assert "RandomShear" in wide and "RandomShear" not in mild
+    rot = wide["RandomRotation"].factor
+    assert max(abs(f) for f in np.ravel(rot)) * 360 == pytest.approx(40.0)
+    assert max(np.ravel(mild["RandomRotation"].factor)) * 360 == pytest.approx(10.8)
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 1)).astype(np.float32)
+    out = np.asarray(make_augmentation(0.5, 0, ranges="wide")(x, training=True))
+    assert out.shape == x.shape and not np.allclose(out, x)
+    with pytest.raises(DataError, match="ranges"):
+        make_augmentation(1.0, 0, ranges="huge")

@@ -17,7 +17,7 @@ ANN_DIMS = {"dense_layers", "dense_units", "dense_hierarchy", "dense_batch_norm"
             "dense_dropout_rate"}
 COMMON = {"activation", "l2", "l2_strength", "optimizer", "momentum", "learning_rate",
           "lr_schedule", "lr_decay_epochs", "batch_size", "augmentation", "augmentation_strength",
-          "class_weights", "output_bias"}
+          "class_weights", "output_bias", "augmentation_ranges", "border_crop", "intensity_norm"}
 
 
 def run(argv, capsys):

@@ -76,7 +76,11 @@ def check_model(model, hm, v, expected):
     layers = model.layers
     assert [type(layers[0]).__name__, layers[1].name] == ["InputLayer", "rescale"]
     assert math.isclose(layers[1].scale, 1 / 255)
-    body = layers[2:-1]
+    # Shortcut-breaking preprocessing (spaces/preprocess.py) comes right after the rescaling.
+    pre = (["border_crop", "border_crop_resize"] if v["border_crop"] else []) + (
+        ["intensity_norm"] if v["intensity_norm"] != "none" else [])
+    assert [layer.name for layer in layers[2:2 + len(pre)]] == pre
+    body = layers[2 + len(pre):-1]
     assert [(l.name, type(l)) for l in body] == [(n, c) for n, c, _ in expected]
     for layer, (_, cls, arg) in zip(body, expected):
         if cls is keras.layers.Conv2D:

@@ -1,0 +1,74 @@
+"""Crop and normalisation layers inside the model: shapes, values, save/reload, defaults."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+import spaces
+from spaces.preprocess import _layers
+
+
+def _equalize_reference(img: np.ndarray) -> np.ndarray:
+    levels = np.round(img.ravel() * 255).astype(int)
+    hist = np.bincount(levels, minlength=256)
+    cdf = hist.cumsum()
+    cmin = cdf[hist > 0][0]
+    return ((cdf[levels] - cmin) / (levels.size - cmin)).reshape(img.shape)
+
+
+def test_histogram_equalization_matches_the_textbook_mapping():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 16, 16, 1)).astype("float32") / 255.0
+    x[0] *= 0.3  # an under-exposed film: equalised, it spans the full range
+    out = np.asarray(_layers()["HistogramEqualization"]()(x))
+    for i in range(len(x)):
+        np.testing.assert_allclose(out[i], _equalize_reference(x[i]), atol=1e-6)
+    assert out[0].min() == 0.0 and out[0].max() == pytest.approx(1.0)
+
+
+def test_per_image_standardization_removes_exposure():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.0, 0.6, (1, 16, 16, 1)).astype("float32")
+    x = np.concatenate([base, base * 1.5 + 0.1])  # the same film, brighter and more contrast
+    out = np.asarray(_layers()["PerImageStandardization"]()(x))
+    np.testing.assert_allclose(out[0], out[1], atol=1e-4)
+    assert abs(out[0].mean()) < 1e-5 and out[0].std() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_defaults_add_no_preprocessing_layer():
+    model = spaces.CNNHyperModel((32, 32, 1)).build(kt.HyperParameters())
+    names = [layer.name for layer in model.layers]
+    assert names[:3] == ["image", "rescale", "block1_conv1"]
+
+
+@pytest.mark.parametrize("family", ["cnn", "ann"])
+def test_crop_and_normalisation_build_count_save_and_reload(tmp_path, family):
+    hm = spaces.HYPERMODELS[family]((32, 32, 1))
+    hp = kt.HyperParameters()
+    hp.values.update(border_crop=0.15, intensity_norm="equalize")
+    model = hm.build(hp)
+    names = [layer.name for layer in model.layers]
+    assert names[1:5] == ["rescale", "border_crop", "border_crop_resize", "intensity_norm"]
+    assert model.get_layer("border_crop").output.shape[1:3] == (22, 22)  # 32 * 0.7, rounded
+    assert model.get_layer("border_crop_resize").output.shape[1:3] == (32, 32)
+    assert model.count_params() == hm.count_params(hp)
+    x = np.random.default_rng(2).integers(0, 256, (4, 32, 32, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0),
+                               atol=1e-6)
+
+
+def test_border_crop_makes_the_model_blind_to_the_border():
+    hm = spaces.CNNHyperModel((32, 32, 1))
+    hp = kt.HyperParameters()
+    hp.values.update(border_crop=0.15)
+    model = hm.build(hp)
+    x = np.full((1, 32, 32, 1), 100.0, dtype="float32")
+    framed = x.copy()
+    framed[:, :3], framed[:, -3:], framed[:, :, :3], framed[:, :, -3:] = 0, 0, 0, 0
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(framed, verbose=0),
+                               atol=1e-6)
