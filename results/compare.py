@@ -204,18 +204,87 @@ def latency_ms(model: Any, x: np.ndarray, batch_size: int = 64, n_single: int = 
     return {"batch_1": single, "batched": batched, "batch_size": batch_size}
 
 
+def explained_model(model: Any) -> tuple[Any, str | None]:
+    """The model Grad-CAM can replay: an ensemble's first member, else the model itself.
+
+    Returns:
+        ``(model, note)``; the note says when one member stands for the ensemble.
+    """
+    import keras
+
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if not members:
+        return model, None
+    return members[0], (f"the export averages {len(members)} models; Grad-CAM and the border "
+                        f"attention show its first member ({members[0].name})")
+
+
+LEANS_ON_BORDER_SHARE = 0.5   # heat share in the outer 12% frame (an even map gives 0.42)
+LEANS_ON_BORDER_DROP = 0.03   # ROC-AUC lost when the frame is masked
+MIN_SPECIFICITY = 0.70
+
+
+def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, np.ndarray],
+                   *, cnn: bool, n_cam: int = 120, seed: int = 0) -> dict[str, Any]:
+    """Clean vs shifted ROC-AUC on the test images, and (CNN) Grad-CAM border attention.
+
+    Args:
+        model: the exported model.
+        x, y: the test images (raw uint8) and 0/1 labels.
+        shifted: ``data_pipeline.shifted_sets(x)``.
+        cnn: whether Grad-CAM applies.
+        n_cam: test images (a fixed random sample) whose heatmaps give the border share.
+
+    Returns:
+        ``{"clean", "val_auc_border", ..., "val_auc_robust", "border_share",
+        "border_share_normal", "leans_on_border", "note"}`` (probe keys keep the search's
+        names; here they are measured on the test images).
+    """
+    from results.gradcam import GradCamUnavailable, border_share, grad_cam
+    from search.probes import auc, predict_scores, probe_scores
+
+    out: dict[str, Any] = {"clean": auc(y, predict_scores(model, x))}
+    out.update(probe_scores(model, x, y, shifted, None))
+    out["border_share"] = out["border_share_normal"] = None
+    out["note"] = None
+    if cnn:
+        cam_model, out["note"] = explained_model(model)
+        idx = np.sort(np.random.default_rng(seed).permutation(len(x))[:n_cam])
+        try:
+            share = border_share(grad_cam(cam_model, x[idx]).heatmaps)
+            out["border_share"] = float(np.nanmean(share))
+            normal = share[y[idx] == 0]
+            out["border_share_normal"] = float(np.nanmean(normal)) if normal.size else None
+        except GradCamUnavailable as err:
+            out["note"] = f"border attention not measured: {err}"
+    drop = out["clean"] - out["val_auc_border"]
+    out["leans_on_border"] = bool(
+        (np.isfinite(drop) and drop >= LEANS_ON_BORDER_DROP)
+        or (out["border_share"] is not None and out["border_share"] > LEANS_ON_BORDER_SHARE))
+    return out
+
+
 def _gradcam(export: LoadedExport, data: dict[str, Any], prob: np.ndarray, out: Path,
              n_each: int) -> dict[str, Any]:
-    """Grad-CAM figure of the CNN, or a note saying why there is none."""
+    """Grad-CAM figure of the CNN, or a note saying why there is none.
+
+    Panels: the most confident correct and wrong calls, plus confident correct NORMAL films
+    (where a border shortcut shows: the heat sits on the film's edges instead of the lungs).
+    """
     from results.gradcam import GradCamUnavailable, grad_cam, pick_examples
 
     t = float(export.threshold["threshold"])
     picks = pick_examples(data["y"], prob, t, n_each)
     if not picks:
         return {"figure": None, "note": "no test images to explain"}
+    taken = {i for i, _ in picks}
+    normal_ok = [int(i) for i in np.argsort(prob) if data["y"][i] == 0 and prob[i] < t
+                 and int(i) not in taken][:n_each]
+    picks += [(i, "correct NORMAL") for i in normal_ok]
     idx = [i for i, _ in picks]
+    model, member_note = explained_model(export.model)
     try:
-        res = grad_cam(export.model, data["x"][idx], t)
+        res = grad_cam(model, data["x"][idx], t)
     except GradCamUnavailable as err:
         return {"figure": None, "note": f"Grad-CAM skipped: {err}."}
     except Exception as err:  # noqa: BLE001 - a heatmap must never sink the whole report
@@ -224,7 +293,7 @@ def _gradcam(export: LoadedExport, data: dict[str, Any], prob: np.ndarray, out: 
     captions = [f"{kind}: true {names[data['y'][i]]}\np={prob[i]:.2f} "
                 f"{Path(data['paths'][i]).name[:24]}" for i, kind in picks]
     path = figs.gradcam_grid(data["x"][idx], res.heatmaps, captions, out / "gradcam_cnn.png")
-    return {"figure": str(path), "layer": res.layer, "note": None,
+    return {"figure": str(path), "layer": res.layer, "note": member_note,
             "examples": [{"path": data["paths"][i], "kind": kind, "probability": float(prob[i]),
                           "label": names[data["y"][i]]} for i, kind in picks]}
 
@@ -298,6 +367,12 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                          trial_id=e.metadata.get("trial_id"), cv=e.metadata.get("cv"),
                          retrained=e.metadata.get("retrained"),
                          threshold_record=e.threshold, export=str(e.path))
+    import data_pipeline
+
+    shifted = data_pipeline.shifted_sets(data["x"])
+    for f, e in exports.items():
+        models[f]["shortcut"] = shortcut_check(e.model, data["x"], y, shifted, cnn=f == "cnn")
+        models[f]["ensemble"] = e.metadata.get("ensemble") or {"kind": "none"}
     curve_data = {f: curves(y, probs[f]) for f in exports}
     use_groups = len(np.unique(data["groups"])) < len(y)
     boot = bootstrap(y, probs, lambda yy, pp, m: scalar_metrics(yy, pp, thresholds[m]),

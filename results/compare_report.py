@@ -89,12 +89,70 @@ def verdict(result: dict[str, Any]) -> str:
         if mc:
             text += (f" McNemar's test of their calls gives p = {mc['p_value']:.3g} "
                      f"({mc['n_discordant']} images where exactly one model is right).")
+    text += shortcut_warnings(models)
     text += (f" Intervals come from {result['bootstrap']['n_boot']} bootstrap resamples of "
              f"{unit}. A threshold tuned on validation data may not hold on a population with a "
              "different pneumonia rate; check it on local data before use.")
     if result.get("synthetic"):
         text += " These figures are from the built-in synthetic images and say nothing clinical."
     return text
+
+
+def shortcut_warnings(models: dict[str, Any]) -> str:
+    """Plain warnings, instead of a recommendation, for a low specificity or a border shortcut."""
+    from results.compare import MIN_SPECIFICITY
+
+    text = ""
+    for name, m in models.items():
+        spec = m["at_threshold"]["specificity"]
+        if spec < MIN_SPECIFICITY:
+            text += (f" **Not ready for use:** the {name.upper()} clears only {_pct(spec)} of "
+                     f"NORMAL films at its threshold (below {_pct(MIN_SPECIFICITY)}), so most "
+                     "healthy patients it sees would be recalled.")
+        sc = m.get("shortcut") or {}
+        if sc.get("leans_on_border"):
+            share = sc.get("border_share")
+            text += (f" **Shortcut:** the {name.upper()} leans on the film's borders (ROC-AUC "
+                     f"{fmt(sc.get('clean'))} clean vs {fmt(sc.get('val_auc_border'))} with the "
+                     "outer frame masked"
+                     + (f"; {_pct(share)} of its Grad-CAM heat in the frame" if share else "")
+                     + "): its score may not carry to films from another machine.")
+    return text
+
+
+def shortcut_blocks(models: dict[str, Any]) -> list[Block]:
+    """The "Shortcut check" section: clean vs shifted ROC-AUC and border attention per model."""
+    names = [n for n in models if models[n].get("shortcut")]
+    if not names:
+        return []
+    rows = []
+    for n in names:
+        sc = models[n]["shortcut"]
+        rows.append([n.upper(), (models[n].get("ensemble") or {}).get("kind", "none"),
+                     fmt(sc.get("clean")), fmt(sc.get("val_auc_border")),
+                     fmt(sc.get("val_auc_photometric")), fmt(sc.get("val_auc_geometric")),
+                     fmt(sc.get("val_auc_robust")),
+                     "—" if sc.get("border_share") is None else _pct(sc["border_share"]),
+                     "—" if sc.get("border_share_normal") is None
+                     else _pct(sc["border_share_normal"]),
+                     "yes" if sc.get("leans_on_border") else "no"])
+    blocks = [Block("h2", "Shortcut check"),
+              Block("p", "ROC-AUC on the test images as they are and under fixed shifts: the "
+                         "outer 12% frame replaced by the image median (border), per-image "
+                         "gamma/contrast/brightness (photometric), small rotation, translation "
+                         "and zoom (geometric); robust is the worst of them. Border heat is the "
+                         "share of Grad-CAM heat in that frame over a fixed sample of test "
+                         "images (an evenly spread map gives 42%; a model reading the lungs "
+                         "far less). A large drop under a shift, or heat on the borders, means "
+                         "the model uses a cue of the acquisition, not of the disease."),
+              Block("table", headers=["model", "ensemble", "clean", "border", "photometric",
+                                      "geometric", "robust", "border heat", "border heat "
+                                      "(NORMAL)", "leans on border"], rows=rows)]
+    notes = [f"{n.upper()}: {models[n]['shortcut']['note']}." for n in names
+             if models[n]["shortcut"].get("note")]
+    if notes:
+        blocks.append(Block("p", " ".join(notes)))
+    return blocks
 
 
 def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block]:
@@ -117,6 +175,7 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
                      rows=[[LABELS[m]] + [fmt_ci(models[n]["at_threshold"][m],
                                                  ci[n].get(m)) for n in names]
                            for m in SCALAR_METRICS])]
+    blocks += shortcut_blocks(models)
     blocks += [Block("h2", "Metrics at threshold 0.5"),
                Block("table", headers=["metric"] + [n.upper() for n in names],
                      rows=[[LABELS[m]] + [models[n]["at_0.5"][m] for n in names]
@@ -146,8 +205,9 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
     captions = {"roc_pr": "ROC and precision-recall curves (dots: the exported thresholds)",
                 "confusion": "Confusion matrices at the exported threshold and at 0.5",
                 "calibration": "Calibration (reliability) curve",
-                "learning_curves": "Learning curves of the retrained winners",
-                "gradcam": "Grad-CAM of the CNN on confident correct and wrong test calls"}
+                "learning_curves": "Learning curves of the winners (an ensemble: its first fold)",
+                "gradcam": "Grad-CAM of the CNN on confident correct and wrong test calls and "
+                           "on correct NORMAL films"}
     for key, caption in captions.items():
         if key in figures:
             blocks.append(Block("image", caption, path=Path(figures[key])))

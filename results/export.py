@@ -1,4 +1,11 @@
-"""Retraining and exporting each family's winners.
+"""Exporting each family's winners: the fold ensemble (default) or one retrained model.
+
+``--ensemble folds`` (the default) averages the winner's k fold models, whose best weights the
+search saved, into one model: no retraining. ``--ensemble top N`` averages the fold models of
+the N best distinct configurations. ``--ensemble none`` retrains one model as described below.
+In every case the exported threshold is chosen on the out-of-fold predictions of the fold
+models over all k validation folds (:mod:`results.ensemble`), and its per-fold spread is
+recorded in ``threshold.json``.
 
 Winners are the leaderboard's ranking (:func:`results.leaderboard.best_trials`), so ``export``,
 ``run`` and the leaderboard always agree on rank 1. A winner is retrained on the whole training
@@ -32,7 +39,11 @@ from results.thresholds import select_thresholds
 
 @dataclass
 class ExportResult:
-    """One exported model and the numbers printed for it."""
+    """One exported model and the numbers printed for it.
+
+    ``retrained_score`` is the retrained model's score on its validation slice; for an
+    ensemble it is the out-of-fold AUC of its fold models (``score_source`` says which).
+    """
 
     family: str
     rank: int
@@ -46,6 +57,8 @@ class ExportResult:
     epochs_run: int
     threshold: float
     n_params: int
+    ensemble: str = "none"
+    score_source: str = "slice"
 
 
 def load_run_data(run_dir: Path, run: dict[str, Any], *, progress: bool = True) -> tuple[Any, Any]:
@@ -110,8 +123,9 @@ def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
 
 def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any], rank: int,
                        dataset: Any, train_idx: np.ndarray, *, target_sensitivity: float = 0.95,
-                       verbose: int = 0) -> ExportResult:
-    """Retrains one trial's model and writes its export folder (see module docstring).
+                       verbose: int = 0, ensemble: str = "folds",
+                       members: list[dict[str, Any]] | None = None) -> ExportResult:
+    """Exports one trial (or an ensemble led by it) and writes its folder (module docstring).
 
     Args:
         run_dir: the run folder.
@@ -120,41 +134,66 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         rank: the export's rank within its family (``exports/<family>/rank<k>``).
         dataset: the run's dataset; ``train_idx`` indexes its training pool.
         train_idx: the run's training pool (the test split is never touched).
-        target_sensitivity: the sensitivity the exported threshold must reach on the slice.
+        target_sensitivity: the sensitivity the exported threshold must reach on the
+            out-of-fold predictions.
         verbose: Keras fit verbosity.
+        ensemble: ``"folds"`` (average ``record``'s fold models), ``"top"`` (average the fold
+            models of ``members``) or ``"none"`` (retrain one model).
+        members: the trial records of a ``"top"`` ensemble, ``record`` first.
     """
-    import data_pipeline
     import keras
 
+    from results.ensemble import (average_models, load_fold_models, oof_scores, run_folds,
+                                  threshold_spread)
+    from search.probes import auc
     from search.run_folder import versions
 
+    if ensemble not in ("folds", "top", "none"):
+        raise ResultsError(f"--ensemble must be none, folds or top N; got {ensemble!r}.")
     cfg = run["config"]
     family, seed = record["family"], int(cfg.get("seed", 42))
     objective = cfg.get("objective", record.get("objective", "val_auc"))
     direction = cfg.get("direction", record.get("direction", "max"))
     y_pool, g_pool = dataset.y[train_idx], dataset.groups[train_idx]
-    (fit_rel, val_rel), = data_pipeline.make_folds(y_pool, g_pool, 1, seed)
-    fit_idx, val_idx = train_idx[fit_rel], train_idx[val_rel]
-    x_fit, y_fit = dataset.x[fit_idx], dataset.y[fit_idx]
-    x_val, y_val = dataset.x[val_idx], dataset.y[val_idx]
+    x_pool = dataset.x[train_idx]
+    input_shape = tuple(dataset.x.shape[1:])
+    n_classes = len(dataset.class_names)
 
     keras.utils.set_random_seed(seed)
+    folds = run_folds(run, y_pool, g_pool)
+    trials = members if ensemble == "top" and members else [record]
+    fold_hm = _hypermodel(family, cfg, input_shape, y_pool, n_classes)
+    fold_models = [load_fold_models(t, fold_hm, _hyperparameters(t), len(folds),
+                                    name=f"trial{t['trial_id']}") for t in trials]
+    oof = oof_scores(fold_models, x_pool, folds)
+    seen = np.isfinite(oof)
+    thresholds = select_thresholds(y_pool[seen], oof[seen], target_sensitivity)
+    thresholds.update(
+        rule=f"highest threshold reaching sensitivity >= {target_sensitivity} on the "
+             f"out-of-fold predictions of the fold models ({len(folds)} fold(s), "
+             f"{int(seen.sum())} images)",
+        source="out_of_fold",
+        spread=threshold_spread(y_pool, oof, folds, thresholds["threshold"],
+                                target_sensitivity))
+    oof_auc = auc(y_pool[seen], oof[seen])
     hp = _hyperparameters(record)
-    hypermodel = _hypermodel(family, cfg, tuple(dataset.x.shape[1:]), y_fit,
-                             len(dataset.class_names))
-    model = hypermodel.build(hp)
     epochs = chosen_epochs(record)
-    stop = keras.callbacks.EarlyStopping(monitor=objective, mode=direction,
-                                         patience=int(cfg.get("patience") or 3),
-                                         restore_best_weights=True)
     start = time.monotonic()
-    history = hypermodel.fit(hp, model, x_fit, y_fit, validation_data=(x_val, y_val),
-                             epochs=epochs, callbacks=[stop], verbose=verbose, seed=seed)
+    if ensemble == "none":
+        model, hist, slice_info = _retrain(run, record, dataset, train_idx, hp, epochs,
+                                           objective, direction, target_sensitivity, verbose)
+        thresholds["slice"] = slice_info["thresholds"]
+        scores, retrained = slice_info["scores"], slice_info["retrained"]
+        score_source = "slice"
+    else:
+        members_flat = [m for ms in fold_models for m in ms]
+        model = average_models(members_flat, input_shape, name=f"{family}_ensemble")
+        scores, retrained, score_source = {"oof_auc": oof_auc}, oof_auc, "out_of_fold"
+        # The learning curves shown for an ensemble are its first fold model's.
+        fold0 = read_json(Path(record["path"]) / "fold0.json") if (
+            Path(record["path"]) / "fold0.json").is_file() else {}
+        hist = dict((fold0 or {}).get("history") or {})
     fit_seconds = time.monotonic() - start
-    scores = model.evaluate(x_val.astype(np.float32), y_val, verbose=0, return_dict=True)
-    retrained = float(scores.get(objective.removeprefix("val_"), float("nan")))
-    prob_val = np.asarray(model.predict(x_val.astype(np.float32), verbose=0)).reshape(-1)
-    thresholds = select_thresholds(y_val, prob_val, target_sensitivity)
 
     out = export_path(run_dir, family, rank)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,45 +201,124 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
     values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
     write_json(out / "hyperparameters.json", {"values": values, "keras_tuner": hp.get_config()})
     write_json(out / "threshold.json", thresholds)
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    epochs_run = len(hist.get("loss", [])) if ensemble == "none" else epochs
     write_json(out / "history.json", {"history": hist, "epochs_planned": epochs,
-                                      "epochs_run": len(hist.get("loss", [])),
-                                      "stopped_early": len(hist.get("loss", [])) < epochs,
+                                      "history_of": "the retrained model" if ensemble == "none"
+                                      else f"fold 0 of trial {record['trial_id']}",
+                                      "epochs_run": epochs_run,
+                                      "stopped_early": epochs_run < epochs,
                                       "fit_seconds": fit_seconds})
     metadata = {
         "family": family, "rank": rank, "trial_id": record["trial_id"],
         "class_names": list(dataset.class_names), "positive_class": dataset.positive_class,
         "image_size": int(dataset.image_size), "color_mode": dataset.color_mode,
-        "input_shape": list(dataset.x.shape[1:]), "backend": keras.backend.backend(),
+        "input_shape": list(input_shape), "backend": keras.backend.backend(),
         "versions": versions(), "data": str(cfg.get("data")),
         "data_fingerprint": dataset.fingerprint, "seed": seed,
         "target_sensitivity": float(target_sensitivity),
         "objective": objective, "direction": direction,
+        "ensemble": {"kind": ensemble, "members": [str(t["trial_id"]) for t in trials],
+                     "n_models": len(trials) * len(folds) if ensemble != "none" else 1},
+        "threshold_source": "out_of_fold", "oof_auc": oof_auc,
         "cv": {"mean": record.get("mean"), "std": record.get("std"),
                "folds": record.get("folds")},
-        "retrained": {"validation_" + k: float(v) for k, v in scores.items()},
+        "retrained": {("validation_" if ensemble == "none" else "") + k: float(v)
+                      for k, v in scores.items()},
         "n_params": int(model.count_params()), "epochs": epochs,
-        "n_fit": int(fit_idx.size), "n_validation": int(val_idx.size),
-        "validation_paths": [dataset.paths[i] for i in val_idx],
         "run_dir": str(Path(run_dir).resolve()),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if ensemble == "none":
+        metadata.update(slice_info["metadata"])
     write_json(out / "metadata.json", metadata)
     cv_mean = (record.get("mean") or {}).get(objective, record.get("kt_score"))
     return ExportResult(family=family, rank=rank, trial_id=str(record["trial_id"]), path=out,
-                        objective=objective,
+                        objective=objective if ensemble == "none" else "oof_auc",
                         cv_mean=float(cv_mean) if cv_mean is not None else math.nan,
                         cv_std=float((record.get("std") or {}).get(objective, float("nan"))),
-                        retrained_score=retrained, epochs=epochs,
-                        epochs_run=len(hist.get("loss", [])),
+                        retrained_score=float(retrained), epochs=epochs, epochs_run=epochs_run,
                         threshold=float(thresholds["threshold"]),
-                        n_params=int(model.count_params()))
+                        n_params=int(model.count_params()), ensemble=ensemble,
+                        score_source=score_source)
+
+
+def _retrain(run: dict[str, Any], record: dict[str, Any], dataset: Any, train_idx: np.ndarray,
+             hp: Any, epochs: int, objective: str, direction: str, target_sensitivity: float,
+             verbose: int) -> tuple[Any, dict[str, list[float]], dict[str, Any]]:
+    """One model on the pool minus a grouped validation slice, early-stopped on the slice."""
+    import data_pipeline
+    import keras
+
+    from search.probes import epoch_metric
+
+    cfg = run["config"]
+    seed = int(cfg.get("seed", 42))
+    y_pool, g_pool = dataset.y[train_idx], dataset.groups[train_idx]
+    (fit_rel, val_rel), = data_pipeline.make_folds(y_pool, g_pool, 1, seed)
+    fit_idx, val_idx = train_idx[fit_rel], train_idx[val_rel]
+    x_fit, y_fit = dataset.x[fit_idx], dataset.y[fit_idx]
+    x_val, y_val = dataset.x[val_idx], dataset.y[val_idx]
+    keras.utils.set_random_seed(seed)
+    hypermodel = _hypermodel(record["family"], cfg, tuple(dataset.x.shape[1:]), y_fit,
+                             len(dataset.class_names))
+    model = hypermodel.build(hp)
+    monitor = epoch_metric(objective)  # a probe objective is not a per-epoch metric
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=direction,
+                                         patience=int(cfg.get("patience") or 3),
+                                         restore_best_weights=True)
+    history = hypermodel.fit(hp, model, x_fit, y_fit, validation_data=(x_val, y_val),
+                             epochs=epochs, callbacks=[stop], verbose=verbose, seed=seed)
+    scores = model.evaluate(x_val.astype(np.float32), y_val, verbose=0, return_dict=True)
+    retrained = float(scores.get(monitor.removeprefix("val_"), float("nan")))
+    prob_val = np.asarray(model.predict(x_val.astype(np.float32), verbose=0)).reshape(-1)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return model, hist, {
+        "scores": scores, "retrained": retrained,
+        "thresholds": select_thresholds(y_val, prob_val, target_sensitivity),
+        "metadata": {"n_fit": int(fit_idx.size), "n_validation": int(val_idx.size),
+                     "validation_paths": [dataset.paths[i] for i in val_idx]}}
+
+
+def parse_ensemble(words: list[str] | str | None) -> tuple[str, int]:
+    """``--ensemble`` words -> ``(kind, n)``: ``folds``, ``none``, or ``top N`` (N >= 2).
+
+    Raises:
+        ResultsError: anything else, naming the accepted forms.
+    """
+    if words is None:
+        return "folds", 1
+    words = words.split() if isinstance(words, str) else list(words)
+    if words in (["folds"], ["none"]):
+        return words[0], 1
+    if len(words) == 2 and words[0] == "top" and words[1].isdigit() and int(words[1]) >= 2:
+        return "top", int(words[1])
+    raise ResultsError(f"--ensemble {' '.join(words)!r} is not understood: use `--ensemble "
+                       "folds` (average the winner's fold models, the default), `--ensemble "
+                       "top N` with N >= 2 (average the fold models of the N best distinct "
+                       "configurations) or `--ensemble none` (retrain one model).")
+
+
+def distinct_configurations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with a hyperparameter set not seen earlier in the list (best first kept).
+
+    A configuration promoted through Hyperband rounds is one trial per round; an ensemble of
+    "the top N" must not average one configuration with itself.
+    """
+    seen, out = set(), []
+    for r in records:
+        key = tuple(sorted((k, repr(v)) for k, v in (r.get("hyperparameters") or {}).items()
+                           if not k.startswith("tuner/")))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
 
 
 def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
                    target_sensitivity: float = 0.95, verbose: int = 0,
-                   progress: bool = True) -> list[ExportResult]:
-    """Retrains and exports the top ``top_n`` trials of each family.
+                   progress: bool = True, ensemble: str | list[str] | None = None
+                   ) -> list[ExportResult]:
+    """Exports the top ``top_n`` trials of each family (fold ensembles by default).
 
     Args:
         run_dir: the run folder (``runs/<name>``).
@@ -210,6 +328,8 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
         target_sensitivity: the sensitivity the exported threshold must reach on the slice.
         verbose: Keras fit verbosity.
         progress: print one line per export.
+        ensemble: ``"folds"`` (default), ``"none"`` or ``"top N"`` (see :func:`parse_ensemble`);
+            a ``top N`` ensemble is exported as rank1 only.
 
     Returns:
         One ExportResult per exported model.
@@ -224,10 +344,13 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
         raise ResultsError(f"--top-n must be at least 1; got {top_n}.")
     from results.leaderboard import best_trials
 
+    kind, n_members = parse_ensemble(ensemble)
     run = load_run(run_dir)
     families = FAMILIES if model == "both" else (model,)
     note_live_search(run_dir, "exporting the best trial so far")
-    plans = {f: best_trials(run_dir, f, top_n) for f in families}
+    ranked = {f: best_trials(run_dir, f, 10_000 if kind == "top" else top_n) for f in families}
+    members = {f: distinct_configurations(r)[:n_members] for f, r in ranked.items()}
+    plans = {f: (members[f][:1] if kind == "top" else r[:top_n]) for f, r in ranked.items()}
     if not any(plans.values()):
         raise ResultsError(
             f"{run_dir} has no completed {'/'.join(families)} trials to export yet. Run (or "
@@ -247,7 +370,8 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
             record.setdefault("family", family)
             res = retrain_and_export(run_dir, run, record, rank, dataset,
                                      np.asarray(split.train_idx),
-                                     target_sensitivity=target_sensitivity, verbose=verbose)
+                                     target_sensitivity=target_sensitivity, verbose=verbose,
+                                     ensemble=kind, members=members[family])
             results.append(res)
             if progress:
                 print(format_result(res), flush=True)
@@ -257,14 +381,19 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
 def format_result(r: ExportResult) -> str:
     """One line: the retrained validation score next to the cross-validation score.
 
-    The retrained score is measured on the validation slice that also drove early stopping (and
-    picked the threshold), so it reads optimistic; the line says so.
+    The retrained score is measured on the validation slice that also drove early stopping, so
+    it reads optimistic; the line says so. An ensemble shows its fold models' out-of-fold AUC.
     """
+    if r.ensemble != "none":
+        return (f"{r.family} rank{r.rank} (trial {r.trial_id}): {r.ensemble} ensemble, "
+                f"CV mean {r.cv_mean:.4f} ± {r.cv_std:.4f} | out-of-fold AUC "
+                f"{r.retrained_score:.4f} | {r.n_params:,} params, threshold {r.threshold:.4f} "
+                f"(out-of-fold) -> {r.path}")
     return (f"{r.family} rank{r.rank} (trial {r.trial_id}): CV {r.objective} "
             f"{r.cv_mean:.4f} ± {r.cv_std:.4f} | retrained validation {r.objective} "
             f"{r.retrained_score:.4f} (on the slice that also drove early stopping) | "
             f"{r.epochs_run}/{r.epochs} epochs, {r.n_params:,} params, "
-            f"threshold {r.threshold:.4f} -> {r.path}")
+            f"threshold {r.threshold:.4f} (out-of-fold) -> {r.path}")
 
 
 def note_live_search(run_dir: str | Path, what: str) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from results.errors import ResultsError
-from results.model_commands import unit_float
+from results.model_commands import add_ensemble_argument, unit_float
 
 if TYPE_CHECKING:
     from search.config import SearchConfig
@@ -64,6 +64,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                    help="leaderboard rows per family (default: %(default)s)")
     g.add_argument("--top-n", type=int, default=1, metavar="N",
                    help="winners to retrain and export per family (default: %(default)s)")
+    add_ensemble_argument(g)
     g.add_argument("--target-sensitivity", type=unit_float, default=0.95, metavar="S",
                    help="sensitivity the exported threshold must reach (default: %(default)s)")
     g.add_argument("--test-dir", default=None, metavar="DIR",
@@ -86,7 +87,7 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
 
 def check_run_options(*, top_k: int, top_n: int, target_sensitivity: float,
                       test_dir: str | Path | None, run_dir: str | Path,
-                      data_dir: str | Path | None) -> None:
+                      data_dir: str | Path | None, ensemble: Any = None) -> None:
     """Validates the options of the steps after the search, so a mistake is refused before a
     long search rather than after it.
 
@@ -95,6 +96,9 @@ def check_run_options(*, top_k: int, top_n: int, target_sensitivity: float,
     """
     if top_k < 1 or top_n < 1:
         raise ResultsError(f"--top-k and --top-n must be at least 1; got {top_k} and {top_n}.")
+    from results.export import parse_ensemble
+
+    parse_ensemble(ensemble)
     try:
         unit_float(str(target_sensitivity))
     except (argparse.ArgumentTypeError, ValueError) as err:
@@ -119,12 +123,15 @@ def _current_data_fingerprint(run_dir: Path, run: dict[str, Any]) -> str | None:
 
 
 def _export_is_current(run_dir: Path, family: str, top_n: int,
-                       target_sensitivity: float = 0.95) -> bool:
+                       target_sensitivity: float = 0.95, ensemble: Any = None) -> bool:
     """True when exports/<family>/rank1..N already hold the current best trials, exported with
-    this ``target_sensitivity`` from the data as it is now (same fingerprint)."""
+    this ``target_sensitivity`` and ensemble kind from the data as it is now (same
+    fingerprint)."""
+    from results.export import parse_ensemble
     from results.leaderboard import best_trials, load_run_config, read_json
 
-    best = best_trials(run_dir, family, top_n)
+    kind, _ = parse_ensemble(ensemble)
+    best = best_trials(run_dir, family, 1 if kind == "top" else top_n)
     if not best:
         return True  # nothing to export for this family
     fingerprint = _current_data_fingerprint(run_dir, load_run_config(run_dir))
@@ -141,12 +148,15 @@ def _export_is_current(run_dir: Path, family: str, top_n: int,
             return False
         if meta.get("data_fingerprint") != fingerprint:
             return False
+        if (meta.get("ensemble") or {}).get("kind", "none") != kind or kind == "top":
+            return False  # a top-N ensemble's members may change with any new trial
     return True
 
 
 def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
              target_sensitivity: float = 0.95, test_dir: str | None = None,
-             skip_export: bool = False, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+             skip_export: bool = False, echo: Callable[[str], Any] = print,
+             ensemble: Any = None) -> dict[str, Any]:
     """Runs the whole flow and returns where everything went.
 
     Every option is checked (:func:`check_run_options`) before the search starts. Each step is
@@ -177,7 +187,7 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
     run_dir = Path(config.run_dir)
     check_run_options(top_k=top_k, top_n=top_n, target_sensitivity=target_sensitivity,
                       test_dir=None if skip_export else test_dir, run_dir=run_dir,
-                      data_dir=getattr(config, "data", None))
+                      data_dir=getattr(config, "data", None), ensemble=ensemble)
     timings: dict[str, float] = {}
     out: dict[str, Any] = {"run_dir": run_dir, "exports": {}, "report": None, "analysis": None}
 
@@ -215,13 +225,13 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
         t = step("export")
         families = ("cnn", "ann") if config.model == "both" else (config.model,)
         todo = [f for f in families
-                if not _export_is_current(run_dir, f, top_n, target_sensitivity)]
+                if not _export_is_current(run_dir, f, top_n, target_sensitivity, ensemble)]
         for fam in families:
             if fam not in todo:
                 echo(f"{fam}: export is current ({run_dir / 'exports' / fam}); kept")
         if todo:
             export_winners(run_dir, model=todo[0] if len(todo) == 1 else "both", top_n=top_n,
-                           target_sensitivity=target_sensitivity)
+                           target_sensitivity=target_sensitivity, ensemble=ensemble)
         out["exports"] = {f: run_dir / "exports" / f for f in families
                           if (run_dir / "exports" / f).is_dir()}
         timings["export"] = time.monotonic() - t
@@ -263,7 +273,7 @@ def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) 
     check_run_options(top_k=args.top_k, top_n=args.top_n,
                       target_sensitivity=args.target_sensitivity,
                       test_dir=None if args.skip_export else args.test_dir,
-                      run_dir=args.run_dir, data_dir=args.data)
+                      run_dir=args.run_dir, data_dir=args.data, ensemble=args.ensemble)
     if args.skip_export is False and args.model != "both":
         print(f"note: --model {args.model}: the comparison report shows one model only.",
               file=sys.stderr)
@@ -271,7 +281,7 @@ def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) 
     try:
         out = run_flow(config, top_k=args.top_k, top_n=args.top_n,
                        target_sensitivity=args.target_sensitivity, test_dir=args.test_dir,
-                       skip_export=args.skip_export)
+                       skip_export=args.skip_export, ensemble=args.ensemble)
     except SearchInterrupted as exc:
         return exc.exit_code
     print(summary_text(out))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-EXPORT_HELP = "retrain each family's best trial(s) and export model, threshold and metadata"
+EXPORT_HELP = ("export each family's best trial(s): the average of its fold models (default) "
+               "or one retrained model, with threshold and metadata")
 COMPARE_HELP = "evaluate the exported CNN and ANN side by side and write the report"
 PREDICT_HELP = "predict image files or folders with an exported model"
 
@@ -18,7 +19,8 @@ def _export(args: argparse.Namespace) -> int:
     from results.export import export_winners
 
     results = export_winners(args.run_dir, model=args.model, top_n=args.top_n,
-                             target_sensitivity=args.target_sensitivity, verbose=args.verbose)
+                             target_sensitivity=args.target_sensitivity, verbose=args.verbose,
+                             ensemble=args.ensemble)
     print(f"{len(results)} model(s) exported under {args.run_dir}/exports; next: "
           f"`run_search.py compare --run-dir {args.run_dir}`")
     return 0
@@ -47,6 +49,14 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any(r["error"] for r in rows) else 0
 
 
+def add_ensemble_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ensemble folds | none | top N`` (shared by ``export`` and ``run``)."""
+    parser.add_argument("--ensemble", nargs="+", default=None, metavar="KIND",
+                        help="folds: average the winner's fold models, no retraining (default); "
+                             "top N: average the fold models of the N best distinct "
+                             "configurations; none: retrain one model on the training pool")
+
+
 def unit_float(text: str) -> float:
     """argparse type of ``--target-sensitivity`` and ``--threshold``: a number in (0, 1]."""
     try:
@@ -64,17 +74,18 @@ _unit_float = unit_float  # the former private name
 def register(subparsers: Any) -> None:
     """Adds ``export``, ``compare`` and ``predict`` to the CLI."""
     p = subparsers.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP + ". The "
-                              "validation slice (a patient-grouped part of the training pool) "
-                              "drives early stopping and picks the decision threshold.")
+                              "decision threshold is picked on the out-of-fold predictions of "
+                              "the fold models (all k validation folds).")
     p.add_argument("--run-dir", required=True, help="the run folder of a search")
     p.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
                    help="which family to export (default: both)")
     p.add_argument("--top-n", type=int, default=1, metavar="N",
                    help="export the N best trials of each family as rank1..rankN (default 1)")
+    add_ensemble_argument(p)
     p.add_argument("--target-sensitivity", type=unit_float, default=0.95, metavar="S",
                    help="the exported threshold is the highest one reaching this sensitivity "
-                        "on the validation slice (default 0.95); the Youden threshold is "
-                        "recorded too")
+                        "on the out-of-fold predictions (default 0.95); the Youden threshold "
+                        "is recorded too")
     p.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                    help="Keras fit verbosity (default 0)")
     p.set_defaults(func=_export)

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 FOLDS = 3
@@ -247,7 +248,8 @@ def build_tiny_real_run(root: Path, data_root: Path, *, families: tuple[str, ...
     """A run folder over real (synthetic) images with one completed trial per family.
 
     The trial records are hand-written (no search is run), but the data, the split and the
-    space are real, so ``export`` can retrain real models from it.
+    space are real, and each fold's weights come from a real one-epoch fit on that fold, so
+    ``export`` can retrain real models and average real fold models from it.
     """
     import data_pipeline
     import spaces
@@ -268,9 +270,23 @@ def build_tiny_real_run(root: Path, data_root: Path, *, families: tuple[str, ...
                    "test_fraction": 0.25, "max_params": 2000000},
         "data_fingerprint": ds.fingerprint, "class_names": ds.class_names,
         "versions": {}, "status": "completed"}))
+    import keras
+    import keras_tuner as kt
+
+    pool = np.asarray(split.train_idx)
+    folds = data_pipeline.make_folds(ds.y[pool], ds.groups[pool], 2, 42)
     for family in families:
-        write_trial(run_dir / family, "0000", TINY_VALUES[family], fold_scores=[0.8, 0.82],
-                    epochs=2)
+        trial_dir = write_trial(run_dir / family, "0000", TINY_VALUES[family],
+                                fold_scores=[0.8, 0.82], epochs=2)
+        hm = spaces.HYPERMODELS[family]((image_size, image_size, 1))
+        for k, (tr, va) in enumerate(folds):
+            keras.utils.set_random_seed(k)
+            hp = kt.HyperParameters()
+            hp.values.update(TINY_VALUES[family])
+            model = hm.build(hp)
+            hm.fit(hp, model, ds.x[pool[tr]], ds.y[pool[tr]],
+                   validation_data=(ds.x[pool[va]], ds.y[pool[va]]), epochs=1, seed=k)
+            model.save_weights(str(trial_dir / f"fold{k}.weights.h5"))
     return run_dir
 
 

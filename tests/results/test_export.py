@@ -32,24 +32,130 @@ def test_export_writes_every_file(exported_run: Path, family: str):
     assert "history" in json.loads((out / "history.json").read_text())
 
 
-def test_reloaded_model_reproduces_predictions(exported_run: Path, synthetic_root: Path):
+def _pool_and_fold_models(run_dir: Path, synthetic_root: Path, family: str = "cnn"):
+    """The run's training pool, folds and the trial's fold models, rebuilt independently."""
+    import keras_tuner as kt
+
     import data_pipeline
+    import spaces
+
+    ds = data_pipeline.load_dataset(synthetic_root, image_size=16, progress=False)
+    split = data_pipeline.load_split(run_dir / "split.json", ds)
+    pool = np.asarray(split.train_idx)
+    folds = data_pipeline.make_folds(ds.y[pool], ds.groups[pool], 2, 42)
+    hm = spaces.HYPERMODELS[family]((16, 16, 1))
+    models = []
+    for k in range(2):
+        hp = kt.HyperParameters()
+        hp.values.update(json.loads((run_dir / family / "trial_0000" / "cv.json").read_text())
+                         ["hyperparameters"])
+        model = hm.build(hp)
+        model.load_weights(str(run_dir / family / "trial_0000" / f"fold{k}.weights.h5"))
+        models.append(model)
+    return ds, pool, folds, models
+
+
+def test_fold_ensemble_is_the_mean_of_the_fold_models_with_an_out_of_fold_threshold(
+        exported_run: Path, synthetic_root: Path):
+    from results.thresholds import operating_point
 
     export = load_export(exported_run / "exports" / "cnn" / "rank1")
+    assert export.metadata["ensemble"] == {"kind": "folds", "members": ["0000"], "n_models": 2}
+    ds, pool, folds, models = _pool_and_fold_models(exported_run, synthetic_root)
+    x = ds.x.astype("float32")
+    mean = np.mean([m.predict(x, verbose=0).ravel() for m in models], axis=0)
+    np.testing.assert_allclose(export.model.predict(x, verbose=0).ravel(), mean, atol=1e-5)
+    # The threshold's counts are those of the out-of-fold scores over the whole pool.
+    oof = np.zeros(len(pool))
+    for k, (_, va) in enumerate(folds):
+        oof[va] = models[k].predict(x[pool[va]], verbose=0).ravel()
+    thr = export.threshold
+    assert thr["source"] == "out_of_fold" and thr["n_validation"] == len(pool)
+    op = operating_point(ds.y[pool], oof, thr["threshold"])
+    for key in ("tp", "fp", "tn", "fn"):
+        assert op[key] == thr["sensitivity_target"][key]
+    spread = thr["spread"]
+    assert [r["fold"] for r in spread["per_fold"]] == [0, 1]
+    assert spread["threshold_min"] <= spread["threshold_max"]
+    for row in spread["per_fold"]:
+        va = folds[row["fold"]][1]
+        assert row["specificity"] == pytest.approx(
+            operating_point(ds.y[pool[va]], oof[va], thr["threshold"])["specificity"])
+
+
+def test_single_export_retrains_and_keeps_the_slice_threshold_for_reference(
+        tmp_path: Path, exported_run: Path, synthetic_root: Path):
+    import shutil
+
+    import data_pipeline
+    from results.export import export_winners
+    from results.thresholds import operating_point
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("exports"))
+    export_winners(run_dir, model="cnn", progress=False, ensemble=["none"])
+    export = load_export(run_dir / "exports" / "cnn" / "rank1")
     meta = export.metadata
+    assert meta["ensemble"]["kind"] == "none" and export.threshold["source"] == "out_of_fold"
     ds = data_pipeline.load_dataset(synthetic_root, image_size=16, progress=False)
     val = np.isin(np.asarray(ds.paths), meta["validation_paths"])
     assert val.sum() == meta["n_validation"]
     prob = export.model.predict(ds.x[val].astype("float32"), verbose=0).ravel()
-    from results.thresholds import operating_point
-
-    op = operating_point(ds.y[val], prob, export.threshold["threshold"])
-    # The threshold was chosen on these very predictions before saving: same calls after reload.
+    # The slice's own threshold is recorded with the counts of these very predictions.
+    op = operating_point(ds.y[val], prob, export.threshold["slice"]["threshold"])
     for key in ("tp", "fp", "tn", "fn"):
-        assert op[key] == export.threshold["sensitivity_target"][key]
-    # And a second reload gives identical numbers.
+        assert op[key] == export.threshold["slice"]["sensitivity_target"][key]
     again = load_export(export.path).model.predict(ds.x[val].astype("float32"), verbose=0).ravel()
     assert np.allclose(prob, again, atol=1e-6)
+
+
+def test_top_n_ensemble_averages_distinct_configurations(tmp_path: Path, exported_run: Path,
+                                                        synthetic_root: Path):
+    import shutil
+
+    from results.export import export_winners
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("exports"))
+    # Trial 0001: the same configuration as 0000 (a later Hyperband round) scored higher;
+    # trial 0002: another configuration. The top-2 ensemble is 0001 + 0002, never 0001 + 0000.
+    for tid, extra, score in (("0001", {}, 0.9), ("0002", {"learning_rate": 1e-3}, 0.85)):
+        src = run_dir / "cnn" / "trial_0000"
+        dst = run_dir / "cnn" / f"trial_{tid}"
+        shutil.copytree(src, dst)
+        cv = json.loads((dst / "cv.json").read_text())
+        cv["trial_id"] = tid
+        cv["hyperparameters"].update(extra)
+        cv["mean"]["val_auc"] = score
+        (dst / "cv.json").write_text(json.dumps(cv))
+        state = json.loads((dst / "trial.json").read_text())
+        state["trial_id"] = tid
+        state["hyperparameters"]["values"].update(extra)
+        (dst / "trial.json").write_text(json.dumps(state))
+    results = export_winners(run_dir, model="cnn", progress=False, ensemble="top 2")
+    assert len(results) == 1
+    meta = load_export(run_dir / "exports" / "cnn" / "rank1").metadata
+    assert meta["ensemble"] == {"kind": "top", "members": ["0001", "0002"], "n_models": 4}
+
+
+@pytest.mark.parametrize("words", [["top"], ["top", "1"], ["all"], ["folds", "2"]])
+def test_bad_ensemble_option_is_refused_with_the_accepted_forms(words):
+    from results.export import parse_ensemble
+
+    with pytest.raises(ResultsError, match="top N"):
+        parse_ensemble(words)
+
+
+def test_missing_fold_weights_say_how_to_fix(tmp_path: Path, exported_run: Path):
+    import shutil
+
+    from results.export import export_winners
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("exports"))
+    (run_dir / "cnn" / "trial_0000" / "fold1.weights.h5").unlink()
+    with pytest.raises(ResultsError, match="fold1.weights.h5 is missing.*--ensemble none"):
+        export_winners(run_dir, model="cnn", progress=False)
 
 
 def test_chosen_epochs_is_median_best_epoch():

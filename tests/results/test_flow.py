@@ -44,7 +44,7 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
     monkeypatch.setattr(search.engine, "run_search_job",
                         lambda cfg: calls["search"].append(cfg) or {"status": "completed"})
 
-    def fake_export(run_dir, *, model, top_n, target_sensitivity):
+    def fake_export(run_dir, *, model, top_n, target_sensitivity, ensemble=None):
         calls["export"].append(model)
         for fam, tid in (("cnn", "0002"), ("ann", "0002")):
             if model in (fam, "both"):
@@ -53,6 +53,7 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
                 (out / "model.keras").write_text("stub")
                 (out / "metadata.json").write_text(json.dumps(
                     {"trial_id": tid, "target_sensitivity": target_sensitivity,
+                     "ensemble": {"kind": "folds"},
                      "data_fingerprint": "sha256:fake"}))  # the fake run.json's fingerprint
 
     def fake_compare(run_dir, test_dir=None):

@@ -1,0 +1,119 @@
+"""Fold models of finished trials: out-of-fold predictions, thresholds and averaged ensembles.
+
+Every fold of a trial saved its best weights (``fold<k>.weights.h5``), and every trial of a run
+shares the same patient-grouped folds (``make_folds(y[train_idx], groups[train_idx], k, seed)``).
+So without any retraining:
+
+- each training image has an out-of-fold score: the score of the fold model that did not see
+  it, which picks a decision threshold on all k validation folds instead of one slice that also
+  drove early stopping (the per-fold spread of that threshold is recorded too);
+- the k fold models of a trial (``--ensemble folds``), or of the top N trials
+  (``--ensemble top N``), average into one Keras model that takes raw pixels like any export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from results.errors import ResultsError
+from results.thresholds import operating_point, threshold_for_sensitivity
+
+
+def run_folds(run: dict[str, Any], y_pool: np.ndarray, g_pool: np.ndarray
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The search's folds over the training pool, rebuilt from run.json (same k and seed)."""
+    import data_pipeline
+
+    cfg = run["config"]
+    return data_pipeline.make_folds(y_pool, g_pool, int(cfg.get("folds") or 3),
+                                    int(cfg.get("seed", 42)))
+
+
+def load_fold_models(record: dict[str, Any], hypermodel: Any, hp: Any, n_folds: int,
+                     name: str | None = None) -> list[Any]:
+    """One model per fold of ``record``'s trial, with that fold's best weights.
+
+    Raises:
+        ResultsError: a fold's weights are missing (the trial did not finish every fold).
+    """
+    import keras
+
+    from search.fold_fit import fold_weights
+
+    models = []
+    for k in range(n_folds):
+        path = fold_weights(Path(record["path"]), k)
+        if not path.is_file():
+            raise ResultsError(
+                f"{path} is missing, so trial {record['trial_id']} has no model for fold {k}; "
+                "an ensemble or out-of-fold threshold needs every fold. Resume the search to "
+                "finish the trial, or export with --ensemble none.")
+        model = hypermodel.build(hp)
+        model.load_weights(str(path))
+        # A uniquely named functional copy, so k of them nest in one ensemble model.
+        models.append(keras.Model(model.inputs, model.outputs[0],
+                                  name=f"{name or 'trial' + str(record['trial_id'])}_fold{k}"))
+    return models
+
+
+def predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Positive-class probabilities for raw uint8 images."""
+    from search.probes import predict_scores
+
+    return predict_scores(model, x, batch_size)
+
+
+def oof_scores(models_per_trial: list[list[Any]], x: np.ndarray,
+               folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Out-of-fold scores: fold k's model(s) on fold k's validation images, averaged over trials.
+
+    Args:
+        models_per_trial: for each trial, its fold models in fold order.
+        x: the training pool's images (the folds index it).
+        folds: the run's folds.
+
+    Returns:
+        ``(len(x),)`` scores; NaN for images in no validation fold (k = 1 hold-out).
+    """
+    out = np.full(len(x), np.nan)
+    for k, (_, va) in enumerate(folds):
+        out[va] = np.mean([predict(models[k], x[va]) for models in models_per_trial], axis=0)
+    return out
+
+
+def threshold_spread(y: np.ndarray, scores: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                     threshold: float, target: float) -> dict[str, Any]:
+    """How the out-of-fold threshold varies by fold.
+
+    Returns:
+        ``{"per_fold": [{"fold", "threshold" (that fold's own), "sensitivity", "specificity"
+        (of the pooled threshold on that fold)}], "threshold_min/max", "specificity_min/max"}``.
+    """
+    rows = []
+    for k, (_, va) in enumerate(folds):
+        yk, sk = y[va], scores[va]
+        if yk.min() == yk.max():
+            continue
+        point = operating_point(yk, sk, threshold)
+        rows.append({"fold": k, "threshold": threshold_for_sensitivity(yk, sk, target),
+                     "sensitivity": point["sensitivity"], "specificity": point["specificity"]})
+    ts = [r["threshold"] for r in rows]
+    spec = [r["specificity"] for r in rows]
+    return {"per_fold": rows,
+            "threshold_min": min(ts) if ts else None, "threshold_max": max(ts) if ts else None,
+            "specificity_min": min(spec) if spec else None,
+            "specificity_max": max(spec) if spec else None}
+
+
+def average_models(members: list[Any], input_shape: tuple[int, ...], name: str) -> Any:
+    """One Keras model whose output is the mean of ``members``' sigmoid outputs."""
+    import keras
+
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input(shape=input_shape, name="image")
+    outputs = keras.layers.Average(name="average")([m(inputs) for m in members])
+    return keras.Model(inputs, outputs, name=name)
