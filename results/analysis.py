@@ -203,6 +203,36 @@ def check_dropout_hypothesis(rows: list[dict[str, Any]], objective: str, directi
     return result
 
 
+PROBES = ("val_auc_border", "val_auc_photometric", "val_auc_geometric", "val_auc_batch",
+          "val_auc_robust")
+
+
+def probe_agreement(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How each shortcut probe ranks the completed trials against clean ``val_auc`` (pure).
+
+    Clean validation AUC saturates on one folder's folds; where a probe disagrees with it, the
+    two would pick different winners, and the probe is the one built to see shortcuts.
+
+    Returns:
+        One dict per probe present: ``{"probe", "n", "spearman" (with val_auc), "mean_drop"
+        (mean of val_auc - probe), "best_by_clean", "best_by_probe"}`` (trial ids).
+    """
+    done = [r for r in rows if r.get("status") == COMPLETED and _finite(r.get("mean_val_auc"))]
+    out = []
+    for probe in PROBES:
+        pairs = [(r["trial_id"], r["mean_val_auc"], r[f"mean_{probe}"]) for r in done
+                 if _finite(r.get(f"mean_{probe}"))]
+        if not pairs:
+            continue
+        ids, clean, shifted = zip(*pairs)
+        out.append({"probe": probe, "n": len(pairs),
+                    "spearman": spearman(list(clean), list(shifted)),
+                    "mean_drop": sum(c - s for c, s in zip(clean, shifted)) / len(pairs),
+                    "best_by_clean": ids[max(range(len(ids)), key=lambda i: clean[i])],
+                    "best_by_probe": ids[max(range(len(ids)), key=lambda i: shifted[i])]})
+    return out
+
+
 def analyze_rows(rows: list[dict[str, Any]], objective: str, direction: str,
                  family: str) -> dict[str, Any]:
     """The whole analysis of one family's rows (pure)."""
@@ -213,7 +243,8 @@ def analyze_rows(rows: list[dict[str, Any]], objective: str, direction: str,
             for h, r, p in HYPOTHESIS_PARAMS.get(family, []) if h in params and r in params]
     return {"family": family, "objective": objective, "direction": direction,
             "n_completed": len(done), "n_trials": len(rows),
-            "dimensions": dimension_effects(rows, objective), "hypotheses": hyps}
+            "dimensions": dimension_effects(rows, objective), "hypotheses": hyps,
+            "probes": probe_agreement(rows)}
 
 
 def _fmt(v: Any, nd: int = 4) -> str:
@@ -243,6 +274,18 @@ def analysis_markdown(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {d['name']} | {d['kind']} | {d['n']} | {eff} | {detail} |")
         lines += ["", "Effect: eta^2 (categorical) or rho^2 (numeric), the share of the "
                   "objective's variance the dimension accounts for.", ""]
+        if res.get("probes"):
+            lines += ["### Shortcut probes against clean val_auc", "",
+                      "| probe | trials | Spearman rho with val_auc | mean AUC lost | best by "
+                      "val_auc | best by probe |", "|---|---|---|---|---|---|"]
+            for p in res["probes"]:
+                rho = _fmt(p["spearman"], 3) if p["n"] >= 3 else "- (under 3 trials)"
+                lines.append(f"| {p['probe']} | {p['n']} | {rho} | {_fmt(p['mean_drop'])} | "
+                             f"{p['best_by_clean']} | {p['best_by_probe']} |")
+            lines += ["", "A probe scores each fold model on shifted copies of its validation "
+                      "images (search/probes.py). Where the best trial by val_auc and by a "
+                      "probe differ, clean cross-validation alone would pick a model that "
+                      "loses more under that shift.", ""]
         lines += ["### Notes' hypothesis: dropout 0.2 suits low->high, 0.5 suits high->low", ""]
         if not res["hypotheses"]:
             lines += ["Not testable: the hierarchy or dropout-rate dimension is absent.", ""]

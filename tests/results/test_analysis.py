@@ -111,3 +111,17 @@ def test_analyze_command_writes_files(fake_run_dir: Path, capsys) -> None:
     assert cnn_hyp == {"filter_hierarchy"}  # the fake CNN trials have no dense_hierarchy
     assert (adir / "analysis.png").read_bytes()[:4] == b"\x89PNG"
     assert (adir / "analysis.md").is_file()
+
+
+def test_probe_agreement_finds_where_clean_auc_and_a_probe_disagree():
+    from results.analysis import probe_agreement
+
+    rows = [{"trial_id": t, "status": "COMPLETED", "mean_val_auc": c, "mean_val_auc_geometric": g}
+            for t, c, g in (("a", 0.995, 0.91), ("b", 0.991, 0.98), ("c", 0.990, 0.97))]
+    rows.append({"trial_id": "d", "status": "FAILED", "mean_val_auc": None})
+    (geo,) = probe_agreement(rows)
+    assert geo["probe"] == "val_auc_geometric" and geo["n"] == 3
+    assert geo["best_by_clean"] == "a" and geo["best_by_probe"] == "b"
+    assert geo["spearman"] == pytest.approx(-0.5)
+    assert geo["mean_drop"] == pytest.approx((0.085 + 0.011 + 0.02) / 3)
+    assert probe_agreement([{"trial_id": "x", "status": "COMPLETED", "mean_val_auc": 0.9}]) == []
