@@ -13,7 +13,7 @@ does (``spaces`` fit, early stopping on ``val_auc`` with restore), then reports 
 The default configurations are the notes' basic CNN without augmentation (``plain``) and with
 the project's augmentation at strength 1.0 (``augmented``), both up to 30 epochs, patience 6.
 ``--config NAME='{"hp": value, ...}'`` adds configurations (hyperparameter overrides on the
-space's defaults); ``--run NAME=RUN_DIR`` adds a finished search's best CNN trial, evaluated
+space's defaults; ``_epochs`` and ``_patience`` override the budget); ``--run NAME=RUN_DIR`` adds a finished search's best CNN trial, evaluated
 from its saved fold weights (no retraining), so a search winner is compared on the same terms.
 
     python benchmarks/generalisation.py --out runs/generalisation
@@ -41,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 DEFAULT_CONFIGS = {
     "plain": {},
     "augmented": {"augmentation": True, "augmentation_strength": 1.0},
+    # What the former default search handed over (issue 11): the notes' basic model, no
+    # augmentation, at most 12 epochs with patience 3 (the reference run's settings).
+    "former_default": {"_epochs": 12, "_patience": 3},
 }
 
 
@@ -192,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         if name in configs:
             hm = spaces.CNNHyperModel(tuple(x.shape[1:]), class_counts=counts)
-            res = evaluate_models([], data, hypermodel=hm, hp=_hp(configs[name]), train=True,
-                                  epochs=args.epochs, patience=args.patience, seed=args.seed,
-                                  target_sensitivity=0.95)
+            values = {k: v for k, v in configs[name].items() if not k.startswith("_")}
+            res = evaluate_models([], data, hypermodel=hm, hp=_hp(values), train=True,
+                                  epochs=int(configs[name].get("_epochs", args.epochs)),
+                                  patience=int(configs[name].get("_patience", args.patience)),
+                                  seed=args.seed, target_sensitivity=0.95)
             res["hyperparameters"] = configs[name]
         else:
             res = _evaluate_run(runs[name], data, args)

@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 KEY_PARAMS = {
     "cnn": ("conv_blocks", "conv_filters", "filter_hierarchy", "convs_per_block", "kernel_size",
             "conv_batch_norm", "conv_dropout", "head", "dense_layers", "optimizer",
-            "learning_rate", "batch_size", "augmentation", "class_weights"),
+            "learning_rate", "batch_size", "augmentation_strength", "augmentation_ranges",
+            "border_crop", "intensity_norm", "class_weights"),
     "ann": ("dense_layers", "dense_units", "dense_hierarchy", "dense_batch_norm", "dense_dropout",
             "dense_dropout_rate", "activation", "optimizer", "learning_rate", "batch_size",
             "class_weights"),
@@ -91,8 +92,11 @@ def top_table(run_dir: Path, family: str, top: int) -> list[str]:
         return ["(no completed trials)"]
     obj = next(k[5:] for k in rows[0] if k.startswith("mean_val_") and
                f"std_{k[5:]}" in rows[0])
-    out = [f"| rank | trial | {obj} (mean +- std over folds) | diagnosis | params | key "
-           "hyperparameters |", "| --- | --- | --- | --- | --- | --- |"]
+    clean = obj != "val_auc" and "mean_val_auc" in rows[0]
+    out = [f"| rank | trial | {obj} (mean +- std over folds) | "
+           + ("clean val_auc | " if clean else "") + "diagnosis | params | key "
+           "hyperparameters |", "| --- | --- | --- |" + (" --- |" if clean else "")
+           + " --- | --- | --- |"]
     for r in rows:
         hps = ", ".join(f"{k}={r[f'param_{k}']}" for k in KEY_PARAMS[family]
                         if r.get(f"param_{k}") not in (None, ""))
@@ -100,7 +104,9 @@ def top_table(run_dir: Path, family: str, top: int) -> list[str]:
         hps = re.sub(r"=(\d+\.\d{4,}(?:e-?\d+)?|\d\.?\d*e-\d+)",
                      lambda m: f"={float(m.group(1)):.2g}", hps)
         out.append(f"| {r['rank']} | {r['trial_id']} | {_fmt(r[f'mean_{obj}'], 4)} +- "
-                   f"{_fmt(r[f'std_{obj}'], 4)} | {r['diagnosis']} | {r['n_params']} | {hps} |")
+                   f"{_fmt(r[f'std_{obj}'], 4)} | "
+                   + (f"{_fmt(r['mean_val_auc'], 4)} | " if clean else "")
+                   + f"{r['diagnosis']} | {r['n_params']} | {hps} |")
     return out
 
 

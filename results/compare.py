@@ -24,6 +24,7 @@ from results.metrics import SCALAR_METRICS, curves, evaluate, scalar_metrics
 from results.model_io import (LoadedExport, check_compatible, check_model_input, find_exports,
                               load_export, load_run, write_json)
 from results.stats import bootstrap, mcnemar
+from search.probes import epoch_metric
 
 
 def is_synthetic(data_dir: str | Path | None) -> bool:
@@ -391,7 +392,8 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                  if e.history.get("history")}
     if histories:
         figures["learning_curves"] = figs.learning_curves(
-            histories, run["config"].get("objective", "val_auc"), fig_dir / "learning_curves.png")
+            histories, epoch_metric(run["config"].get("objective", "val_auc")),
+            fig_dir / "learning_curves.png")
     gradcam = ({"figure": None, "note": "no CNN export: Grad-CAM needs convolutions."}
                if "cnn" not in exports else
                _gradcam(exports["cnn"], data, probs["cnn"], fig_dir, n_gradcam))

@@ -17,6 +17,7 @@ from typing import Any
 
 from results.leaderboard import (
     COMPLETED, FAMILIES, collect_trials, read_json, run_objective, select_rows, trials_to_rows)
+from search.probes import epoch_metric
 
 
 def _pyplot():
@@ -188,7 +189,8 @@ def plot_run(run_dir: str | Path, family: str = "both", *, top_k: int = 10,
             score = t.get("mean", {}).get(objective)
             title = f"{fam} trial {t['trial_id']} ({t['status']}"
             title += f", mean {objective} {score:.4f})" if isinstance(score, float) else ")"
-            path = plot_trial(tdir, png, objective, title=title)
+            # Curves show the per-epoch metric; a probe objective exists at the best epoch only.
+            path = plot_trial(tdir, png, epoch_metric(objective), title=title)
             if path:
                 written.append(path)
         rows = trials_to_rows(trials, objective, direction)

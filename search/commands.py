@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from search.config import DEFAULT_MAX_PARAMS, SearchConfig
+from search.config import DEFAULT_MAX_PARAMS, DEFAULT_OBJECTIVE, SearchConfig
 
 _HELP_MAX_TRIALS = (
     "trials to run per model family (completed + failed). hyperband: caps the trials KerasTuner's "
@@ -34,8 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="early-stopping patience in epochs (best weights restored; default 3)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="per model family: stop starting new folds after this many minutes; the run stays resumable")
-    p.add_argument("--objective", default="val_auc", metavar="NAME",
-                   help="val_<metric> or val_loss; direction inferred (default val_auc)")
+    p.add_argument("--objective", default=DEFAULT_OBJECTIVE, metavar="NAME",
+                   help="val_<metric>, val_loss, or a shortcut probe (val_auc_geometric, "
+                        "val_auc_border, val_auc_photometric, val_auc_batch, val_auc_robust); "
+                        "direction inferred (default %(default)s: AUC under small rotations, "
+                        "shifts and zooms of the validation images, which ranks models by how "
+                        "they hold up on new films; see README, Selecting for new patients)")
     p.add_argument("--image-size", type=int, default=64, metavar="N")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"), default="grayscale")
     p.add_argument("--positive-class", default=None, metavar="NAME",

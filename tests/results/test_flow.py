@@ -21,7 +21,7 @@ def test_run_shares_search_options_and_applies_the_quickstart_preset() -> None:
     args = _parse()
     assert args.data is None
     assert {k: getattr(args, k) for k in flow.QUICKSTART} == flow.QUICKSTART
-    assert args.tuner == "hyperband" and args.objective == "val_auc"  # search's own defaults
+    assert args.tuner == "hyperband" and args.objective == "val_auc_geometric"  # search's own defaults
     # With --data the search defaults apply, and explicit options always win.
     args = _parse("--data", "/some/data", "--folds", "5")
     assert args.folds == 5 and args.max_trials == 10 and args.run_dir == "runs/default"

@@ -6,6 +6,7 @@ JAX's forced host device count must be set before the backend initialises.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -42,6 +43,9 @@ def test_tensorflow_two_replicas_mirrored_bfloat16() -> None:
     assert "backend tensorflow" in out["lines"][0]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="jax is not installed (./test.sh installs TensorFlow only; CI adds "
+                           "requirements-jax.txt)")
 def test_jax_two_host_devices_data_parallel_bfloat16() -> None:
     out = _run("jax", "--replicas", "2", "--mixed", "bfloat16",
                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
