@@ -299,6 +299,42 @@ def _gradcam(export: LoadedExport, data: dict[str, Any], prob: np.ndarray, out: 
                           "label": names[data["y"][i]]} for i, kind in picks]}
 
 
+def single_vs_ensemble(run_dir: Path, exports: dict[str, LoadedExport], models: dict[str, Any],
+                       data: dict[str, Any], shifted: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Each family's ensemble export next to its single retrained model (``rank1_single``).
+
+    Returns:
+        ``{family: {"ensemble": row, "single": row}}`` for the families that have both, a row
+        being the threshold, ROC-AUC, sensitivity, specificity and accuracy at that threshold,
+        and the shortcut check.
+    """
+    from results.model_io import export_path
+
+    out: dict[str, Any] = {}
+    y = data["y"]
+    for family, export in exports.items():
+        path = export_path(run_dir, family, 1, single=True)
+        if (export.metadata.get("ensemble") or {}).get("kind", "none") == "none" \
+                or not (path / "metadata.json").is_file():
+            continue
+        single = load_export(path)
+        check_model_input(single.model, single.metadata, str(single.path))
+        t = float(single.threshold["threshold"])
+        prob = probabilities(single.model, data["x"])
+        rows = {}
+        for name, m, sc in (
+                ("ensemble", models[family], models[family]["shortcut"]),
+                ("single", evaluate(y, prob, t, data["class_names"]),
+                 shortcut_check(single.model, data["x"], y, shifted, cnn=family == "cnn"))):
+            a = m["at_threshold"]
+            rows[name] = {"threshold": m["threshold"], "roc_auc": a["roc_auc"],
+                          "sensitivity": a["sensitivity"], "specificity": a["specificity"],
+                          "accuracy": a["accuracy"], "shortcut": sc,
+                          "export": str(export.path if name == "ensemble" else single.path)}
+        out[family] = rows
+    return out
+
+
 def write_metrics_csv(result: dict[str, Any], path: Path) -> None:
     """Long format: model, operating point, metric, value, 95% CI (at the exported threshold)."""
     with open(path, "w", newline="") as fh:
@@ -374,6 +410,7 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
     for f, e in exports.items():
         models[f]["shortcut"] = shortcut_check(e.model, data["x"], y, shifted, cnn=f == "cnn")
         models[f]["ensemble"] = e.metadata.get("ensemble") or {"kind": "none"}
+    variants = single_vs_ensemble(run_dir, exports, models, data, shifted)
     curve_data = {f: curves(y, probs[f]) for f in exports}
     use_groups = len(np.unique(data["groups"])) < len(y)
     boot = bootstrap(y, probs, lambda yy, pp, m: scalar_metrics(yy, pp, thresholds[m]),
@@ -407,6 +444,7 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
         "n_positive": int(y.sum()), "class_names": names, "positive_class": names[-1],
         "backend": keras.backend.backend(), "models": models, "bootstrap": boot,
         "mcnemar": tests, "gradcam": gradcam, "curves": curve_data,
+        "single_vs_ensemble": variants,
         "figures": {k: str(v) for k, v in figures.items()},
     }
     write_json(out / "metrics.json", result)

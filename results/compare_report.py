@@ -155,6 +155,28 @@ def shortcut_blocks(models: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def variant_blocks(variants: dict[str, Any]) -> list[Block]:
+    """"Ensemble vs single model": each family's exported ensemble beside one retrained model."""
+    if not variants:
+        return []
+    rows = []
+    for family, pair in variants.items():
+        for kind, r in pair.items():
+            sc = r["shortcut"]
+            rows.append([family.upper(), kind, fmt(r["threshold"], 4), fmt(r["roc_auc"]),
+                         _pct(r["sensitivity"]), _pct(r["specificity"]), _pct(r["accuracy"]),
+                         fmt(sc.get("val_auc_geometric")), fmt(sc.get("val_auc_robust")),
+                         "—" if sc.get("border_share") is None else _pct(sc["border_share"])])
+    return [Block("h2", "Ensemble vs single model"),
+            Block("p", "The exported model averages the winner's fold models; the single model "
+                       "is the same configuration retrained once on the training pool "
+                       "(rank1_single). Both thresholds come from the out-of-fold predictions "
+                       "of the fold models."),
+            Block("table", headers=["model", "kind", "threshold", "ROC-AUC", "sensitivity",
+                                    "specificity", "accuracy", "geometric AUC", "robust AUC",
+                                    "border heat"], rows=rows)]
+
+
 def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block]:
     """The report, top to bottom."""
     models, ci = result["models"], result["bootstrap"]["ci"]
@@ -176,6 +198,7 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
                                                  ci[n].get(m)) for n in names]
                            for m in SCALAR_METRICS])]
     blocks += shortcut_blocks(models)
+    blocks += variant_blocks(result.get("single_vs_ensemble") or {})
     blocks += [Block("h2", "Metrics at threshold 0.5"),
                Block("table", headers=["metric"] + [n.upper() for n in names],
                      rows=[[LABELS[m]] + [models[n]["at_0.5"][m] for n in names]

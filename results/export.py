@@ -124,7 +124,8 @@ def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
 def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any], rank: int,
                        dataset: Any, train_idx: np.ndarray, *, target_sensitivity: float = 0.95,
                        verbose: int = 0, ensemble: str = "folds",
-                       members: list[dict[str, Any]] | None = None) -> ExportResult:
+                       members: list[dict[str, Any]] | None = None,
+                       single: bool = False) -> ExportResult:
     """Exports one trial (or an ensemble led by it) and writes its folder (module docstring).
 
     Args:
@@ -140,6 +141,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         ensemble: ``"folds"`` (average ``record``'s fold models), ``"top"`` (average the fold
             models of ``members``) or ``"none"`` (retrain one model).
         members: the trial records of a ``"top"`` ensemble, ``record`` first.
+        single: write to ``rank<k>_single`` (the retrained model exported beside an ensemble).
     """
     import keras
 
@@ -195,7 +197,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         hist = dict((fold0 or {}).get("history") or {})
     fit_seconds = time.monotonic() - start
 
-    out = export_path(run_dir, family, rank)
+    out = export_path(run_dir, family, rank, single=single)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
     values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
@@ -316,8 +318,8 @@ def distinct_configurations(records: list[dict[str, Any]]) -> list[dict[str, Any
 
 def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
                    target_sensitivity: float = 0.95, verbose: int = 0,
-                   progress: bool = True, ensemble: str | list[str] | None = None
-                   ) -> list[ExportResult]:
+                   progress: bool = True, ensemble: str | list[str] | None = None,
+                   with_single: bool = True) -> list[ExportResult]:
     """Exports the top ``top_n`` trials of each family (fold ensembles by default).
 
     Args:
@@ -330,6 +332,8 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
         progress: print one line per export.
         ensemble: ``"folds"`` (default), ``"none"`` or ``"top N"`` (see :func:`parse_ensemble`);
             a ``top N`` ensemble is exported as rank1 only.
+        with_single: with an ensemble, also retrain the rank-1 trial as one model into
+            ``rank1_single``, so ``compare`` shows single and ensemble side by side.
 
     Returns:
         One ExportResult per exported model.
@@ -375,6 +379,14 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
             results.append(res)
             if progress:
                 print(format_result(res), flush=True)
+            if kind != "none" and with_single and rank == 1:
+                res = retrain_and_export(run_dir, run, record, rank, dataset,
+                                         np.asarray(split.train_idx),
+                                         target_sensitivity=target_sensitivity,
+                                         verbose=verbose, ensemble="none", single=True)
+                results.append(res)
+                if progress:
+                    print(format_result(res) + " (single model, for comparison)", flush=True)
     return results
 
 

@@ -129,6 +129,7 @@ def _export_is_current(run_dir: Path, family: str, top_n: int,
     fingerprint)."""
     from results.export import parse_ensemble
     from results.leaderboard import best_trials, load_run_config, read_json
+    from results.model_io import export_path
 
     kind, _ = parse_ensemble(ensemble)
     best = best_trials(run_dir, family, 1 if kind == "top" else top_n)
@@ -150,6 +151,11 @@ def _export_is_current(run_dir: Path, family: str, top_n: int,
             return False
         if (meta.get("ensemble") or {}).get("kind", "none") != kind or kind == "top":
             return False  # a top-N ensemble's members may change with any new trial
+        if kind != "none" and rank == 1:
+            single = read_json(export_path(run_dir, family, 1, single=True) / "metadata.json")
+            if not (isinstance(single, dict)
+                    and str(single.get("trial_id")) == str(trial["trial_id"])):
+                return False
     return True
 
 

@@ -20,7 +20,7 @@ def _export(args: argparse.Namespace) -> int:
 
     results = export_winners(args.run_dir, model=args.model, top_n=args.top_n,
                              target_sensitivity=args.target_sensitivity, verbose=args.verbose,
-                             ensemble=args.ensemble)
+                             ensemble=args.ensemble, with_single=not args.no_single)
     print(f"{len(results)} model(s) exported under {args.run_dir}/exports; next: "
           f"`run_search.py compare --run-dir {args.run_dir}`")
     return 0
@@ -82,6 +82,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--top-n", type=int, default=1, metavar="N",
                    help="export the N best trials of each family as rank1..rankN (default 1)")
     add_ensemble_argument(p)
+    p.add_argument("--no-single", action="store_true",
+                   help="with an ensemble, do not also retrain the rank-1 trial as one model "
+                        "(rank1_single, which compare shows beside the ensemble)")
     p.add_argument("--target-sensitivity", type=unit_float, default=0.95, metavar="S",
                    help="the exported threshold is the highest one reaching this sensitivity "
                         "on the out-of-fold predictions (default 0.95); the Youden threshold "

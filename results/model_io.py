@@ -80,9 +80,13 @@ def chosen_epochs(record: dict[str, Any]) -> int:
     return max(1, int(round(statistics.median(best))))
 
 
-def export_path(run_dir: Path, family: str, rank: int = 1) -> Path:
-    """``<run>/exports/<family>/rank<k>``."""
-    return Path(run_dir) / "exports" / family / f"rank{rank}"
+SINGLE_SUFFIX = "_single"
+
+
+def export_path(run_dir: Path, family: str, rank: int = 1, *, single: bool = False) -> Path:
+    """``<run>/exports/<family>/rank<k>``; ``rank<k>_single`` for the single model exported
+    beside an ensemble (so ``compare`` can show both)."""
+    return Path(run_dir) / "exports" / family / f"rank{rank}{SINGLE_SUFFIX if single else ''}"
 
 
 def find_exports(run_dir: Path, rank: int = 1) -> dict[str, Path]:

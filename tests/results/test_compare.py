@@ -190,3 +190,32 @@ def test_verdict_warns_when_a_model_calls_every_image_one_class():
     text = verdict(_verdict_result((1.0, 0.0), (0.9, 0.8)))
     assert "Warning" in text and "CNN put every test image in the same class" in text
     assert "Warning" not in verdict(_verdict_result((0.95, 0.7), (0.9, 0.8)))
+
+
+def test_report_has_the_shortcut_check_and_single_vs_ensemble(report):
+    result, out = report
+    md = (out / "report.md").read_text()
+    assert "## Shortcut check" in md and "## Ensemble vs single model" in md
+    for family in ("cnn", "ann"):
+        sc = result["models"][family]["shortcut"]
+        assert {"clean", "val_auc_border", "val_auc_geometric", "val_auc_robust",
+                "leans_on_border"} <= set(sc)
+        assert sc["val_auc_robust"] <= sc["clean"] + 1e-12
+        pair = result["single_vs_ensemble"][family]
+        assert set(pair) == {"ensemble", "single"}
+        assert pair["single"]["export"].endswith("rank1_single")
+    assert result["models"]["cnn"]["shortcut"]["border_share"] is not None
+    assert result["models"]["ann"]["shortcut"]["border_share"] is None  # no convolutions
+
+
+def test_verdict_warns_on_low_specificity_and_border_reliance():
+    from results.compare_report import shortcut_warnings
+
+    models = {"cnn": {"at_threshold": {"specificity": 0.47},
+                      "shortcut": {"leans_on_border": True, "clean": 0.91,
+                                   "val_auc_border": 0.84, "border_share": 0.66}},
+              "ann": {"at_threshold": {"specificity": 0.9},
+                      "shortcut": {"leans_on_border": False}}}
+    text = shortcut_warnings(models)
+    assert "Not ready for use:** the CNN clears only 47.0%" in text
+    assert "Shortcut:** the CNN leans on the film's borders" in text and "ANN" not in text

@@ -133,7 +133,9 @@ def test_top_n_ensemble_averages_distinct_configurations(tmp_path: Path, exporte
         state["hyperparameters"]["values"].update(extra)
         (dst / "trial.json").write_text(json.dumps(state))
     results = export_winners(run_dir, model="cnn", progress=False, ensemble="top 2")
-    assert len(results) == 1
+    # The ensemble, and the rank-1 trial retrained once beside it for compare.
+    assert [(r.ensemble, r.path.name) for r in results] == [("top", "rank1"),
+                                                            ("none", "rank1_single")]
     meta = load_export(run_dir / "exports" / "cnn" / "rank1").metadata
     assert meta["ensemble"] == {"kind": "top", "members": ["0001", "0002"], "n_models": 4}
 
@@ -204,7 +206,7 @@ def test_export_follows_the_leaderboard_ranking_and_notes_a_live_search(
         "S", (), {"train_idx": np.arange(3)})()))
     monkeypatch.setattr(export, "retrain_and_export", lambda run_dir, run, record, rank, *a, **k:
                         picked.append((record["family"], rank, record["trial_id"])))
-    export.export_winners(fake_run_dir, top_n=2, progress=False)
+    export.export_winners(fake_run_dir, top_n=2, progress=False, with_single=False)
     assert picked == [("cnn", 1, "0009"), ("cnn", 2, "0002"), ("ann", 1, "0002"),
                       ("ann", 2, "0000")]
     assert not hasattr(model_io, "completed_trials")
