@@ -104,8 +104,10 @@ def evaluate_models(models: list[Any], data: dict[str, Any], *, hypermodel=None,
         oof[va] = predict_scores(model, x[va])
         p_test = predict_scores(model, x_test)
         test_probs.append(p_test)
+        single_test = {}
         for name, images in data["shifted_test"].items():
             shifted_probs.setdefault(name, []).append(predict_scores(model, images))
+            single_test[f"test_auc_{name}"] = auc(y_test, shifted_probs[name][-1])
         try:
             cams = grad_cam(model, x_test[cam_idx]).heatmaps
             share = border_share(cams)
@@ -116,7 +118,7 @@ def evaluate_models(models: list[Any], data: dict[str, Any], *, hypermodel=None,
         folds_out.append({"fold": k, "val_auc": auc(y[va], oof[va]), **probes,
                           "epochs_trained": n_epochs, "best_epoch": best_epoch,
                           "fit_seconds": round(fit_s, 2), "probe_seconds": round(probe_s, 2),
-                          "test_auc": auc(y_test, p_test)})
+                          "test_auc": auc(y_test, p_test), **single_test})
         del model
         keras.backend.clear_session()
     ens = np.mean(test_probs, axis=0)
@@ -127,7 +129,13 @@ def evaluate_models(models: list[Any], data: dict[str, Any], *, hypermodel=None,
                  for name, p in shifted_probs.items()}
     mean = {key: float(np.nanmean([f[key] for f in folds_out if f.get(key) is not None]))
             for key in folds_out[0] if key not in ("fold", "epochs_trained", "best_epoch")}
+    # Single fold model vs the fold ensemble, at the same out-of-fold threshold.
+    single_points = [operating_point(y_test, p, t) for p in test_probs]
     return {"folds": folds_out, "mean": mean, "oof_threshold": t,
+            "test_specificity_single_mean": float(np.mean([p["specificity"]
+                                                           for p in single_points])),
+            "test_sensitivity_single_mean": float(np.mean([p["sensitivity"]
+                                                           for p in single_points])),
             "test_auc_ensemble": auc(y_test, ens),
             "test_auc_single_mean": float(np.mean([f["test_auc"] for f in folds_out])),
             "test_sensitivity": point["sensitivity"], "test_specificity": point["specificity"],
