@@ -228,9 +228,13 @@ def _evaluate_run(run_dir: str, data: dict[str, Any], args) -> dict[str, Any]:
 
     run = load_run(Path(run_dir))
     cfg = run["config"]
-    if (int(cfg["image_size"]), int(cfg.get("folds", 3)), int(cfg.get("seed", 42))) != (
-            args.image_size, args.folds, args.seed):
-        raise SystemExit(f"{run_dir} was searched with other image size/folds/seed")
+    if (int(cfg["image_size"]), int(cfg.get("folds", 3)), int(cfg.get("seed", 42)),
+            float(cfg.get("test_fraction", 0.15)), Path(cfg["data"]).resolve()) != (
+            args.image_size, args.folds, args.seed, 0.15, Path(args.data).resolve()):
+        # Other folds or another split: its fold models would be scored on images they saw.
+        raise SystemExit(f"{run_dir} was searched on other data, image size, folds, seed or "
+                         "test fraction than this benchmark; its fold models cannot be scored "
+                         "on this benchmark's folds and test split")
     record = best_trials(Path(run_dir), "cnn", 1)[0]
     hp = _hyperparameters(record)
     hm = _hypermodel("cnn", cfg, tuple(data["x"].shape[1:]), data["y"], 2)

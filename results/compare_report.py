@@ -85,7 +85,11 @@ def verdict(result: dict[str, Any]) -> str:
             reason = ("it is ahead by point estimate only (sensitivity, then specificity): the "
                       "intervals overlap, so the data do not separate the two models")
         mc = result.get("mcnemar", {}).get("at_threshold")
-        text += f" Prefer the **{best.upper()}**: {reason}."
+        if best in flagged_models(models):
+            text += (f" The {best.upper()} is ahead: {reason}; but it is flagged below, so "
+                     "neither model is recommended as it is.")
+        else:
+            text += f" Prefer the **{best.upper()}**: {reason}."
         if mc:
             text += (f" McNemar's test of their calls gives p = {mc['p_value']:.3g} "
                      f"({mc['n_discordant']} images where exactly one model is right).")
@@ -96,6 +100,15 @@ def verdict(result: dict[str, Any]) -> str:
     if result.get("synthetic"):
         text += " These figures are from the built-in synthetic images and say nothing clinical."
     return text
+
+
+def flagged_models(models: dict[str, Any]) -> set[str]:
+    """Models the verdict must not recommend: low specificity or a border shortcut."""
+    from results.compare import MIN_SPECIFICITY
+
+    return {n for n, m in models.items()
+            if m["at_threshold"]["specificity"] < MIN_SPECIFICITY
+            or (m.get("shortcut") or {}).get("leans_on_border")}
 
 
 def shortcut_warnings(models: dict[str, Any]) -> str:

@@ -5,15 +5,16 @@ search saved, into one model: no retraining. ``--ensemble top N`` averages the f
 the N best distinct configurations. ``--ensemble none`` retrains one model as described below.
 In every case the exported threshold is chosen on the out-of-fold predictions of the fold
 models over all k validation folds (:mod:`results.ensemble`), and its per-fold spread is
-recorded in ``threshold.json``.
+recorded in ``threshold.json``; a retrained model whose fold models are unavailable (data
+changed since the search, weights missing) falls back to its validation slice, and says so.
 
 Winners are the leaderboard's ranking (:func:`results.leaderboard.best_trials`), so ``export``,
 ``run`` and the leaderboard always agree on rank 1. A winner is retrained on the whole training
 pool (the run's ``train_idx``) minus one patient-grouped, stratified validation slice
 (``make_folds(..., k=1, seed)``), for the number of epochs cross-validation chose: the median
 best epoch over the folds (``best_epoch`` counts from 1, so it is the epoch count itself; see
-:func:`results.model_io.chosen_epochs`), with early stopping on the slice as a guard. The slice
-then picks the decision threshold (never the test split: its class mix differs). Because the
+:func:`results.model_io.chosen_epochs`), with early stopping on the slice as a guard; the slice's own threshold is
+recorded beside the out-of-fold one (never the test split: its class mix differs). Because the
 slice also drove early stopping, the retrained score measured on it is optimistic; the
 cross-validation score is the honest estimate. Everything a later ``compare`` or ``predict``
 needs is written next to the model.
@@ -162,32 +163,59 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
     n_classes = len(dataset.class_names)
 
     keras.utils.set_random_seed(seed)
-    folds = run_folds(run, y_pool, g_pool)
     trials = members if ensemble == "top" and members else [record]
-    fold_hm = _hypermodel(family, cfg, input_shape, y_pool, n_classes)
-    fold_models = [load_fold_models(t, fold_hm, _hyperparameters(t), len(folds),
-                                    name=f"trial{t['trial_id']}") for t in trials]
-    oof = oof_scores(fold_models, x_pool, folds)
-    seen = np.isfinite(oof)
-    thresholds = select_thresholds(y_pool[seen], oof[seen], target_sensitivity)
-    thresholds.update(
-        rule=f"highest threshold reaching sensitivity >= {target_sensitivity} on the "
-             f"out-of-fold predictions of the fold models ({len(folds)} fold(s), "
-             f"{int(seen.sum())} images)",
-        source="out_of_fold",
-        spread=threshold_spread(y_pool, oof, folds, thresholds["threshold"],
-                                target_sensitivity))
-    oof_auc = auc(y_pool[seen], oof[seen])
+    same_data = not run.get("data_fingerprint") or run["data_fingerprint"] == dataset.fingerprint
+    if ensemble != "none" and not same_data:
+        raise ResultsError(
+            f"the data in {cfg.get('data')} changed since the search, so its folds cannot be "
+            "rebuilt exactly: fold models would be scored on images they trained on. Point the "
+            "run at its original data, or export one retrained model with --ensemble none.")
+    oof_thresholds, oof_auc, fold_models = None, float("nan"), []
+    if same_data:
+        folds = run_folds(run, y_pool, g_pool)
+        fold_hm = _hypermodel(family, cfg, input_shape, y_pool, n_classes)
+        try:
+            fold_models = [load_fold_models(t, fold_hm, _hyperparameters(t), len(folds),
+                                            name=f"trial{t['trial_id']}") for t in trials]
+        except ResultsError:
+            if ensemble != "none":
+                raise
+        if fold_models:
+            oof = oof_scores(fold_models, x_pool, folds)
+            seen = np.isfinite(oof)
+            oof_thresholds = select_thresholds(y_pool[seen], oof[seen], target_sensitivity)
+            oof_thresholds.update(
+                rule=f"highest threshold reaching sensitivity >= {target_sensitivity} on the "
+                     f"out-of-fold predictions of the fold models ({len(folds)} fold(s), "
+                     f"{int(seen.sum())} images)",
+                source="out_of_fold",
+                spread=threshold_spread(y_pool, oof, folds, oof_thresholds["threshold"],
+                                        target_sensitivity))
+            oof_auc = auc(y_pool[seen], oof[seen])
     hp = _hyperparameters(record)
     epochs = chosen_epochs(record)
     start = time.monotonic()
     if ensemble == "none":
         model, hist, slice_info = _retrain(run, record, dataset, train_idx, hp, epochs,
                                            objective, direction, target_sensitivity, verbose)
-        thresholds["slice"] = slice_info["thresholds"]
+        # The out-of-fold threshold covers all k validation folds, where the slice is one small
+        # part that also chose the epochs; the slice's own threshold is kept for reference and
+        # is the fallback when the fold models are not available (data changed, weights gone).
+        if oof_thresholds is not None:
+            thresholds = dict(oof_thresholds, slice=slice_info["thresholds"])
+        else:
+            thresholds = dict(slice_info["thresholds"], source="slice",
+                              note="the fold models were not available (data changed since the "
+                                   "search, or fold weights missing), so the threshold comes "
+                                   "from the retrained model's validation slice")
         scores, retrained = slice_info["scores"], slice_info["retrained"]
         score_source = "slice"
     else:
+        thresholds = oof_thresholds
+        thresholds["note"] = (
+            "chosen on the scores of single fold models on images they never saw; the "
+            "ensemble averages them, and averaged scores spread less, so check its operating "
+            "point on data from the site where it will be used")
         members_flat = [m for ms in fold_models for m in ms]
         model = average_models(members_flat, input_shape, name=f"{family}_ensemble")
         scores, retrained, score_source = {"oof_auc": oof_auc}, oof_auc, "out_of_fold"
@@ -221,7 +249,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         "objective": objective, "direction": direction,
         "ensemble": {"kind": ensemble, "members": [str(t["trial_id"]) for t in trials],
                      "n_models": len(trials) * len(folds) if ensemble != "none" else 1},
-        "threshold_source": "out_of_fold", "oof_auc": oof_auc,
+        "threshold_source": thresholds["source"], "oof_auc": oof_auc,
         "cv": {"mean": record.get("mean"), "std": record.get("std"),
                "folds": record.get("folds")},
         "retrained": {("validation_" if ensemble == "none" else "") + k: float(v)
@@ -401,11 +429,14 @@ def format_result(r: ExportResult) -> str:
                 f"CV mean {r.cv_mean:.4f} ± {r.cv_std:.4f} | out-of-fold AUC "
                 f"{r.retrained_score:.4f} | {r.n_params:,} params, threshold {r.threshold:.4f} "
                 f"(out-of-fold) -> {r.path}")
+    from search.probes import epoch_metric
+
     return (f"{r.family} rank{r.rank} (trial {r.trial_id}): CV {r.objective} "
-            f"{r.cv_mean:.4f} ± {r.cv_std:.4f} | retrained validation {r.objective} "
+            f"{r.cv_mean:.4f} ± {r.cv_std:.4f} | retrained validation "
+            f"{epoch_metric(r.objective)} "
             f"{r.retrained_score:.4f} (on the slice that also drove early stopping) | "
             f"{r.epochs_run}/{r.epochs} epochs, {r.n_params:,} params, "
-            f"threshold {r.threshold:.4f} (out-of-fold) -> {r.path}")
+            f"threshold {r.threshold:.4f} -> {r.path}")
 
 
 def note_live_search(run_dir: str | Path, what: str) -> bool:

@@ -137,8 +137,11 @@ def load_export(path: Path) -> LoadedExport:
             "`run_search.py export --run-dir RUN` and pass RUN/exports/<cnn|ann>/rank1.")
     import keras
 
-    try:  # the HyperModels may register custom layers; loading needs them registered
-        import spaces  # noqa: F401
+    try:  # the models' custom layers must be registered before loading (Keras finds them
+        # by name and does not import their module)
+        from spaces.preprocess import register_layers
+
+        register_layers()
     except ImportError:
         pass
     try:

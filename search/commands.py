@@ -37,9 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", default=DEFAULT_OBJECTIVE, metavar="NAME",
                    help="val_<metric>, val_loss, or a shortcut probe (val_auc_geometric, "
                         "val_auc_border, val_auc_photometric, val_auc_batch, val_auc_robust); "
-                        "direction inferred (default %(default)s: AUC under small rotations, "
-                        "shifts and zooms of the validation images, which ranks models by how "
-                        "they hold up on new films; see README, Selecting for new patients)")
+                        "direction inferred (default auto: val_auc_geometric, the AUC under small "
+                        "rotations, shifts and zooms of the validation images, which ranks "
+                        "models by how they hold up on new films, for two classes; val_auc for "
+                        "more; see README, Selecting for new patients)")
     p.add_argument("--image-size", type=int, default=64, metavar="N")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"), default="grayscale")
     p.add_argument("--positive-class", default=None, metavar="NAME",

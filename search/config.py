@@ -14,8 +14,18 @@ from spaces.metrics import PROBE_OBJECTIVES
 
 # Chosen from benchmarks/generalisation.py (RESULTS.md): on the shared data, clean val_auc could
 # not tell the augmented basic CNN from the plain one, the geometric probe did (as the held-out
-# folder does), and the other probes gave no consistent signal.
-DEFAULT_OBJECTIVE = "val_auc_geometric"
+# folder does), and the other probes gave no consistent signal. Probes score one positive class,
+# so "auto" resolves to it for two-class data and to val_auc otherwise (resolve_objective).
+AUTO_OBJECTIVE = "auto"
+DEFAULT_OBJECTIVE = AUTO_OBJECTIVE
+TWO_CLASS_OBJECTIVE = "val_auc_geometric"
+
+
+def resolve_objective(objective: str, n_classes: int) -> str:
+    """``auto`` -> ``val_auc_geometric`` for two classes, ``val_auc`` for more; else unchanged."""
+    if objective != AUTO_OBJECTIVE:
+        return objective
+    return TWO_CLASS_OBJECTIVE if n_classes == 2 else "val_auc"
 from spaces.metrics import objective_direction as _space_objective_direction
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -102,11 +112,13 @@ def validate(config: SearchConfig) -> SearchConfig:
     _require(config.tuner in TUNERS,
              f"--tuner must be one of {', '.join(TUNERS)}; got {config.tuner!r}.")
     valid = valid_objectives()
-    _require(config.objective in valid,
+    _require(config.objective in valid or config.objective == AUTO_OBJECTIVE,
              f"--objective {config.objective!r} is not a compiled validation metric. Valid "
              f"objectives: {', '.join(valid)} (direction is inferred: min for val_loss, max "
              "for the others).")
-    config.direction = objective_direction(config.objective)
+    # Both resolutions of "auto" are maximised.
+    config.direction = ("max" if config.objective == AUTO_OBJECTIVE
+                        else objective_direction(config.objective))
     _require(isinstance(config.folds, int) and 1 <= config.folds <= 20,
              f"--folds must be an integer from 1 (one grouped hold-out) to 20; got {config.folds}.")
     _require(config.max_trials >= 1, f"--max-trials must be at least 1; got {config.max_trials}.")

@@ -19,6 +19,7 @@ import numpy as np
 from search import failures, fold_fit, signals, test_hooks
 from search.budget import TimeBudget
 from search.diagnosis import combine
+from search.probes import epoch_metric
 from search.progress import EpochBar, Progress
 from search.run_folder import read_json, write_json_atomic
 from search.signals import critical
@@ -125,8 +126,12 @@ class CVTuner(kt.Tuner):
                   reason: str | None = None, n_params: int | None = None) -> dict[str, Any]:
         obj = self.oracle.objective
         metric_keys = sorted({k for f in folds for k in f["best"]})
-        mean = {k: float(np.mean([f["best"][k] for f in folds])) for k in metric_keys}
-        std = {k: float(np.std([f["best"][k] for f in folds])) for k in metric_keys}
+        # Over the folds that have the metric: a probe can be absent from one fold (too few
+        # images of an acquisition batch) or from folds finished before probes existed.
+        per_key = {k: [f["best"][k] for f in folds if f["best"].get(k) is not None]
+                   for k in metric_keys}
+        mean = {k: float(np.mean(v)) for k, v in per_key.items() if v}
+        std = {k: float(np.std(v)) for k, v in per_key.items() if v}
         previous = self.read_cv(trial.trial_id) or {}
         record = {
             "trial_id": trial.trial_id, "family": self.family, "status": status,
@@ -188,7 +193,7 @@ class CVTuner(kt.Tuner):
                         extra.append(EpochBar(self.progress.stream,
                                               f"[{self.family}] trial {trial.trial_id} fold "
                                               f"{k + 1}/{len(self.data.folds)}", epochs,
-                                              self.oracle.objective.name))
+                                              epoch_metric(self.oracle.objective.name)))
                     record = fold_fit.fit_fold(
                         hypermodel=self.hypermodel, hp=hp, trial_id=trial.trial_id,
                         trial_dir=tdir, family_dir=self.family_dir, fold=k,

@@ -20,7 +20,8 @@ import numpy as np
 
 from search import run_folder as rf
 from search.budget import BudgetExhausted, TimeBudget
-from search.config import SearchConfig, validate
+from search.config import (AUTO_OBJECTIVE, SearchConfig, objective_direction, resolve_objective,
+                           validate)
 from search.errors import SearchError
 from search.lock import RunLock
 from search.memory import frozen_heap
@@ -183,6 +184,10 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     space = spaces.load_space(config.space_file)
     synthetic = config.data is None
     config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
+    if config.objective == AUTO_OBJECTIVE:  # before run.json records it; a file listing suffices
+        config.objective = resolve_objective(
+            config.objective, len(data_pipeline.discover(config.data).class_names))
+        config.direction = objective_direction(config.objective)
     run_dir = Path(config.run_dir)
     files_fp = data_pipeline.data_fingerprint(config.data)
     record_cfg = config.to_record(space.to_dict())

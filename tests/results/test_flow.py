@@ -21,7 +21,7 @@ def test_run_shares_search_options_and_applies_the_quickstart_preset() -> None:
     args = _parse()
     assert args.data is None
     assert {k: getattr(args, k) for k in flow.QUICKSTART} == flow.QUICKSTART
-    assert args.tuner == "hyperband" and args.objective == "val_auc_geometric"  # search's own defaults
+    assert args.tuner == "hyperband" and args.objective == "auto"  # search's own defaults
     # With --data the search defaults apply, and explicit options always win.
     args = _parse("--data", "/some/data", "--folds", "5")
     assert args.folds == 5 and args.max_trials == 10 and args.run_dir == "runs/default"
@@ -48,13 +48,15 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
         calls["export"].append(model)
         for fam, tid in (("cnn", "0002"), ("ann", "0002")):
             if model in (fam, "both"):
-                out = Path(run_dir) / "exports" / fam / "rank1"
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "model.keras").write_text("stub")
-                (out / "metadata.json").write_text(json.dumps(
-                    {"trial_id": tid, "target_sensitivity": target_sensitivity,
-                     "ensemble": {"kind": "folds"},
-                     "data_fingerprint": "sha256:fake"}))  # the fake run.json's fingerprint
+                # The ensemble and, beside it, the single retrained model.
+                for name, kind in (("rank1", "folds"), ("rank1_single", "none")):
+                    out = Path(run_dir) / "exports" / fam / name
+                    out.mkdir(parents=True, exist_ok=True)
+                    (out / "model.keras").write_text("stub")
+                    (out / "metadata.json").write_text(json.dumps(
+                        {"trial_id": tid, "target_sensitivity": target_sensitivity,
+                         "ensemble": {"kind": kind},
+                         "data_fingerprint": "sha256:fake"}))  # the fake run.json's fingerprint
 
     def fake_compare(run_dir, test_dir=None):
         calls["compare"].append(test_dir)
@@ -145,9 +147,15 @@ def test_run_end_to_end_on_tiny_synthetic_data(synthetic_root: Path, tmp_path: P
     out = capsys.readouterr().out
     assert "Done. Results:" in out and str(run_dir / "leaderboard.csv") in out
     rows = (run_dir / "leaderboard.csv").read_text().splitlines()
-    assert rows[0].startswith("rank,model,trial_id,status,mean_val_auc,std_val_auc,fold0_val_auc")
-    assert (run_dir / "exports" / "cnn" / "rank1" / "model.keras").is_file()
-    assert (run_dir / "exports" / "ann" / "rank1" / "model.keras").is_file()
+    # The default objective is the geometric shortcut probe; clean val_auc is a column too.
+    assert rows[0].startswith("rank,model,trial_id,status,mean_val_auc_geometric,"
+                              "std_val_auc_geometric,fold0_val_auc_geometric")
+    assert ",mean_val_auc," in rows[0]
+    for fam in ("cnn", "ann"):
+        for name in ("rank1", "rank1_single"):
+            assert (run_dir / "exports" / fam / name / "model.keras").is_file()
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "## Shortcut check" in report and "## Ensemble vs single model" in report
     assert (run_dir / "report" / "report.md").is_file()
     assert any((run_dir / "plots" / "cnn").glob("trial_*.png"))
     # Resumable: the same command again reuses the finished search and the exports.
@@ -170,5 +178,6 @@ def test_run_end_to_end_on_tiny_synthetic_data(synthetic_root: Path, tmp_path: P
     rows = build_leaderboard(run_dir, "ann")
     partial = next(r for r in rows if r["trial_id"] == "0099")
     assert partial["status"] == "RUNNING" and partial["rank"] is None
-    assert partial["fold0_val_auc"] is not None and partial["fold1_val_auc"] is None
+    assert partial["fold0_val_auc_geometric"] is not None \
+        and partial["fold1_val_auc_geometric"] is None
     assert "interrupted" in partial["reason"]

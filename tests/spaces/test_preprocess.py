@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import keras_tuner as kt
 import numpy as np
@@ -9,6 +15,8 @@ import pytest
 
 import spaces
 from spaces.preprocess import _layers
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _equalize_reference(img: np.ndarray) -> np.ndarray:
@@ -72,3 +80,54 @@ def test_border_crop_makes_the_model_blind_to_the_border():
     framed[:, :3], framed[:, -3:], framed[:, :, :3], framed[:, :, -3:] = 0, 0, 0, 0
     np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(framed, verbose=0),
                                atol=1e-6)
+
+
+def _run_python(code: str, backend: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_an_export_with_custom_layers_loads_in_a_fresh_process(tmp_path):
+    # In a new process nothing has built the layers yet: load_export must register them.
+    import json
+
+    hm = spaces.CNNHyperModel((16, 16, 1))
+    for norm in ("per_image", "equalize"):
+        hp = kt.HyperParameters()
+        hp.values.update(border_crop=0.1, intensity_norm=norm)
+        out = tmp_path / norm
+        out.mkdir()
+        hm.build(hp).save(out / "model.keras")
+        for name in ("hyperparameters.json", "threshold.json", "metadata.json", "history.json"):
+            (out / name).write_text(json.dumps({}))
+    code = ("from results.model_io import load_export\n"
+            f"for p in ({str(tmp_path / 'per_image')!r}, {str(tmp_path / 'equalize')!r}):\n"
+            "    load_export(p)\n"
+            "print('ok')\n")
+    done = _run_python(code)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+    # Without the registration Keras cannot find the layers: it is what makes the load work.
+    bare = _run_python("import keras\n"
+                       f"keras.saving.load_model({str(tmp_path / 'equalize' / 'model.keras')!r})")
+    assert bare.returncode != 0 and "HistogramEqualization" in bare.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="jax is not installed (./test.sh installs TensorFlow only; CI adds "
+                           "requirements-jax.txt)")
+def test_preprocessing_layers_under_jax():
+    code = ("import keras, numpy as np, keras_tuner as kt, spaces\n"
+            "assert keras.backend.backend() == 'jax'\n"
+            "hm = spaces.CNNHyperModel((16, 16, 1))\n"
+            "for norm in ('per_image', 'equalize'):\n"
+            "    hp = kt.HyperParameters(); hp.values.update(border_crop=0.15, intensity_norm=norm)\n"
+            "    m = hm.build(hp)\n"
+            "    x = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 1)).astype('float32')\n"
+            "    m.fit(x, np.arange(8) % 2, epochs=1, verbose=0)\n"
+            "    assert np.isfinite(m.predict(x, verbose=0)).all()\n"
+            "print('ok')\n")
+    done = _run_python(code, backend="jax")
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
