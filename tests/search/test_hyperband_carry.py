@@ -92,3 +92,28 @@ def test_round_that_never_beats_its_start_keeps_the_carried_weights(tmp_path):
     assert cont["best_epoch"] == prev["best_epoch"] == 1
     assert cont["best"] == prev["best"]
     assert min(cont["history"]["val_loss"]) > prev["best"]["val_loss"]  # the round got worse
+
+
+def test_hyperband_with_a_probe_objective_promotes_by_the_probe(tmp_path, synthetic_root):
+    # The probe exists once per fold (at the restored epoch), not per epoch: the oracle ranks
+    # and promotes by its fold mean, while epochs and the carried weights follow val_auc.
+    cfg = tiny_config(tmp_path, synthetic_root, tuner="hyperband", objective="val_auc_geometric",
+                      max_trials=4, max_epochs=3, patience=10)
+    assert run_search_job(cfg)["status"] == "completed"
+    fam_dir = Path(cfg.run_dir) / "ann"
+    records = cv_records(fam_dir)
+    first_round = {f"000{i}": records[f"trial_000{i}"] for i in range(3)}
+    hb = records["trial_0003"]["hyperband"]
+    assert hb["round"] == 1
+    assert hb["trial_id"] == max(first_round,
+                                 key=lambda t: first_round[t]["mean"]["val_auc_geometric"])
+    for k in range(2):
+        cont = json.loads((fam_dir / "trial_0003" / f"fold{k}.json").read_text())
+        assert "val_auc" in cont["start_eval"] and "val_auc_geometric" in cont["best"]
+        hist_best = cont["history"]["val_auc"][cont["best_epoch"] - cont["initial_epoch"] - 1] \
+            if not cont["kept_carried_weights"] else None
+        if hist_best is not None:
+            assert cont["best"]["val_auc"] == hist_best
+    trial = json.loads((fam_dir / "trial_0003" / "trial.json").read_text())
+    assert trial["score"] == pytest.approx(records["trial_0003"]["mean"]["val_auc_geometric"])
+    assert_no_refit(fam_dir)
