@@ -220,7 +220,10 @@ def explained_model(model: Any) -> tuple[Any, str | None]:
                         f"attention show its first member ({members[0].name})")
 
 
-LEANS_ON_BORDER_SHARE = 0.5   # heat share in the outer 12% frame (an even map gives 0.42)
+# Heat share in the outer 12% frame on NORMAL films (an even map gives 0.42). On the shared data
+# the plain basic CNN put 0.55 of its NORMAL heat there, the augmented one 0.42
+# (benchmarks/RESULTS.md): a coarse, noisy signal, so it only flags, together with the AUC drop.
+LEANS_ON_BORDER_SHARE = 0.5
 LEANS_ON_BORDER_DROP = 0.03   # ROC-AUC lost when the frame is masked
 MIN_SPECIFICITY = 0.70
 
@@ -259,9 +262,10 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
         except GradCamUnavailable as err:
             out["note"] = f"border attention not measured: {err}"
     drop = out["clean"] - out["val_auc_border"]
-    out["leans_on_border"] = bool(
-        (np.isfinite(drop) and drop >= LEANS_ON_BORDER_DROP)
-        or (out["border_share"] is not None and out["border_share"] > LEANS_ON_BORDER_SHARE))
+    share = out["border_share_normal"] if out["border_share_normal"] is not None \
+        else out["border_share"]
+    out["leans_on_border"] = bool((np.isfinite(drop) and drop >= LEANS_ON_BORDER_DROP)
+                                  or (share is not None and share > LEANS_ON_BORDER_SHARE))
     return out
 
 

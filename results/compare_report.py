@@ -124,11 +124,12 @@ def shortcut_warnings(models: dict[str, Any]) -> str:
                      "healthy patients it sees would be recalled.")
         sc = m.get("shortcut") or {}
         if sc.get("leans_on_border"):
-            share = sc.get("border_share")
+            share = sc.get("border_share_normal") or sc.get("border_share")
             text += (f" **Shortcut:** the {name.upper()} leans on the film's borders (ROC-AUC "
                      f"{fmt(sc.get('clean'))} clean vs {fmt(sc.get('val_auc_border'))} with the "
                      "outer frame masked"
-                     + (f"; {_pct(share)} of its Grad-CAM heat in the frame" if share else "")
+                     + (f"; {_pct(share)} of its Grad-CAM heat on NORMAL films in the frame"
+                        if share else "")
                      + "): its score may not carry to films from another machine.")
     return text
 
