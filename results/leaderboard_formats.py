@@ -32,6 +32,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _fmt4(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
 def _atomic_write(path: Path, text: str) -> None:
     # Readers (a report being built, a user's spreadsheet) never see a half-written file.
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +88,10 @@ def format_table(rows: list[dict[str, Any]], objective: str, *, max_reason: int 
     if not rows:
         return "(no trials)"
     n_folds = sum(1 for c in _columns(rows) if re.fullmatch(rf"fold\d+_{re.escape(objective)}", c))
+    # With a probe objective, clean val_auc beside it shows what the probe changed.
+    clean = objective != "val_auc" and any(r.get("mean_val_auc") is not None for r in rows)
     header = ["rank", "model", "trial", "status", f"{objective} mean+-std", "folds",
-              "n_params", "time_s", "diagnosis"]
+              *(["val_auc"] if clean else []), "n_params", "time_s", "diagnosis"]
     show_reason = any(r.get("reason") for r in rows)
     if show_reason:
         header.append("reason")
@@ -96,7 +102,8 @@ def format_table(rows: list[dict[str, Any]], objective: str, *, max_reason: int 
         folds = " ".join("-" if r.get(f"fold{k}_{objective}") is None
                          else f"{r[f'fold{k}_{objective}']:.3f}" for k in range(n_folds))
         line = [_cell(r.get("rank")), _cell(r.get("model")), _cell(r.get("trial_id")),
-                _cell(r.get("status")), score, folds, _cell(r.get("n_params")),
+                _cell(r.get("status")), score, folds,
+                *([_fmt4(r.get("mean_val_auc"))] if clean else []), _cell(r.get("n_params")),
                 "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}",
                 _cell(r.get("diagnosis"))]
         if show_reason:

@@ -189,3 +189,15 @@ def test_trial_reading_lives_in_results_trials() -> None:
 
     assert lb.read_trial is trials.read_trial and lb.collect_trials is trials.collect_trials
     assert lb.read_json is trials.read_json and lb.COMPLETED == trials.COMPLETED
+
+
+def test_terminal_table_shows_clean_val_auc_beside_a_probe_objective():
+    from results.leaderboard_formats import format_table
+
+    rows = [{"rank": 1, "model": "cnn", "trial_id": "0000", "status": "COMPLETED",
+             "mean_val_auc_geometric": 0.9892, "std_val_auc_geometric": 0.001,
+             "fold0_val_auc_geometric": 0.99, "mean_val_auc": 0.9949, "n_params": 10,
+             "duration_s": 1.0, "diagnosis": "good_fit"}]
+    table = format_table(rows, "val_auc_geometric").splitlines()
+    assert "val_auc " in table[0] + " " and "0.9949" in table[1]
+    assert "0.9949" not in format_table(rows, "val_auc")  # no duplicate for a clean objective
