@@ -249,6 +249,10 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
                              or run_dir / "report" / "report.md")
         timings["compare"] = time.monotonic() - t
     out["timings"] = timings
+    from search.config import tensorboard_dir
+
+    tb = tensorboard_dir(config) if hasattr(config, "tensorboard") else None
+    out["tensorboard"] = tb if tb is not None and tb.is_dir() else None
     return out
 
 
@@ -263,6 +267,8 @@ def summary_text(out: dict[str, Any]) -> str:
         lines.append(f"  export {fam:<5} {path}")
     if out.get("report"):
         lines.append(f"  report       {out['report']} (and report.html beside it)")
+    if out.get("tensorboard"):
+        lines.append(f"  tensorboard  tensorboard --logdir {out['tensorboard']}")
     timings = out.get("timings") or {}
     if timings:
         lines.append("  wall time    " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))

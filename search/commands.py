@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-fraction", type=float, default=0.15, metavar="F",
                    help="patient-grouped test share carved from train when there is no test/ "
                         "folder (default 0.15)")
+    tb = p.add_mutually_exclusive_group()
+    tb.add_argument("--tensorboard", default="auto", metavar="DIR",
+                    help="write TensorBoard event files here: per-fold epoch curves and one "
+                         "HParams session per trial (default RUN_DIR/tensorboard; open with "
+                         "`tensorboard --logdir DIR`)")
+    tb.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=None,
+                    help="write no TensorBoard files")
     add_scale_arguments(p)
     p.set_defaults(func=run)
 
@@ -99,6 +106,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         color_mode=args.color_mode, positive_class=args.positive_class,
         space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,
         max_params=args.max_params, run_dir=args.run_dir, overwrite=args.overwrite,
+        tensorboard=getattr(args, "tensorboard", "auto"),
         quiet=args.quiet, command=list(argv if argv is not None else sys.argv),
         mixed_precision=getattr(args, "mixed_precision", "off"),
         jit_compile=getattr(args, "jit_compile", "auto"),

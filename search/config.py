@@ -63,6 +63,9 @@ class SearchConfig:
     jit_compile: str = "auto"
     data_parallel: str = "auto"
     run_dir: str = "runs/default"
+    # TensorBoard event files (search.tensorboard): "auto" = RUN_DIR/tensorboard, None = off.
+    # Recorded in run.json, not compared on resume: logging does not change what a trial means.
+    tensorboard: str | None = "auto"
     overwrite: bool = False
     # Distributed search (search.distributed); run control, so not recorded in run.json.
     role: str | None = None
@@ -99,6 +102,15 @@ def objective_direction(name: str) -> str:
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise SearchError(message)
+
+
+def tensorboard_dir(config: SearchConfig) -> Path | None:
+    """Where the search writes TensorBoard event files, or None when turned off."""
+    if not config.tensorboard:
+        return None
+    if config.tensorboard == "auto":
+        return Path(config.run_dir) / "tensorboard"
+    return Path(config.tensorboard)
 
 
 def validate(config: SearchConfig) -> SearchConfig:

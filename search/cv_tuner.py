@@ -16,7 +16,7 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import failures, fold_fit, signals, test_hooks
+from search import failures, fold_fit, signals, tensorboard, test_hooks
 from search.budget import TimeBudget
 from search.diagnosis import combine
 from search.probes import epoch_metric
@@ -79,12 +79,16 @@ class CVTuner(kt.Tuner):
         overwrite: Passed to KerasTuner (start the project afresh).
         distribution_strategy: A ``tf.distribute`` strategy for multi-GPU trials under
             TensorFlow (``search.devices``), or None.
+        tensorboard_dir: Where to write TensorBoard event files (``search.tensorboard``), or
+            None.
     """
 
     def __init__(self, oracle, hypermodel, *, data: FoldData, family: str, run_dir: Path,
                  max_epochs: int, patience: int, seed: int, progress: Progress,
-                 budget: TimeBudget, overwrite: bool = False, distribution_strategy=None):
+                 budget: TimeBudget, overwrite: bool = False, distribution_strategy=None,
+                 tensorboard_dir: Path | None = None):
         self.data, self.family = data, family
+        self.tensorboard_dir = tensorboard_dir
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.progress, self.budget = progress, budget
         self.session_statuses: list[str] = []
@@ -189,6 +193,9 @@ class CVTuner(kt.Tuner):
                     carry = (fold_fit.fold_weights(self.trial_dir(past_id), k)
                              if past_id is not None else None)
                     extra = []
+                    if self.tensorboard_dir is not None:
+                        extra.append(tensorboard.make_fold_callback(
+                            self.tensorboard_dir, self.family, trial.trial_id, k))
                     if self.progress.show_bar:
                         extra.append(EpochBar(self.progress.stream,
                                               f"[{self.family}] trial {trial.trial_id} fold "
@@ -233,9 +240,21 @@ class CVTuner(kt.Tuner):
             "COMPLETED" if status == "COMPLETED"
             else failures.OVER_BUDGET if failures.is_over_budget(reason) else "FAILED")
         self.report(trial.trial_id)
+        self._write_session(trial.trial_id)
         test_hooks.maybe_kill_after_trial(trial.trial_id)
         failures.check_consecutive(self.session_statuses, last_reason=reason)
         signals.check()
+
+    def _write_session(self, trial_id: str) -> None:
+        """The trial's HParams session; a logging failure is reported, never fatal."""
+        cv = self.read_cv(trial_id)
+        if self.tensorboard_dir is None or not cv:
+            return
+        try:
+            tensorboard.write_trial_session(self.tensorboard_dir, cv)
+        except OSError as err:
+            self.progress.line(f"[{self.family}] warning: TensorBoard session of trial "
+                               f"{trial_id} not written ({err}); the search goes on")
 
     def report(self, trial_id: str) -> str:
         """Writes the progress line of an ended trial."""

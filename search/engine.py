@@ -21,7 +21,7 @@ import numpy as np
 from search import run_folder as rf
 from search.budget import BudgetExhausted, TimeBudget
 from search.config import (AUTO_OBJECTIVE, SearchConfig, objective_direction, resolve_objective,
-                           validate)
+                           tensorboard_dir, validate)
 from search.errors import SearchError
 from search.lock import RunLock
 from search.memory import frozen_heap
@@ -79,6 +79,22 @@ def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resum
     return ds, x, y, folds, idx
 
 
+def _write_tensorboard_experiment(tb_dir: Path, config: SearchConfig, space,
+                                  progress: Progress) -> None:
+    """The HParams experiment (every dimension of the searched families, the cv/ metrics)."""
+    from search import tensorboard
+
+    names = [n for f in config.families for n in space.dims(f)]
+    names += ["family", "diagnosis"] + (["tuner/epochs", "tuner/round"]
+                                        if config.tuner == "hyperband" else [])
+    try:
+        tensorboard.write_experiment(tb_dir, names,
+                                     tensorboard.experiment_metrics(config.objective))
+    except OSError as err:
+        progress.line(f"warning: TensorBoard files cannot be written to {tb_dir} ({err}); "
+                      "the search goes on without them (--no-tensorboard silences this)")
+
+
 def _family_summary(tuner) -> dict[str, Any]:
     oracle = tuner.oracle
     ended = oracle.trials_ended()
@@ -119,7 +135,8 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
         tuner = CVTuner(oracle, hypermodel, data=data, family=family, run_dir=run_dir,
                         max_epochs=config.max_epochs, patience=config.patience,
                         seed=config.seed, progress=progress, budget=budget,
-                        distribution_strategy=plan.strategy)
+                        distribution_strategy=plan.strategy,
+                        tensorboard_dir=tensorboard_dir(config))
     if worker:
         progress.line(f"[{family}] worker {role.tuner_id}: running the trials the chief hands "
                       "out")
@@ -255,6 +272,9 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
         counts = np.bincount(y, minlength=len(ds.class_names))
         class_names = list(ds.class_names)
         del ds  # the test images are not needed by the search
+        tb_dir = tensorboard_dir(config)
+        if tb_dir is not None and not worker:
+            _write_tensorboard_experiment(tb_dir, config, space, progress)
         started = time.monotonic()
         summary: dict[str, Any] = {"run_dir": str(run_dir), "families": {}}
         status = "failed"
