@@ -119,7 +119,8 @@ def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
     return spaces.HYPERMODELS[family](
         input_shape=input_shape, num_classes=num_classes,
         class_counts=counts if min(counts) > 0 else None, space=space_cfg,
-        max_params=int(cfg.get("max_params") or spaces.DEFAULT_MAX_PARAMS))
+        max_params=int(cfg.get("max_params")
+                       or spaces.budget.default_max_params(int(cfg.get("image_size") or 64))))
 
 
 def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any], rank: int,

@@ -54,8 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="delete the run folder's previous search and start afresh")
     p.add_argument("--quiet", action="store_true",
                    help="no terminal output (search.log still gets every line)")
-    p.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS, metavar="N",
-                   help=f"models with more parameters fail their trial (default {DEFAULT_MAX_PARAMS})")
+    p.add_argument("--max-params", type=int, default=None, metavar="N",
+                   help=f"models with more parameters fail their trial, refused before "
+                        f"building (default {DEFAULT_MAX_PARAMS:,} x (image size / 64)^2)")
+    p.add_argument("--max-gflops", type=float, default=None, metavar="G",
+                   help="models needing more forward GFLOPs per image fail their trial, refused "
+                        "before building (default 1.0 x (image size / 64)^2; 0: no limit)")
     p.add_argument("--test-fraction", type=float, default=0.15, metavar="F",
                    help="patient-grouped test share carved from train when there is no test/ "
                         "folder (default 0.15)")
@@ -105,7 +109,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         time_budget_min=args.time_budget, objective=args.objective, image_size=args.image_size,
         color_mode=args.color_mode, positive_class=args.positive_class,
         space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,
-        max_params=args.max_params, run_dir=args.run_dir, overwrite=args.overwrite,
+        max_params=args.max_params, max_gflops=getattr(args, "max_gflops", None),
+        run_dir=args.run_dir, overwrite=args.overwrite,
         tensorboard=getattr(args, "tensorboard", "auto"),
         quiet=args.quiet, command=list(argv if argv is not None else sys.argv),
         mixed_precision=getattr(args, "mixed_precision", "off"),

@@ -9,7 +9,7 @@ from typing import Any
 
 from search.errors import SearchError
 from spaces import METRIC_NAMES
-from spaces.budget import DEFAULT_MAX_PARAMS
+from spaces.budget import DEFAULT_MAX_PARAMS, default_max_gflops, default_max_params
 from spaces.metrics import PROBE_OBJECTIVES
 
 # Chosen from benchmarks/generalisation.py (RESULTS.md): on the shared data, clean val_auc could
@@ -56,7 +56,9 @@ class SearchConfig:
     space_file: str | None = None
     seed: int = 42
     test_fraction: float = 0.15
-    max_params: int = DEFAULT_MAX_PARAMS
+    # None: the default for the image size (spaces.budget); max_gflops 0: no FLOPs limit.
+    max_params: int | None = None
+    max_gflops: float | None = None
     # GPU box (search.devices): recorded in run.json, not compared on resume, so a run can be
     # resumed on another machine with other devices.
     mixed_precision: str = "off"
@@ -104,6 +106,15 @@ def _require(ok: bool, message: str) -> None:
         raise SearchError(message)
 
 
+def resolve_budgets(config: SearchConfig) -> SearchConfig:
+    """Fills ``max_params`` and ``max_gflops`` left at None with the image size's defaults."""
+    if config.max_params is None:
+        config.max_params = default_max_params(config.image_size)
+    if config.max_gflops is None:
+        config.max_gflops = default_max_gflops(config.image_size)
+    return config
+
+
 def tensorboard_dir(config: SearchConfig) -> Path | None:
     """Where the search writes TensorBoard event files, or None when turned off."""
     if not config.tensorboard:
@@ -145,8 +156,11 @@ def validate(config: SearchConfig) -> SearchConfig:
     _require(0.0 < config.test_fraction < 0.9,
              f"--test-fraction must be between 0 and 0.9; got {config.test_fraction}.")
     _require(config.seed >= 0, f"--seed must be a non-negative integer; got {config.seed}.")
-    _require(config.max_params >= 1000,
+    _require(config.max_params is None or config.max_params >= 1000,
              f"--max-params must be at least 1000; got {config.max_params}.")
+    _require(config.max_gflops is None or config.max_gflops >= 0,
+             f"--max-gflops must be a positive number of GFLOPs per image, or 0 for no limit; "
+             f"got {config.max_gflops}.")
     _require(config.mixed_precision in ("off", "auto", "float16", "bfloat16"),
              f"--mixed-precision must be off, auto, float16 or bfloat16; got "
              f"{config.mixed_precision!r}.")

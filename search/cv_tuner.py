@@ -106,13 +106,18 @@ class CVTuner(kt.Tuner):
         # A parameter limit must not abort the whole search at this point (trials that exceed
         # it fail one by one later), so it is lifted while the space is explored.
         limit = getattr(self.hypermodel, "max_params", None)
+        flops = getattr(self.hypermodel, "max_gflops", None)
         if limit is not None:
             self.hypermodel.max_params = float("inf")
+        if flops is not None:
+            self.hypermodel.max_gflops = None
         try:
             super()._populate_initial_space()
         finally:
             if limit is not None:
                 self.hypermodel.max_params = limit
+            if flops is not None:
+                self.hypermodel.max_gflops = flops
 
     # -- records -------------------------------------------------------------------------------
     @property

@@ -21,7 +21,7 @@ import numpy as np
 from search import run_folder as rf
 from search.budget import BudgetExhausted, TimeBudget
 from search.config import (AUTO_OBJECTIVE, SearchConfig, objective_direction, resolve_objective,
-                           tensorboard_dir, validate)
+                           resolve_budgets, tensorboard_dir, validate)
 from search.errors import SearchError
 from search.lock import RunLock
 from search.memory import frozen_heap
@@ -120,7 +120,8 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
 
     hypermodel = spaces.HYPERMODELS[family](
         input_shape=tuple(int(d) for d in data.x.shape[1:]), num_classes=len(class_names),
-        class_counts=[int(c) for c in counts], space=space, max_params=config.max_params)
+        class_counts=[int(c) for c in counts], space=space, max_params=config.max_params,
+        max_gflops=config.max_gflops or None)
     plan = plan or devices.DataParallelPlan()
     jit = devices.jit_compile_value(config.jit_compile)
     if plan.replicas > 1 or jit != "auto":
@@ -190,7 +191,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
 
     from search import devices, distributed
 
-    validate(config)
+    resolve_budgets(validate(config))
     role = distributed.resolve_role(config.role, config.oracle, config.tuner_id)
     worker = role is not None and not role.is_chief
     if role is not None:

@@ -24,7 +24,8 @@ LOG_NAME = "search.log"
 # What a resume must share with the saved run. max_trials and time_budget_min may change
 # (raising --max-trials extends a search); everything else changes what a trial means.
 COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "patience", "objective", "image_size",
-                 "color_mode", "positive_class", "space", "seed", "test_fraction", "max_params")
+                 "color_mode", "positive_class", "space", "seed", "test_fraction", "max_params",
+                 "max_gflops")
 
 
 def now_iso() -> str:

@@ -46,6 +46,16 @@ class ANNHyperModel(BaseHyperModel):
                 x = keras.layers.Dropout(values["dense_dropout_rate"], name=f"{tag}_dropout")(x)
         return x
 
+    def body_flops(self, values: dict[str, Any]) -> tuple[int, int]:
+        """Forward FLOPs per image of the dense layers (see ``gflops``)."""
+        width = self.input_shape[0] * self.input_shape[1] * self.input_shape[2]
+        total = 0
+        for units in layer_widths(values["dense_units"], values["dense_layers"],
+                                  values["dense_hierarchy"], cap=MAX_UNITS):
+            total += 2 * width * units
+            width = units
+        return total, width
+
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
         """Counts the parameters of :meth:`build_body` without building it.
 

@@ -78,6 +78,27 @@ class CNNHyperModel(BaseHyperModel):
                                              name=f"dense{i + 1}_dropout")(x)
         return x
 
+    def body_flops(self, values: dict[str, Any]) -> tuple[int, int]:
+        """Forward FLOPs per image of the convolutions and dense head (see ``gflops``)."""
+        size_h, size_w, channels = self.input_shape
+        blocks = values["conv_blocks"]
+        filters = layer_widths(values["conv_filters"], blocks, values["filter_hierarchy"],
+                               cap=MAX_FILTERS)
+        k = values["kernel_size"]
+        total = 0
+        for b in range(blocks):
+            for _ in range(values["convs_per_block"]):
+                total += 2 * size_h * size_w * k * k * channels * filters[b]  # "same" padding
+                channels = filters[b]
+            size_h, size_w = -(-size_h // 2), -(-size_w // 2)
+        width = size_h * size_w * channels if values["head"] == "flatten" else channels
+        if values["dense_layers"]:
+            for units in layer_widths(values["dense_units"], values["dense_layers"],
+                                      values["dense_hierarchy"], cap=MAX_UNITS):
+                total += 2 * width * units
+                width = units
+        return total, width
+
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
         """Counts the parameters of :meth:`build_body` without building it.
 

@@ -68,7 +68,8 @@ class BaseHyperModel(kt.HyperModel):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int = 2,
                  class_counts: Sequence[int] | None = None, space: SpaceConfig | None = None,
-                 max_params: int = DEFAULT_MAX_PARAMS) -> None:
+                 max_params: int = DEFAULT_MAX_PARAMS,
+                 max_gflops: float | None = None) -> None:
         """Validates the fixed facts of a search.
 
         Args:
@@ -78,6 +79,7 @@ class BaseHyperModel(kt.HyperModel):
                 None makes ``output_bias`` initialise to zero.
             space: The effective search space; None for the shipped defaults.
             max_params: Largest parameter count a trial may build.
+            max_gflops: Largest forward GFLOPs per image a trial may build (None: no limit).
 
         Raises:
             SpaceError: Any argument breaks the rule stated in its message.
@@ -99,6 +101,10 @@ class BaseHyperModel(kt.HyperModel):
         if not isinstance(max_params, int) or max_params <= 0:
             raise SpaceError(f"max_params must be a positive int, got {max_params!r}; "
                              f"pass e.g. --max-params {DEFAULT_MAX_PARAMS}.")
+        if max_gflops is not None and (isinstance(max_gflops, bool) or not isinstance(
+                max_gflops, (int, float)) or not max_gflops > 0):
+            raise SpaceError(f"max_gflops must be a positive number or None, got "
+                             f"{max_gflops!r}; pass e.g. --max-gflops 1.0.")
         if space is not None and not isinstance(space, SpaceConfig):
             raise SpaceError(f"space must be a SpaceConfig from load_space(), got {type(space)}.")
         self.input_shape = shape
@@ -106,6 +112,7 @@ class BaseHyperModel(kt.HyperModel):
         self.class_counts = class_counts
         self.space = space if space is not None else load_space(None)
         self.max_params = max_params
+        self.max_gflops = None if max_gflops is None else float(max_gflops)
 
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
         """Registers the whole space with ``hp`` without building a model."""
@@ -124,6 +131,7 @@ class BaseHyperModel(kt.HyperModel):
         # Refused before any layer exists: allocating and initialising an over-budget model (a
         # 100M-parameter ANN takes seconds) would cost more than the trial it replaces.
         self._check_budget(self._count(values), values)
+        self._check_flops(values)
         inputs = keras.Input(shape=self.input_shape, name="image")
         # Models take raw 0..255 pixels, so an exported model needs no preprocessing.
         x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
@@ -169,6 +177,32 @@ class BaseHyperModel(kt.HyperModel):
                 f"{self.max_params:,} (input {self.input_shape}, {shown}). Raise --max-params or "
                 f"narrow the space (fewer layers, smaller base width, global_average head)."
             )
+
+    def body_flops(self, values: dict[str, Any]) -> tuple[int, int]:
+        """Forward FLOPs per image of :meth:`build_body` and the width it outputs."""
+        raise NotImplementedError
+
+    def gflops(self, hp: kt.HyperParameters) -> float:
+        """Forward GFLOPs per image of ``build(hp)`` (2 x multiply-adds of conv and dense
+        layers; activations, pooling and normalisation are left out as comparatively free)."""
+        return self._gflops(register_values(hp, self.space, self.family))
+
+    def _gflops(self, values: dict[str, Any]) -> float:
+        flops, width = self.body_flops(values)
+        units = 1 if self.num_classes == 2 else self.num_classes
+        return (flops + 2 * width * units) / 1e9
+
+    def _check_flops(self, values: dict[str, Any]) -> None:
+        if self.max_gflops is None:
+            return
+        g = self._gflops(values)
+        if g > self.max_gflops:
+            shown = {k: v for k, v in values.items() if v is not None and k not in FIT_DIMS}
+            raise kt.errors.FailedTrialError(
+                f"{self.family} model needs {g:.2f} GFLOPs per image, over the limit of "
+                f"{self.max_gflops:g} (input {self.input_shape}, {shown}): it would train for "
+                "a very long time. Raise --max-gflops or narrow the space (fewer or narrower "
+                "blocks at full resolution, no decreasing filter hierarchy).")
 
     def loss_name(self) -> str:
         return "binary_crossentropy" if self.num_classes == 2 else "sparse_categorical_crossentropy"

@@ -34,6 +34,7 @@ def test_unknown_objective_lists_valid_names():
     ("patience", 0, "--patience"), ("time_budget_min", -1.0, "--time-budget"),
     ("image_size", 4, "--image-size"), ("tuner", "grid", "--tuner"), ("seed", -1, "--seed"),
     ("data", "/no/such/folder", "/no/such/folder"), ("space_file", "/no/such.toml", "--space"),
+    ("max_params", 10, "--max-params"), ("max_gflops", -0.5, "--max-gflops"),
 ])
 def test_bad_values_are_refused(field, value, word):
     with pytest.raises(SearchError, match=word.replace("-", r"\-")):
