@@ -105,19 +105,23 @@ class CVTuner(kt.Tuner):
         # KerasTuner builds the default models here to discover conditional hyperparameters.
         # A parameter limit must not abort the whole search at this point (trials that exceed
         # it fail one by one later), so it is lifted while the space is explored.
-        limit = getattr(self.hypermodel, "max_params", None)
-        flops = getattr(self.hypermodel, "max_gflops", None)
+        # The limits live on the spaces HyperModel, also when a device wrapper
+        # (search.devices.ScaledHyperModel) delegates to it: setting them on the wrapper would
+        # shadow nothing, and the default model would abort the search.
+        target = getattr(self.hypermodel, "inner", self.hypermodel)
+        limit = getattr(target, "max_params", None)
+        flops = getattr(target, "max_gflops", None)
         if limit is not None:
-            self.hypermodel.max_params = float("inf")
+            target.max_params = float("inf")
         if flops is not None:
-            self.hypermodel.max_gflops = None
+            target.max_gflops = None
         try:
             super()._populate_initial_space()
         finally:
             if limit is not None:
-                self.hypermodel.max_params = limit
+                target.max_params = limit
             if flops is not None:
-                self.hypermodel.max_gflops = flops
+                target.max_gflops = flops
 
     # -- records -------------------------------------------------------------------------------
     @property

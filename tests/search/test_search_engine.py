@@ -208,3 +208,17 @@ def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
             run_search_job(other)
     finally:
         holder.release()
+
+
+def test_over_budget_default_model_under_a_device_wrapper_fails_trials_not_the_search(
+        tmp_path, synthetic_root):
+    # --jit-compile off wraps the hypermodel (search.devices.ScaledHyperModel); KerasTuner's
+    # start-up exploration builds the default model, which is over this --max-params.
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_params=1000,
+                      jit_compile="off")
+    summary = run_search_job(cfg)
+    assert summary["status"] == "completed"
+    fam = summary["families"]["ann"]
+    assert fam["trials_completed"] == 0 and fam["trials_failed"] == 2
+    for cv in cv_records(Path(cfg.run_dir) / "ann").values():
+        assert "over the limit of 1,000" in cv["reason"]
