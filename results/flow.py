@@ -31,7 +31,15 @@ if TYPE_CHECKING:
 # the basic model to learn the synthetic set), promoted trials go on to 6.
 QUICKSTART: dict[str, Any] = {"image_size": 64, "folds": 3, "max_trials": 4, "max_epochs": 6,
                               "patience": 2, "run_dir": "runs/quickstart"}
-_PRESET_KEYS = tuple(QUICKSTART)
+# `run --preset gpu`: where a user of one modern GPU should start. 128 px (the resolution a GPU
+# user picks first; the budgets scale with it, spaces/budget.py), mixed precision (float16 on a
+# GPU), random search with up to 30 epochs and patience 6 so slow-learning augmented models get
+# a fair budget (README, "Selecting for new patients"), 30 trials per family.
+GPU_PRESET: dict[str, Any] = {"image_size": 128, "folds": 3, "max_trials": 30, "max_epochs": 30,
+                              "patience": 6, "tuner": "random", "mixed_precision": "auto",
+                              "run_dir": "runs/gpu"}
+PRESETS = {"quickstart": QUICKSTART, "gpu": GPU_PRESET}
+_PRESET_KEYS = tuple(dict.fromkeys([*QUICKSTART, *GPU_PRESET]))
 
 
 def _search_parser() -> argparse.ArgumentParser:
@@ -59,6 +67,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     # unaffected because _search_parser() built a private copy.
     parser.set_defaults(**{k: None for k in _PRESET_KEYS})
     parser.set_defaults(_search_defaults=search_defaults)
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="quickstart (the default without --data) or gpu: "
+                             + ", ".join(f"--{k.replace('_', '-')} {v}"
+                                         for k, v in GPU_PRESET.items())
+                             + "; options given on the command line win")
     g = parser.add_argument_group("after the search")
     g.add_argument("--top-k", type=int, default=10, metavar="K",
                    help="leaderboard rows per family (default: %(default)s)")
@@ -77,11 +90,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
-    """Fills the preset options the user left out: quickstart without --data, else search's."""
+    """Fills the preset options the user left out: ``--preset``'s, else quickstart's without
+    --data, else search's own defaults."""
     defaults = getattr(args, "_search_defaults", {}) or {}
+    name = getattr(args, "preset", None) or ("quickstart" if args.data is None else None)
+    preset = PRESETS.get(name, {}) if name else {}
     for key in _PRESET_KEYS:
         if getattr(args, key, None) is None:
-            setattr(args, key, QUICKSTART[key] if args.data is None else defaults.get(key))
+            setattr(args, key, preset.get(key, defaults.get(key)))
     return args
 
 

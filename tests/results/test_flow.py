@@ -28,6 +28,18 @@ def test_run_shares_search_options_and_applies_the_quickstart_preset() -> None:
     # `search` itself keeps its defaults (the shared option objects are not rewritten).
     search_args = build_parser().parse_args(["search"])
     assert search_args.folds == 3 and search_args.image_size == 64
+    assert search_args.tuner == "hyperband" and search_args.mixed_precision == "off"
+
+
+def test_gpu_preset_fills_what_the_user_left_out() -> None:
+    args = _parse("--preset", "gpu", "--data", "/some/data", "--max-trials", "12")
+    assert args.image_size == 128 and args.mixed_precision == "auto"
+    assert args.tuner == "random" and args.max_epochs == 30 and args.patience == 6
+    assert args.max_trials == 12 and args.run_dir == "runs/gpu"  # explicit options win
+    # Without --preset, --data keeps search's defaults for the keys only the GPU preset sets.
+    plain = _parse("--data", "/some/data")
+    assert plain.tuner == "hyperband" and plain.mixed_precision == "off"
+    assert plain.image_size == 64
 
 
 class _Config:
