@@ -175,6 +175,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
     if same_data:
         folds = run_folds(run, y_pool, g_pool)
         fold_hm = _hypermodel(family, cfg, input_shape, y_pool, n_classes)
+        fold_hm.with_augmentation = False  # exports carry no random layers
         try:
             fold_models = [load_fold_models(t, fold_hm, _hyperparameters(t), len(folds),
                                             name=f"trial{t['trial_id']}") for t in trials]
@@ -273,6 +274,21 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                         score_source=score_source)
 
 
+def without_augmentation(hypermodel: Any, hp: Any, model: Any) -> Any:
+    """The same model without its augmentation layers (they hold no weights), for export."""
+    if not any(layer.name.startswith("augmentation") for layer in model.layers):
+        return model
+    hypermodel.with_augmentation = False
+    try:
+        plain = hypermodel.build(hp)
+    finally:
+        hypermodel.with_augmentation = True
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return plain
+
+
 def _retrain(run: dict[str, Any], record: dict[str, Any], dataset: Any, train_idx: np.ndarray,
              hp: Any, epochs: int, objective: str, direction: str, target_sensitivity: float,
              verbose: int) -> tuple[Any, dict[str, list[float]], dict[str, Any]]:
@@ -299,6 +315,7 @@ def _retrain(run: dict[str, Any], record: dict[str, Any], dataset: Any, train_id
                                          restore_best_weights=True)
     history = hypermodel.fit(hp, model, x_fit, y_fit, validation_data=(x_val, y_val),
                              epochs=epochs, callbacks=[stop], verbose=verbose, seed=seed)
+    model = without_augmentation(hypermodel, hp, model)
     scores = model.evaluate(x_val.astype(np.float32), y_val, verbose=0, return_dict=True)
     retrained = float(scores.get(monitor.removeprefix("val_"), float("nan")))
     prob_val = np.asarray(model.predict(x_val.astype(np.float32), verbose=0)).reshape(-1)

@@ -111,6 +111,10 @@ class BaseHyperModel(kt.HyperModel):
         self.num_classes = num_classes
         self.class_counts = class_counts
         self.space = space if space is not None else load_space(None)
+        # Augmentation is part of the model (random layers, active in training only), so it
+        # runs inside the compiled train step on the accelerator. False builds the same model
+        # without them, for exports (results/export.py): same weights, nothing random inside.
+        self.with_augmentation = True
         self.max_params = max_params
         self.max_gflops = None if max_gflops is None else float(max_gflops)
 
@@ -133,8 +137,17 @@ class BaseHyperModel(kt.HyperModel):
         self._check_budget(self._count(values), values)
         self._check_flops(values)
         inputs = keras.Input(shape=self.input_shape, name="image")
+        x = inputs
+        if values["augmentation"] and self.with_augmentation:
+            import data_pipeline
+
+            # On raw 0..255 pixels, as the layers' value ranges expect. Unseeded: the fold fit
+            # seeds Keras (keras.utils.set_random_seed) before building, which fixes them.
+            x = data_pipeline.make_augmentation(
+                values["augmentation_strength"], None,
+                ranges=values["augmentation_ranges"] or "mild")(x)
         # Models take raw 0..255 pixels, so an exported model needs no preprocessing.
-        x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+        x = keras.layers.Rescaling(1.0 / 255, name="rescale")(x)
         # Shortcut-breaking preprocessing lives in the model too, so exports stay raw-pixel.
         x = add_preprocessing(x, values, self.input_shape)
         x = self.build_body(x, values)
@@ -234,7 +247,7 @@ class BaseHyperModel(kt.HyperModel):
                 resumed or Hyperband-continued fit keeps decaying from where it was.
             callbacks: Extra callbacks (early stopping, checkpoints, progress).
             verbose: Keras verbosity.
-            seed: Seed for shuffling and augmentation.
+            seed: Seed for shuffling (augmentation is seeded by the build, see ``build``).
             **kwargs: Passed to ``model.fit``; ``batch_size``, ``class_weight``, ``shuffle`` and
                 ``sample_weight`` are owned by the hyperparameters and refused.
 
@@ -248,9 +261,9 @@ class BaseHyperModel(kt.HyperModel):
         if owned:
             raise TypeError(f"fit() sets {owned} from the hyperparameters; do not pass them.")
         values = register_values(hp, self.space, self.family)
-        augment = (data_pipeline.make_augmentation(values["augmentation_strength"], seed,
-                                                   ranges=values["augmentation_ranges"] or "mild")
-                   if values["augmentation"] else None)
+        # Augmentation, when on, is the model's own first layers (see build), so the batches
+        # carry raw pixels only; a model built without them (an export) is not augmented.
+        augment = None
         weights = data_pipeline.class_weights(y) if values["class_weights"] else None
         batch = int(values["batch_size"])
         train = data_pipeline.ArrayBatches(x, y, batch, shuffle=True, seed=seed, augment=augment,

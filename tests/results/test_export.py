@@ -250,3 +250,33 @@ def test_printed_retrained_score_says_where_it_was_measured(tmp_path: Path):
     line = format_result(ExportResult("cnn", 1, "0002", tmp_path, "val_auc", 0.9, 0.01, 0.97, 4,
                                       4, 0.3, 1000))
     assert "retrained validation val_auc 0.9700 (on the slice that also drove early" in line
+
+
+def test_exports_carry_no_augmentation(tmp_path: Path, exported_run: Path):
+    import shutil
+
+    import keras
+
+    from results.export import export_winners
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("exports"))
+    trial = run_dir / "cnn" / "trial_0000"
+    for name in ("cv.json", "trial.json"):
+        state = json.loads((trial / name).read_text())
+        values = state["hyperparameters"] if name == "cv.json" else \
+            state["hyperparameters"]["values"]
+        values.update(augmentation=True, augmentation_strength=0.5)
+        (trial / name).write_text(json.dumps(state))
+    export_winners(run_dir, model="cnn", progress=False)  # the ensemble and rank1_single
+
+    def layer_names(model):
+        for layer in model.layers:
+            yield layer.name
+            if isinstance(layer, keras.Model):
+                yield from layer_names(layer)
+
+    for name in ("rank1", "rank1_single"):
+        export = load_export(run_dir / "exports" / "cnn" / name)
+        assert export.hyperparameters["values"]["augmentation"] is True
+        assert not [n for n in layer_names(export.model) if n.startswith("augmentation")]

@@ -131,3 +131,31 @@ def test_preprocessing_layers_under_jax():
             "print('ok')\n")
     done = _run_python(code, backend="jax")
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_augmentation_is_the_models_first_layers_and_inactive_at_inference():
+    import data_pipeline
+
+    hm = spaces.CNNHyperModel((32, 32, 1))
+    hp = kt.HyperParameters()
+    hp.values.update(augmentation=True, augmentation_strength=1.0)
+    keras.utils.set_random_seed(3)
+    model = hm.build(hp)
+    aug = model.layers[1]
+    assert aug.name.startswith("augmentation") and model.layers[2].name == "rescale"
+    x = np.random.default_rng(4).integers(0, 256, (64, 32, 32, 1)).astype("float32")
+    # Inference: identity, so predictions are deterministic.
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    # Training: the same distribution as the former per-batch path (the same layers, eagerly).
+    inside = np.asarray(aug(x, training=True))
+    eager = np.asarray(data_pipeline.make_augmentation(1.0, 5)(x, training=True))
+    assert not np.allclose(inside, x)
+    for stat in (np.mean, np.std):
+        assert stat(inside) == pytest.approx(stat(eager), rel=0.15)
+    assert np.mean(np.abs(inside - x)) == pytest.approx(np.mean(np.abs(eager - x)), rel=0.25)
+    # The parameter count and the exported model (no random layer) are unchanged by it.
+    assert model.count_params() == hm.count_params(hp)
+    hm.with_augmentation = False
+    plain = hm.build(hp)
+    assert not any(layer.name.startswith("augmentation") for layer in plain.layers)
+    assert plain.count_params() == model.count_params()

@@ -74,6 +74,9 @@ def expected_ann(v):
 
 def check_model(model, hm, v, expected):
     layers = model.layers
+    if v["augmentation"]:  # the random layers come first, on raw pixels (training only)
+        assert layers[1].name.startswith("augmentation")
+        layers = [layers[0], *layers[2:]]
     assert [type(layers[0]).__name__, layers[1].name] == ["InputLayer", "rescale"]
     assert math.isclose(layers[1].scale, 1 / 255)
     # Shortcut-breaking preprocessing (spaces/preprocess.py) comes right after the rescaling.
