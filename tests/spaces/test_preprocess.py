@@ -118,12 +118,13 @@ def test_an_export_with_custom_layers_loads_in_a_fresh_process(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                     reason="jax is not installed (./test.sh installs TensorFlow only; CI adds "
                            "requirements-jax.txt)")
-def test_preprocessing_layers_under_jax():
+def test_preprocessing_and_augmentation_layers_train_under_jax():
     code = ("import keras, numpy as np, keras_tuner as kt, spaces\n"
             "assert keras.backend.backend() == 'jax'\n"
             "hm = spaces.CNNHyperModel((16, 16, 1))\n"
             "for norm in ('per_image', 'equalize'):\n"
-            "    hp = kt.HyperParameters(); hp.values.update(border_crop=0.15, intensity_norm=norm)\n"
+            "    hp = kt.HyperParameters(); hp.values.update(border_crop=0.15, intensity_norm=norm,"
+            " augmentation=True, augmentation_strength=1.0, augmentation_ranges='wide')\n"
             "    m = hm.build(hp)\n"
             "    x = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 1)).astype('float32')\n"
             "    m.fit(x, np.arange(8) % 2, epochs=1, verbose=0)\n"
