@@ -13,6 +13,7 @@ So without any retraining:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,11 @@ def load_fold_models(record: dict[str, Any], hypermodel: Any, hp: Any, n_folds: 
                 "an ensemble or out-of-fold threshold needs every fold. Resume the search to "
                 "finish the trial, or export with --ensemble none.")
         model = hypermodel.build(hp)
-        model.load_weights(str(path))
+        with warnings.catch_warnings():
+            # The file also holds the fold's optimizer slots; a model that only predicts has
+            # none, so Keras skips them and warns (the weights themselves load).
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(str(path))
         # A uniquely named functional copy, so k of them nest in one ensemble model.
         models.append(keras.Model(model.inputs, model.outputs[0],
                                   name=f"{name or 'trial' + str(record['trial_id'])}_fold{k}"))
