@@ -109,9 +109,16 @@ def test_no_tensorboard_writes_nothing(tmp_path, synthetic_root):
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                     reason="jax is not installed (./test.sh installs TensorFlow only; CI adds "
                            "requirements-jax.txt)")
-def test_tensorboard_under_jax_imports_no_tensorflow(tmp_path, synthetic_root):
+def test_tensorboard_under_jax_without_tensorflow(tmp_path, synthetic_root):
+    # As on the GPU machines, which have no TensorFlow: importing it fails in this process
+    # (Keras itself would otherwise import an installed TensorFlow to seed it).
     code = (
-        "import sys\n"
+        "import sys, importlib.abc\n"
+        "class NoTF(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tensorflow' or name.startswith('tensorflow.'):\n"
+        "            raise ImportError('no TensorFlow on this machine')\n"
+        "sys.meta_path.insert(0, NoTF())\n"
         "sys.path.insert(0, 'tests/search')\n"
         "from pathlib import Path\n"
         "from search_helpers import tiny_config\n"
