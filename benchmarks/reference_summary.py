@@ -73,7 +73,11 @@ def search_table(run_dir: Path) -> list[str]:
         cvs = [json.loads(p.read_text()) for p in sorted((run_dir / family).glob("trial_*/cv.json"))]
         done = sum(c.get("status") == "COMPLETED" for c in cvs)
         failed = sum(c.get("status") == "FAILED" for c in cvs)
-        folds = [json.loads(p.read_text()) for p in (run_dir / family).glob("trial_*/fold*.json")]
+        # Folds of ended trials only: the log's last line is the last trial end, so the folds
+        # of a trial the budget cut (still RUNNING, resumable) lie outside the measured span.
+        ended = {c["trial_id"] for c in cvs if c.get("status") in ("COMPLETED", "FAILED")}
+        folds = [json.loads(p.read_text()) for p in (run_dir / family).glob("trial_*/fold*.json")
+                 if p.parent.name.removeprefix("trial_") in ended]
         fit = sum(f.get("fit_seconds", 0.0) for f in folds)
         if family in spans:
             # The log's first line for a family is written when its search starts.
@@ -167,7 +171,7 @@ def main() -> int:
         lines += ["", f"### Top {args.top} {family.upper()} trials (cross-validation, "
                       f"{run['config']['folds']} patient-grouped folds)", ""]
         lines += top_table(run_dir, family, args.top)
-    lines += ["", "### Exported winners on the held-out test split", ""]
+    lines += ["", "### Exported winners on the test split", ""]
     lines += test_table(run_dir)
     lines += ["", "### Anchors (not on the same test split)", ""]
     lines += anchors_table()
