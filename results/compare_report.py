@@ -67,11 +67,12 @@ def verdict(result: dict[str, Any]) -> str:
         pa, pb = (models[n]["at_threshold"]["specificity"] for n in (a, b))
         if _excludes_zero(diff.get("sensitivity")):
             best = a if sa > sb else b
-            reason = "it misses fewer pneumonia cases, and the difference is beyond chance"
+            reason = ("it misses fewer pneumonia cases, and the 95% bootstrap interval of the "
+                      "difference in sensitivity excludes zero")
         elif _excludes_zero(diff.get("specificity")):
             best = a if pa > pb else b
-            reason = ("their sensitivities are statistically indistinguishable and it raises "
-                      "fewer false alarms")
+            reason = ("the bootstrap interval of their difference in sensitivity includes zero, "
+                      "and the one of specificity shows it raises fewer false alarms")
         elif _excludes_zero(diff.get("roc_auc")):
             best = a if models[a]["at_threshold"]["roc_auc"] > models[b]["at_threshold"][
                 "roc_auc"] else b
@@ -91,8 +92,10 @@ def verdict(result: dict[str, Any]) -> str:
         else:
             text += f" Prefer the **{best.upper()}**: {reason}."
         if mc:
-            text += (f" McNemar's test of their calls gives p = {mc['p_value']:.3g} "
-                     f"({mc['n_discordant']} images where exactly one model is right).")
+            text += (f" McNemar's test asks another question, whether the two models are right "
+                     f"on different images (per image, not per patient): p = "
+                     f"{mc['p_value']:.3g} ({mc['n_discordant']} images where exactly one "
+                     "model is right).")
     text += shortcut_warnings(models)
     text += (f" Intervals come from {result['bootstrap']['n_boot']} bootstrap resamples of "
              f"{unit}. A threshold tuned on validation data may not hold on a population with a "

@@ -219,3 +219,13 @@ def test_verdict_warns_on_low_specificity_and_border_reliance():
     text = shortcut_warnings(models)
     assert "Not ready for use:** the CNN clears only 47.0%" in text
     assert "Shortcut:** the CNN leans on the film's borders" in text and "ANN" not in text
+
+
+def test_verdict_says_which_test_supports_which_claim(report):
+    from results.compare_report import verdict
+
+    result, _ = report
+    text = verdict(result)
+    assert "beyond chance" not in text
+    if result.get("mcnemar"):
+        assert "McNemar's test asks another question" in text and "per image" in text
