@@ -99,9 +99,10 @@ def evaluate_models(models: list[Any], data: dict[str, Any], *, hypermodel=None,
             model, n_epochs, best_epoch = models[k], None, None
         fit_s = time.monotonic() - start
         start = time.monotonic()
-        probes = probe_scores(model, x[va], y[va], data["shifted"][k], batches[va])
-        probe_s = time.monotonic() - start
         oof[va] = predict_scores(model, x[va])
+        probes = probe_scores(model, x[va], y[va], data["shifted"][k], batches[va],
+                              clean=oof[va])
+        probe_s = time.monotonic() - start
         p_test = predict_scores(model, x_test)
         test_probs.append(p_test)
         single_test = {}

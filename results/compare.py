@@ -229,7 +229,8 @@ MIN_SPECIFICITY = 0.70
 
 
 def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, np.ndarray],
-                   *, cnn: bool, n_cam: int = 120, seed: int = 0) -> dict[str, Any]:
+                   *, cnn: bool, prob: np.ndarray, n_cam: int = 120, seed: int = 0
+                   ) -> dict[str, Any]:
     """Clean vs shifted ROC-AUC on the test images, and (CNN) Grad-CAM border attention.
 
     Args:
@@ -237,6 +238,7 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
         x, y: the test images (raw uint8) and 0/1 labels.
         shifted: ``data_pipeline.shifted_sets(x)``.
         cnn: whether Grad-CAM applies.
+        prob: the model's scores on ``x`` (already computed for the report).
         n_cam: test images (a fixed random sample) whose heatmaps give the border share.
 
     Returns:
@@ -245,10 +247,10 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
         names; here they are measured on the test images).
     """
     from results.gradcam import GradCamUnavailable, border_share, grad_cam
-    from search.probes import auc, predict_scores, probe_scores
+    from search.probes import auc, probe_scores
 
-    out: dict[str, Any] = {"clean": auc(y, predict_scores(model, x))}
-    out.update(probe_scores(model, x, y, shifted, None))
+    out: dict[str, Any] = {"clean": auc(y, prob)}
+    out.update(probe_scores(model, x, y, shifted, None, clean=prob))
     out["border_share"] = out["border_share_normal"] = None
     out["note"] = None
     if cnn:
@@ -329,7 +331,8 @@ def single_vs_ensemble(run_dir: Path, exports: dict[str, LoadedExport], models: 
         for name, m, sc in (
                 ("ensemble", models[family], models[family]["shortcut"]),
                 ("single", evaluate(y, prob, t, data["class_names"]),
-                 shortcut_check(single.model, data["x"], y, shifted, cnn=family == "cnn"))):
+                 shortcut_check(single.model, data["x"], y, shifted, cnn=family == "cnn",
+                                prob=prob))):
             a = m["at_threshold"]
             rows[name] = {"threshold": m["threshold"], "roc_auc": a["roc_auc"],
                           "sensitivity": a["sensitivity"], "specificity": a["specificity"],
@@ -412,7 +415,8 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
 
     shifted = data_pipeline.shifted_sets(data["x"])
     for f, e in exports.items():
-        models[f]["shortcut"] = shortcut_check(e.model, data["x"], y, shifted, cnn=f == "cnn")
+        models[f]["shortcut"] = shortcut_check(e.model, data["x"], y, shifted, cnn=f == "cnn",
+                                               prob=probs[f])
         models[f]["ensemble"] = e.metadata.get("ensemble") or {"kind": "none"}
     variants = single_vs_ensemble(run_dir, exports, models, data, shifted)
     curve_data = {f: curves(y, probs[f]) for f in exports}

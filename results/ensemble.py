@@ -21,6 +21,7 @@ import numpy as np
 
 from results.errors import ResultsError
 from results.thresholds import operating_point, threshold_for_sensitivity
+from search.probes import predict_scores
 
 
 def run_folds(run: dict[str, Any], y_pool: np.ndarray, g_pool: np.ndarray
@@ -64,13 +65,6 @@ def load_fold_models(record: dict[str, Any], hypermodel: Any, hp: Any, n_folds: 
     return models
 
 
-def predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Positive-class probabilities for raw uint8 images."""
-    from search.probes import predict_scores
-
-    return predict_scores(model, x, batch_size)
-
-
 def oof_scores(models_per_trial: list[list[Any]], x: np.ndarray,
                folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Out-of-fold scores: fold k's model(s) on fold k's validation images, averaged over trials.
@@ -85,7 +79,8 @@ def oof_scores(models_per_trial: list[list[Any]], x: np.ndarray,
     """
     out = np.full(len(x), np.nan)
     for k, (_, va) in enumerate(folds):
-        out[va] = np.mean([predict(models[k], x[va]) for models in models_per_trial], axis=0)
+        out[va] = np.mean([predict_scores(models[k], x[va]) for models in models_per_trial],
+                          axis=0)
     return out
 
 

@@ -85,8 +85,8 @@ def predict_scores(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarr
 
 
 def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
-                 shifted: dict[str, np.ndarray], batches: np.ndarray | None = None
-                 ) -> dict[str, Any]:
+                 shifted: dict[str, np.ndarray], batches: np.ndarray | None = None,
+                 clean: np.ndarray | None = None) -> dict[str, Any]:
     """The probe AUCs of one fold model.
 
     Args:
@@ -95,12 +95,14 @@ def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
         y_val: Their 0/1 labels.
         shifted: ``data_pipeline.shifted_sets(x_val)`` (computed once per fold and reused).
         batches: Acquisition batch per validation image, or None.
+        clean: The model's scores on ``x_val`` when the caller has them already (saves a pass).
 
     Returns:
         ``{"val_auc_border", "val_auc_photometric", "val_auc_geometric", ["val_auc_batch"],
         "val_auc_robust"}``; the robust minimum includes the clean AUC of the same predictions.
     """
-    clean = predict_scores(model, x_val)
+    if clean is None:
+        clean = predict_scores(model, x_val)
     out: dict[str, float] = {metric: auc(y_val, predict_scores(model, shifted[name]))
                              for metric, name in SHIFT_METRICS.items()}
     by_batch = batch_auc(y_val, clean, batches)

@@ -184,7 +184,7 @@ class BaseHyperModel(kt.HyperModel):
 
     def _check_budget(self, n_params: int, values: dict[str, Any]) -> None:
         if n_params > self.max_params:
-            shown = {k: v for k, v in values.items() if v is not None and k not in FIT_DIMS}
+            shown = _architecture(values)
             raise kt.errors.FailedTrialError(
                 f"{self.family} model has {n_params:,} parameters, over the limit of "
                 f"{self.max_params:,} (input {self.input_shape}, {shown}). Raise --max-params or "
@@ -210,7 +210,7 @@ class BaseHyperModel(kt.HyperModel):
             return
         g = self._gflops(values)
         if g > self.max_gflops:
-            shown = {k: v for k, v in values.items() if v is not None and k not in FIT_DIMS}
+            shown = _architecture(values)
             raise kt.errors.FailedTrialError(
                 f"{self.family} model needs {g:.2f} GFLOPs per image, over the limit of "
                 f"{self.max_gflops:g} (input {self.input_shape}, {shown}): it would train for "
@@ -278,6 +278,11 @@ class BaseHyperModel(kt.HyperModel):
         return model.fit(train, validation_data=validation_data, epochs=epochs,
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
                          **kwargs)
+
+
+def _architecture(values: dict[str, Any]) -> dict[str, Any]:
+    """The active, non-training values: what a budget refusal shows of the model."""
+    return {k: v for k, v in values.items() if v is not None and k not in FIT_DIMS}
 
 
 def dense_params(inputs: int, units: int, *, bias: bool = True) -> int:
