@@ -243,6 +243,8 @@ def analyze_rows(rows: list[dict[str, Any]], objective: str, direction: str,
             for h, r, p in HYPOTHESIS_PARAMS.get(family, []) if h in params and r in params]
     return {"family": family, "objective": objective, "direction": direction,
             "n_completed": len(done), "n_trials": len(rows),
+            # Hyperband: the first-round epochs every configuration is compared at.
+            "epochs": sorted({int(r["epochs"]) for r in done if r.get("epochs")}),
             "dimensions": dimension_effects(rows, objective), "hypotheses": hyps,
             "probes": probe_agreement(rows)}
 
@@ -260,6 +262,10 @@ def analysis_markdown(results: list[dict[str, Any]]) -> str:
                   f"{res['n_trials']}; objective {obj}, {res['direction']})", ""]
         if res["n_completed"] < 5:
             lines += ["With this few trials every effect below is anecdotal.", ""]
+        if res.get("epochs"):
+            lines += [f"Hyperband: each configuration is compared at its first round "
+                      f"({', '.join(map(str, res['epochs']))} epochs per fold), the budget all "
+                      "of them had; the leaderboard ranks their latest rounds.", ""]
         lines += ["### Dimensions ranked by effect size", "",
                   "| dimension | kind | trials | effect | detail |", "|---|---|---|---|---|"]
         for d in res["dimensions"]:
@@ -336,7 +342,8 @@ def write_analysis(run_dir: str | Path, family: str = "both",
     """
     run_dir = Path(run_dir)
     objective, direction = run_objective(run_dir)
-    rows = build_leaderboard(run_dir, family)
+    # Like budgets: a promoted configuration's later rounds trained longer than the others.
+    rows = build_leaderboard(run_dir, family, rounds="first")
     results = []
     for fam in (FAMILIES if family == "both" else (family,)):
         fam_rows = [r for r in rows if r.get("model") == fam]

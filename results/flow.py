@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from search.config import SearchConfig
 
 # Quickstart preset for the built-in synthetic data (no --data): small images, few short trials.
-# max_epochs 6: Hyperband's first round then trains 2 epochs (1 with max_epochs 3, too few for
-# the basic model to learn the synthetic set), promoted trials go on to 6.
+# max_epochs 6: Hyperband's first round trains 2 epochs (a third; 1 with max_epochs 3, too few for
+# the basic model to learn the synthetic set); of 4 trials, 3 configurations train 2 epochs and
+# the best continues to 6 (search.oracles.hyperband_plan).
 QUICKSTART: dict[str, Any] = {"image_size": 64, "folds": 3, "max_trials": 4, "max_epochs": 6,
                               "patience": 2, "run_dir": "runs/quickstart"}
 # `run --preset gpu`: where a user of one modern GPU should start. 128 px (the resolution a GPU

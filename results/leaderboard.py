@@ -18,7 +18,8 @@ from results.leaderboard_formats import (  # noqa: F401  (re-exported: the leade
     WRITERS, format_table, rows_to_csv, rows_to_json, rows_to_markdown)
 # Trial reading lives in results/trials.py; re-exported so `results.leaderboard` keeps its names.
 from results.trials import (  # noqa: F401
-    COMPLETED, FAILED, FAMILIES, RUNNING, _is_number, collect_trials, read_json, read_trial,
+    COMPLETED, FAILED, FAMILIES, PRUNED, RUNNING, _is_number, collect_trials, group_rounds,
+    read_json, read_trial,
     search_active)
 
 # Logged by the learning-rate schedule callback into the history; a setting, not a score.
@@ -71,10 +72,10 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
     """Turns trial records into leaderboard rows (pure; no IO).
 
     Completed trials are ranked within their model family by the fold mean of ``objective``
-    (ties share the lower rank, like scikit-learn's ``rank_test_score``); running and failed
-    trials follow, unranked, with their reason. Rows are grouped by family (cnn first).
+    (ties share the lower rank, like scikit-learn's ``rank_test_score``); running, pruned and
+    failed trials follow, unranked, with their reason. Rows are grouped by family (cnn first).
     Every row has the same columns:
-    ``rank, model, trial_id, status, mean_<obj>, std_<obj>, fold<k>_<obj>, mean_<metric>...,
+    ``rank, model, trial_id, status, rounds, epochs, mean_<obj>, std_<obj>, fold<k>_<obj>, mean_<metric>...,
     param_<name>..., n_params, fold<k>_best_epoch..., duration_s, diagnosis, reason``.
 
     Args:
@@ -98,6 +99,8 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
                  for i, f in enumerate(t.get("folds") or [])}
         row: dict[str, Any] = {"rank": None, "model": t.get("family"),
                                "trial_id": str(t.get("trial_id")), "status": t.get("status"),
+                               # Hyperband rounds of this configuration (group_rounds); 1 else.
+                               "rounds": t.get("rounds", 1), "epochs": t.get("epochs"),
                                f"mean_{objective}": _sort_value(t, objective),
                                f"std_{objective}": std.get(objective)}
         for k in range(n_folds):
@@ -130,7 +133,7 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
             if r[f"mean_{objective}"] != prev:
                 rank, prev = i, r[f"mean_{objective}"]
             r["rank"] = rank
-        order = {RUNNING: 0, COMPLETED: 1, FAILED: 2}
+        order = {RUNNING: 0, COMPLETED: 1, PRUNED: 2, FAILED: 3}
         rest = sorted((r for r in rows if r["rank"] is None),
                       key=lambda r: (order.get(r["status"], 3), r["trial_id"]))
         out.extend(ranked + rest)
@@ -173,8 +176,16 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 def build_leaderboard(run_dir: str | Path, family: str = "both", *,
                       objective: str | None = None, direction: str | None = None,
-                      notes: list[str] | None = None) -> list[dict[str, Any]]:
-    """All rows of a run (ranked, every status); raises ResultsError for an empty run folder."""
+                      notes: list[str] | None = None, rounds: str = "latest"
+                      ) -> list[dict[str, Any]]:
+    """One row per configuration (ranked, every status); raises ResultsError for an empty run
+    folder.
+
+    Args:
+        rounds: Which Hyperband round is a configuration's row (:func:`group_rounds`):
+            ``latest`` (the leaderboard, export) or ``first`` (like budgets, for ``analyze``);
+            ``all``: one row per trial.
+    """
     run_dir = check_run_dir(run_dir)
     if family not in ("cnn", "ann", "both"):
         raise ResultsError(f"--model must be cnn, ann or both, got {family!r}.")
@@ -184,13 +195,17 @@ def build_leaderboard(run_dir: str | Path, family: str = "both", *,
         raise ResultsError(
             f"Run folder {run_dir} has no readable {family} trials. Run "
             f"`run_search.py search --run-dir {run_dir} --model {family}` first.")
+    if rounds != "all":
+        trials = group_rounds(trials, rounds)
     return trials_to_rows(trials, objective or obj, direction or dirn)
 
 
 def best_trials(run_dir: str | Path, family: str, n: int = 1) -> list[dict[str, Any]]:
-    """The ``n`` best completed trial records of one family, best first (for export)."""
+    """The ``n`` best completed configurations of one family, best first (for export): each
+    configuration's latest completed Hyperband round, pruned trials left out."""
     obj, dirn = run_objective(run_dir)
-    trials = [t for t in collect_trials(run_dir, family) if t["status"] == COMPLETED]
+    trials = [t for t in group_rounds(collect_trials(run_dir, family))
+              if t["status"] == COMPLETED]
     by_id = {t["trial_id"]: t for t in trials}
     rows = [r for r in trials_to_rows(trials, obj, dirn) if r["rank"] is not None]
     return [by_id[r["trial_id"]] for r in rows[:n]]

@@ -90,7 +90,10 @@ def format_table(rows: list[dict[str, Any]], objective: str, *, max_reason: int 
     n_folds = sum(1 for c in _columns(rows) if re.fullmatch(rf"fold\d+_{re.escape(objective)}", c))
     # With a probe objective, clean val_auc beside it shows what the probe changed.
     clean = objective != "val_auc" and any(r.get("mean_val_auc") is not None for r in rows)
-    header = ["rank", "model", "trial", "status", f"{objective} mean+-std", "folds",
+    # Hyperband: the rounds a configuration ran and the epochs of the round shown.
+    rounds = any((r.get("rounds") or 1) > 1 or r.get("epochs") for r in rows)
+    header = ["rank", "model", "trial", "status", *(["rounds", "epochs"] if rounds else []),
+              f"{objective} mean+-std", "folds",
               *(["val_auc"] if clean else []), "n_params", "time_s", "diagnosis"]
     show_reason = any(r.get("reason") for r in rows)
     if show_reason:
@@ -102,7 +105,9 @@ def format_table(rows: list[dict[str, Any]], objective: str, *, max_reason: int 
         folds = " ".join("-" if r.get(f"fold{k}_{objective}") is None
                          else f"{r[f'fold{k}_{objective}']:.3f}" for k in range(n_folds))
         line = [_cell(r.get("rank")), _cell(r.get("model")), _cell(r.get("trial_id")),
-                _cell(r.get("status")), score, folds,
+                _cell(r.get("status")),
+                *([_cell(r.get("rounds")), _cell(r.get("epochs"))] if rounds else []),
+                score, folds,
                 *([_fmt4(r.get("mean_val_auc"))] if clean else []), _cell(r.get("n_params")),
                 "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}",
                 _cell(r.get("diagnosis"))]

@@ -16,6 +16,8 @@ from typing import Any
 
 FAMILIES = ("cnn", "ann")
 COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
+# Stopped by racing after some folds (search.racing): partial scores, never ranked or exported.
+PRUNED = "PRUNED"
 _FOLD_FILE = re.compile(r"^fold(\d+)\.json$")
 # Keys of a cv.json fold entry that are bookkeeping, not metrics.
 _FOLD_META = {"fold", "best_epoch", "epochs_trained", "initial_epoch", "fit_seconds", "seed",
@@ -137,7 +139,7 @@ def read_trial(trial_dir: Path, family: str, *, search_active: bool = False,
 
     kt_status = state.get("status") if isinstance(state, dict) else None
     cv_status = record["status"] if isinstance(cv, dict) else None
-    if cv_status in (COMPLETED, FAILED):
+    if cv_status in (COMPLETED, FAILED, PRUNED):
         status = cv_status
     elif kt_status in ("FAILED", "INVALID"):
         status = FAILED
@@ -169,6 +171,61 @@ def read_trial(trial_dir: Path, family: str, *, search_active: bool = False,
         record["reason"] = f"{where}: {done} fold(s) finished"
     record["status"] = status
     return record
+
+
+def _round_of(trial: dict[str, Any]) -> int:
+    round_num = (trial.get("hyperparameters") or {}).get("tuner/round")
+    return int(round_num) if isinstance(round_num, (int, float)) else 0
+
+
+def group_rounds(trials: list[dict[str, Any]], pick: str = "latest") -> list[dict[str, Any]]:
+    """One record per configuration: the Hyperband rounds of a configuration collapsed.
+
+    A configuration promoted through Hyperband rounds is one trial per round (each continues
+    the previous one's weights, ``tuner/trial_id``). Trials of the other tuners are their own
+    configuration.
+
+    Args:
+        trials: Records from :func:`collect_trials`.
+        pick: ``latest``: the configuration's latest completed round (its latest round when none
+            completed), the leaderboard's and export's row; ``first``: its first round, the
+            budget every configuration had (``analyze`` compares like budgets).
+
+    Returns:
+        The picked records, in the input order, each with ``rounds`` (how many rounds the
+        configuration ran), ``configuration`` (the first round's trial id) and ``epochs`` (the
+        picked round's epochs per fold; None for tuners without rounds).
+    """
+    by_key = {(t.get("family"), str(t.get("trial_id"))): t for t in trials}
+
+    def root(t: dict[str, Any]) -> str:
+        seen = set()
+        while True:
+            past = (t.get("hyperparameters") or {}).get("tuner/trial_id")
+            key = (t.get("family"), str(past))
+            if not past or key not in by_key or key in seen:
+                return str(t.get("trial_id"))
+            seen.add(key)
+            t = by_key[key]
+
+    groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for t in trials:
+        groups.setdefault((t.get("family"), root(t)), []).append(t)
+    picked = set()
+    out_by_key = {}
+    for (family, first_id), members in groups.items():
+        members = sorted(members, key=_round_of)
+        if pick == "first":
+            chosen = members[0]
+        else:
+            done = [m for m in members if m.get("status") == COMPLETED]
+            chosen = (done or members)[-1]
+        epochs = (chosen.get("hyperparameters") or {}).get("tuner/epochs")
+        out_by_key[(family, str(chosen.get("trial_id")))] = {
+            **chosen, "rounds": len(members), "configuration": first_id, "epochs": epochs}
+        picked.add((family, str(chosen.get("trial_id"))))
+    return [out_by_key[k] for k in ((t.get("family"), str(t.get("trial_id"))) for t in trials)
+            if k in picked]
 
 
 def collect_trials(run_dir: str | Path, family: str = "both", *,

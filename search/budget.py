@@ -1,9 +1,12 @@
-"""Time budget (``--time-budget MINUTES``): stop starting new folds once it is spent.
+"""Time budget (``--time-budget MINUTES``): stop at the end of the epoch that spends it.
 
-A fold that has started runs to its end (its work would otherwise be lost). When the budget is
-spent the search stops with ``BudgetExhausted``, a KerasTuner ``FatalError`` so the oracle does
-not mark the trial failed: the trial stays RUNNING in the oracle, its finished folds stay on
-disk, and rerunning the command resumes it under the same id.
+The budget is checked before each fold and at the end of every epoch (:class:`BudgetStop`), so a
+family ends within one epoch (plus the fold's evaluation) of its budget. A fold cut short is
+discarded and restarts on resume: saving a partial fold would need the optimizer state and the
+early-stopping history to continue exactly, and a restarted fold gives the same model as an
+uninterrupted one. The search stops with ``BudgetExhausted``, a KerasTuner ``FatalError`` so the
+oracle does not mark the trial failed: the trial stays RUNNING in the oracle, its finished
+folds stay on disk, and rerunning the command resumes it under the same id.
 """
 
 from __future__ import annotations
@@ -55,3 +58,29 @@ class TimeBudget:
                 f"time budget of {self.minutes:g} min spent after {self.elapsed_s / 60:.1f} min"
             )
         self.folds_started += 1
+
+    def callback(self):
+        """A Keras callback that stops training at the end of the epoch that spends the budget;
+        call :meth:`check_after_fit` after ``fit``."""
+        import keras
+
+        budget = self
+
+        class BudgetStop(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                # A fit whose last epoch spent the budget is complete: keep it.
+                if budget.spent() and epoch + 1 < self.params.get("epochs", 0):
+                    self.model.stop_training = True
+                    budget.cut_fold = True
+
+        self.cut_fold = False
+        return BudgetStop()
+
+    def check_after_fit(self) -> None:
+        """Raises BudgetExhausted when the budget cut the fit short (the fold is discarded: it
+        restarts on resume)."""
+        if getattr(self, "cut_fold", False):
+            self.cut_fold = False
+            raise BudgetExhausted(
+                f"time budget of {self.minutes:g} min spent after {self.elapsed_s / 60:.1f} min, "
+                "during a fold (it restarts on resume)")

@@ -8,10 +8,12 @@ import sys
 from search.config import DEFAULT_MAX_PARAMS, DEFAULT_OBJECTIVE, SearchConfig
 
 _HELP_MAX_TRIALS = (
-    "trials to run per model family (completed + failed). hyperband: caps the trials KerasTuner's "
-    "Hyperband creates; each round of a promoted configuration counts as one trial and brackets "
-    "repeat until the cap. bayesian/random: the number of configurations tried. Raise it on an "
-    "existing run folder to extend a finished search (default 10)")
+    "trials to run per model family (completed, pruned or failed; configurations refused as "
+    "over budget are not trials). hyperband: each round of a promoted configuration is one "
+    "trial, and each bracket is sized from the trials left, so the best configurations reach "
+    "--max-epochs (10 trials, 10 epochs: 8 configurations x 4 epochs, the best 2 continue to 10). "
+    "bayesian/random: the number of configurations tried. Raise it on an existing run folder to "
+    "extend a finished search (default 10)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +31,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="patient-grouped stratified folds (1 = one 20%% hold-out; default 3)")
     p.add_argument("--max-trials", type=int, default=10, metavar="N", help=_HELP_MAX_TRIALS)
     p.add_argument("--max-epochs", type=int, default=10, metavar="E",
-                   help="epochs per fold (hyperband: the largest round's budget; default 10)")
+                   help="epochs per fold (hyperband: the last round's budget; default 10)")
+    p.add_argument("--min-epochs", type=int, default=None, metavar="E",
+                   help="hyperband: epochs of the first round; each later round trains 3x "
+                        "longer up to --max-epochs (default: a third of --max-epochs, so two "
+                        "rounds; slow learners such as augmented models are not judged after "
+                        "one or two epochs)")
     p.add_argument("--patience", type=int, default=3, metavar="P",
                    help="early-stopping patience in epochs (best weights restored; default 3)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                   help="per model family: stop starting new folds after this many minutes; the run stays resumable")
+                   help="per model family: stop at the end of the epoch that spends it (the fold "
+                        "in progress restarts on resume; finished folds are kept); the run stays "
+                        "resumable")
+    p.add_argument("--no-racing", dest="racing", action="store_false",
+                   help="train every fold of every trial. By default a trial stops after a fold "
+                        "whose score is more than 0.05 (val_loss: 25%%) worse than the best "
+                        "trial's score on that same fold at the same epoch budget; it is "
+                        "recorded as pruned, never exported (see README, Racing)")
     p.add_argument("--objective", default=DEFAULT_OBJECTIVE, metavar="NAME",
                    help="val_<metric>, val_loss, or a shortcut probe (val_auc_geometric, "
                         "val_auc_border, val_auc_photometric, val_auc_batch, val_auc_robust); "
@@ -106,6 +120,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
     return SearchConfig(
         data=args.data, model=args.model, tuner=args.tuner, folds=args.folds,
         max_trials=args.max_trials, max_epochs=args.max_epochs, patience=args.patience,
+        min_epochs=getattr(args, "min_epochs", None), racing=getattr(args, "racing", True),
         time_budget_min=args.time_budget, objective=args.objective, image_size=args.image_size,
         color_mode=args.color_mode, positive_class=args.positive_class,
         space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,

@@ -46,7 +46,12 @@ class SearchConfig:
     folds: int = 3
     max_trials: int = 10
     max_epochs: int = 10
+    # Hyperband's first round (None: a third of max_epochs, search.oracles.default_min_epochs);
+    # resolved before run.json records it. Unused by bayesian and random.
+    min_epochs: int | None = None
     patience: int = 3
+    # Stop a trial after a fold that cannot plausibly beat the best one (search.racing).
+    racing: bool = True
     time_budget_min: float | None = None
     objective: str = DEFAULT_OBJECTIVE
     direction: str = "max"
@@ -115,6 +120,17 @@ def resolve_budgets(config: SearchConfig) -> SearchConfig:
     return config
 
 
+def resolve_min_epochs(config: SearchConfig) -> SearchConfig:
+    """Fills Hyperband's ``min_epochs`` left at None; None for the other tuners."""
+    from search.oracles import default_min_epochs
+
+    if config.tuner != "hyperband":
+        config.min_epochs = None
+    elif config.min_epochs is None:
+        config.min_epochs = default_min_epochs(config.max_epochs)
+    return config
+
+
 def tensorboard_dir(config: SearchConfig) -> Path | None:
     """Where the search writes TensorBoard event files, or None when turned off."""
     if not config.tensorboard:
@@ -146,6 +162,10 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"--folds must be an integer from 1 (one grouped hold-out) to 20; got {config.folds}.")
     _require(config.max_trials >= 1, f"--max-trials must be at least 1; got {config.max_trials}.")
     _require(config.max_epochs >= 1, f"--max-epochs must be at least 1; got {config.max_epochs}.")
+    _require(config.min_epochs is None or 1 <= config.min_epochs <= config.max_epochs,
+             f"--min-epochs must be from 1 to --max-epochs ({config.max_epochs}); got "
+             f"{config.min_epochs}. It is Hyperband's first round; leave it out for a third of "
+             "--max-epochs.")
     _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
     _require(config.time_budget_min is None or config.time_budget_min > 0,
              f"--time-budget must be a positive number of minutes; got {config.time_budget_min}.")

@@ -16,9 +16,10 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import failures, fold_fit, signals, tensorboard, test_hooks
+from search import failures, fold_fit, racing, signals, tensorboard, test_hooks
 from search.budget import TimeBudget
 from search.diagnosis import combine
+from search.oracles import PRUNED_METRIC
 from search.probes import epoch_metric
 from search.progress import EpochBar, Progress
 from search.run_folder import read_json, write_json_atomic
@@ -26,6 +27,16 @@ from search.signals import critical
 
 _HB_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round",
             "tuner/trial_id")
+
+
+def _stage(hyperband: dict[str, Any] | None) -> str | None:
+    """``round 2, 10 epochs, continues 0003`` for a Hyperband trial; None otherwise."""
+    if not hyperband or "round" not in hyperband:
+        return None
+    text = f"round {int(hyperband['round']) + 1}, {hyperband.get('epochs')} epochs"
+    if hyperband.get("trial_id"):
+        text += f", continues {hyperband['trial_id']}"
+    return text
 
 
 class FoldData:
@@ -81,13 +92,15 @@ class CVTuner(kt.Tuner):
             TensorFlow (``search.devices``), or None.
         tensorboard_dir: Where to write TensorBoard event files (``search.tensorboard``), or
             None.
+        racing: Stop a trial after a fold that cannot plausibly beat the best (search.racing).
     """
 
     def __init__(self, oracle, hypermodel, *, data: FoldData, family: str, run_dir: Path,
                  max_epochs: int, patience: int, seed: int, progress: Progress,
                  budget: TimeBudget, overwrite: bool = False, distribution_strategy=None,
-                 tensorboard_dir: Path | None = None):
+                 tensorboard_dir: Path | None = None, racing: bool = True):
         self.data, self.family = data, family
+        self.racing = racing
         self.tensorboard_dir = tensorboard_dir
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.progress, self.budget = progress, budget
@@ -100,28 +113,27 @@ class CVTuner(kt.Tuner):
         super().__init__(oracle=oracle, hypermodel=hypermodel, directory=str(run_dir),
                          project_name=family, overwrite=overwrite,
                          distribution_strategy=distribution_strategy)
+        # Over-budget configurations are refused when the oracle draws them (exact counts, no
+        # model built), so they never use up --max-trials. The spaces HyperModel owns the
+        # limits, also behind a device wrapper (search.devices.ScaledHyperModel).
+        inner = getattr(self.hypermodel, "inner", self.hypermodel)
+        if hasattr(inner, "refusal"):
+            self.oracle.refusal = self._refusal
+
+    def _refusal(self, values: dict[str, Any]) -> str | None:
+        hp = self.oracle.hyperparameters.copy()
+        hp.values.update(values)
+        return getattr(self.hypermodel, "inner", self.hypermodel).refusal(hp)
 
     def _populate_initial_space(self):
-        # KerasTuner builds the default models here to discover conditional hyperparameters.
-        # A parameter limit must not abort the whole search at this point (trials that exceed
-        # it fail one by one later), so it is lifted while the space is explored.
-        # The limits live on the spaces HyperModel, also when a device wrapper
-        # (search.devices.ScaledHyperModel) delegates to it: setting them on the wrapper would
-        # shadow nothing, and the default model would abort the search.
-        target = getattr(self.hypermodel, "inner", self.hypermodel)
-        limit = getattr(target, "max_params", None)
-        flops = getattr(target, "max_gflops", None)
-        if limit is not None:
-            target.max_params = float("inf")
-        if flops is not None:
-            target.max_gflops = None
-        try:
-            super()._populate_initial_space()
-        finally:
-            if limit is not None:
-                target.max_params = limit
-            if flops is not None:
-                target.max_gflops = flops
+        # KerasTuner builds models with default values here, again and again until every
+        # conditional scope has been active once, to discover the hyperparameters. Our
+        # HyperModels register every dimension (inactive ones inside their conditional scopes)
+        # in declare_hyperparameters, so nothing needs to be built: an over-budget default
+        # model cost over a minute (and risked memory) before the first trial.
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
 
     # -- records -------------------------------------------------------------------------------
     @property
@@ -136,7 +148,8 @@ class CVTuner(kt.Tuner):
         return read_json(self.trial_dir(trial_id) / "cv.json")
 
     def _write_cv(self, trial, status: str, folds: list[dict], started: float,
-                  reason: str | None = None, n_params: int | None = None) -> dict[str, Any]:
+                  reason: str | None = None, n_params: int | None = None,
+                  racing_reference: str | None = None) -> dict[str, Any]:
         obj = self.oracle.objective
         metric_keys = sorted({k for f in folds for k in f["best"]})
         # Over the folds that have the metric: a probe can be absent from one fold (too few
@@ -162,6 +175,7 @@ class CVTuner(kt.Tuner):
                                 + time.monotonic() - started, 3),
             "diagnosis": combine(f["diagnosis"] for f in folds) if folds else None,
             "reason": reason,
+            "racing_reference": racing_reference,
             "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items()
                                 if not k.startswith("tuner/")},
             "hyperband": {k.split("/")[1]: trial.hyperparameters.values[k] for k in _HB_KEYS
@@ -176,9 +190,9 @@ class CVTuner(kt.Tuner):
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         """Cross-validates one hyperparameter set; returns the fold means to the oracle."""
         done = self.read_cv(trial.trial_id)
-        if done and done.get("status") == "COMPLETED":
+        if done and done.get("status") in ("COMPLETED", "PRUNED"):
             # Killed after cv.json but before the oracle saved: report, do not retrain.
-            return dict(done["mean"])
+            return self._oracle_metrics(done)
         hp = trial.hyperparameters
         values = hp.values
         epochs = int(values.get("tuner/epochs", self.max_epochs))
@@ -193,6 +207,9 @@ class CVTuner(kt.Tuner):
         folds: list[dict] = []
         n_params = None
         self._write_cv(trial, "RUNNING", folds, started)
+        obj = self.oracle.objective
+        budget = epochs if "tuner/epochs" in values else None
+        pruned = None
         try:
             for k, (tr, va) in enumerate(self.data.folds):
                 record = fold_fit.load_finished_fold(tdir, k)
@@ -218,18 +235,40 @@ class CVTuner(kt.Tuner):
                         initial_epoch=initial_epoch, carry_from=carry,
                         objective=self.oracle.objective.name,
                         direction=self.oracle.objective.direction, patience=self.patience,
-                        seed=self.seed, extra_callbacks=extra, probe=self.data.probe_data(k))
+                        seed=self.seed, extra_callbacks=extra, probe=self.data.probe_data(k),
+                        budget=self.budget)
                 n_params = record.get("n_params", n_params)
                 folds.append(record)
                 self._write_cv(trial, "RUNNING", folds, started, n_params=n_params)
+                if self.racing and k < len(self.data.folds) - 1:
+                    ref = racing.reference(racing.family_records(self.family_dir),
+                                           objective=obj.name, direction=obj.direction,
+                                           budget=budget)
+                    pruned = racing.prune_reason(record["best"].get(obj.name), k, ref,
+                                                 objective=obj.name, direction=obj.direction)
+                    if pruned:
+                        pruned = (pruned, ref["trial_id"])
+                        break
         except kt.errors.FatalError:
             raise  # budget spent: the trial stays RUNNING and resumable
         except Exception as exc:  # noqa: BLE001 - any trial error ends this trial only
             reason = failures.failure_reason(exc)
             self._write_cv(trial, "FAILED", folds, started, reason=reason, n_params=n_params)
             raise kt.errors.FailedTrialError(reason) from exc
-        record = self._write_cv(trial, "COMPLETED", folds, started, n_params=n_params)
-        return dict(record["mean"])
+        if pruned:
+            record = self._write_cv(trial, "PRUNED", folds, started, reason=pruned[0],
+                                    n_params=n_params, racing_reference=pruned[1])
+        else:
+            record = self._write_cv(trial, "COMPLETED", folds, started, n_params=n_params)
+        return self._oracle_metrics(record)
+
+    @staticmethod
+    def _oracle_metrics(record: dict[str, Any]) -> dict[str, float]:
+        """The fold means the oracle scores; a pruned trial adds ``cxr_pruned`` = 1."""
+        metrics = dict(record["mean"])
+        if record.get("status") == "PRUNED":
+            metrics[PRUNED_METRIC] = 1.0
+        return metrics
 
     # -- after each trial ------------------------------------------------------------------------
     def on_trial_end(self, trial) -> None:
@@ -245,6 +284,7 @@ class CVTuner(kt.Tuner):
             cv.update({"status": "FAILED", "reason": reason[0]})
             write_json_atomic(self.trial_dir(trial.trial_id) / "cv.json", cv)
             reason = cv["reason"]
+        # A pruned trial is a finished decision, not a failure (search.racing).
         self.session_statuses.append(
             "COMPLETED" if status == "COMPLETED"
             else failures.OVER_BUDGET if failures.is_over_budget(reason) else "FAILED")
@@ -278,7 +318,7 @@ class CVTuner(kt.Tuner):
             mean=cv.get("mean", {}).get(obj.name), std=cv.get("std", {}).get(obj.name),
             best=best.score if best else None, best_id=best.trial_id if best else None,
             diagnosis=cv.get("diagnosis"), reason=cv.get("reason"),
-            budget_left_s=self.budget.remaining_s)
+            budget_left_s=self.budget.remaining_s, stage=_stage(cv.get("hyperband")))
 
     def best_trial(self):
         """The best completed trial so far, or None."""

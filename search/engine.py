@@ -20,8 +20,8 @@ import numpy as np
 
 from search import run_folder as rf
 from search.budget import BudgetExhausted, TimeBudget
-from search.config import (AUTO_OBJECTIVE, SearchConfig, objective_direction, resolve_objective,
-                           resolve_budgets, tensorboard_dir, validate)
+from search.config import (AUTO_OBJECTIVE, SearchConfig, objective_direction, resolve_budgets,
+                           resolve_min_epochs, resolve_objective, tensorboard_dir, validate)
 from search.errors import SearchError
 from search.lock import RunLock
 from search.memory import frozen_heap
@@ -96,12 +96,15 @@ def _write_tensorboard_experiment(tb_dir: Path, config: SearchConfig, space,
 
 
 def _family_summary(tuner) -> dict[str, Any]:
+    from search.oracles import is_pruned
+
     oracle = tuner.oracle
-    ended = oracle.trials_ended()
-    statuses = [oracle.trials[t].status for t in ended]
+    ended = [oracle.trials[t] for t in oracle.trials_ended()]
+    pruned = sum(is_pruned(t) for t in ended)
+    completed = sum(t.status == "COMPLETED" for t in ended) - pruned
     best = tuner.best_trial()
-    return {"trials_completed": statuses.count("COMPLETED"),
-            "trials_failed": len(statuses) - statuses.count("COMPLETED"),
+    return {"trials_completed": completed, "trials_pruned": pruned,
+            "trials_failed": len(ended) - completed - pruned,
             "trials_total": oracle.trial_cap,
             "best_trial_id": best.trial_id if best else None,
             "best_score": best.score if best else None,
@@ -130,20 +133,20 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
     worker = role is not None and not role.is_chief
     oracle = make_oracle(config.tuner, objective=config.objective, direction=config.direction,
                          max_trials=config.max_trials, max_epochs=config.max_epochs,
-                         seed=config.seed, family=family)
+                         seed=config.seed, family=family, min_epochs=config.min_epochs)
     reloading = (run_dir / family / "oracle.json").exists()
     with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner" chatter
         tuner = CVTuner(oracle, hypermodel, data=data, family=family, run_dir=run_dir,
                         max_epochs=config.max_epochs, patience=config.patience,
                         seed=config.seed, progress=progress, budget=budget,
                         distribution_strategy=plan.strategy,
-                        tensorboard_dir=tensorboard_dir(config))
+                        tensorboard_dir=tensorboard_dir(config), racing=config.racing)
     if worker:
         progress.line(f"[{family}] worker {role.tuner_id}: running the trials the chief hands "
                       "out")
     elif reloading:
         s = _family_summary(tuner)
-        done = s["trials_completed"] + s["trials_failed"]
+        done = s["trials_completed"] + s["trials_failed"] + s["trials_pruned"]
         best = (f"{config.objective} {s['best_score']:.4f} (trial {s['best_trial_id']})"
                 if s["best_score"] is not None else "none yet")
         progress.line(f"[{family}] resuming: {done} trial(s) done, "
@@ -152,7 +155,9 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
         progress.line(f"[{family}] new search: {config.tuner}, up to {config.max_trials} "
                       f"trial(s) x {config.folds} fold(s), objective {config.objective} "
                       f"({config.direction})")
+        _describe_tuner(family, config, progress)
     tuner.search(verbose=0)
+    _check_refused_out(family, tuner.oracle, config)
     if worker:  # the oracle lives on the chief: summarise this worker's own trials
         summary = distributed.worker_summary(run_dir / family, role.tuner_id)
     else:
@@ -164,6 +169,45 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
             raise BudgetExhausted(f"time budget of {config.time_budget_min} min spent")
         distributed.mark_family_done(run_dir, family, served)
     return summary
+
+
+def _check_refused_out(family: str, oracle, config: SearchConfig) -> None:
+    """Raises SearchError when the oracle stopped because every draw was over budget."""
+    from search.oracles import MAX_REFUSED_DRAWS
+
+    if not getattr(oracle, "refused_out", False):
+        return
+    done = len(oracle.trials_ended())
+    raise SearchError(
+        f"The {family} search stopped after {done} trial(s): {MAX_REFUSED_DRAWS} configurations "
+        f"drawn in a row were over budget (--max-params {config.max_params:,}, --max-gflops "
+        f"{config.max_gflops or 'off'}), for example: {oracle.last_refusal} Raise the limit, "
+        "or narrow the space with --space (fewer layers, smaller widths, a global_average head).")
+
+
+def _runtime(plan) -> dict[str, Any]:
+    """What this process's trials mean numerically (search.run_folder.check_runtime)."""
+    import keras
+
+    return {"backend": keras.backend.backend(), "dtype_policy": keras.config.dtype_policy().name,
+            "replicas": int(plan.replicas)}
+
+
+def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> None:
+    """Hyperband's bracket (and a warning when it cannot promote); Bayesian's random start."""
+    from search import oracles
+
+    if config.tuner == "hyperband":
+        args = (config.max_trials, config.min_epochs, config.max_epochs)
+        plan = oracles.hyperband_plan(*args)
+        progress.line(f"[{family}] hyperband: {oracles.describe_plan(plan)}")
+        warning = oracles.plan_warning(*args)
+        if warning:
+            progress.line(f"[{family}] warning: {warning}")
+    elif config.tuner == "bayesian":
+        n = oracles.bayesian_initial_points(config.max_trials)
+        progress.line(f"[{family}] bayesian: {n} random trial(s) (the defaults first), then the "
+                      "Gaussian process proposes")
 
 
 def _fit_seconds(family_dir: Path) -> float:
@@ -191,7 +235,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
 
     from search import devices, distributed
 
-    resolve_budgets(validate(config))
+    resolve_min_epochs(resolve_budgets(validate(config)))
     role = distributed.resolve_role(config.role, config.oracle, config.tuner_id)
     worker = role is not None and not role.is_chief
     if role is not None:
@@ -253,6 +297,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
                 config.mixed_precision, config.jit_compile, str(config.data_parallel)))
             for line in lines:
                 progress.line(line)
+            rf.check_runtime(run_dir, _runtime(plan), new_run=saved is None)
             if worker:
                 progress.line(f"distributed: worker {role.tuner_id} of the chief at "
                               f"{role.address}")
@@ -334,10 +379,12 @@ def _done_text(run_dir: Path, config: SearchConfig) -> str:
         cvs = [rf.read_json(p) or {} for p in sorted((run_dir / family).glob("trial_*/cv.json"))]
         done = sum(c.get("status") == "COMPLETED" for c in cvs)
         failed = sum(c.get("status") == "FAILED" for c in cvs)
+        pruned = sum(c.get("status") == "PRUNED" for c in cvs)
         folds = sum(len(list(p.parent.glob("fold*.json"))) for p in
                     (run_dir / family).glob("trial_*/cv.json"))
-        parts.append(f"{family}: {done} trial(s) completed, {failed} failed, {folds} fold(s) "
-                     f"trained")
+        parts.append(f"{family}: {done} trial(s) completed, "
+                     + (f"{pruned} pruned by racing, " if pruned else "")
+                     + f"{failed} failed, {folds} fold(s) trained")
     return "; ".join(parts) + "."
 
 

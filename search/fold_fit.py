@@ -79,8 +79,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
              x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
              epochs: int, initial_epoch: int, carry_from: Path | None, objective: str,
              direction: str, patience: int, seed: int, extra_callbacks: list | None = None,
-             probe: tuple[dict[str, np.ndarray], np.ndarray | None] | None = None
-             ) -> dict[str, Any]:
+             probe: tuple[dict[str, np.ndarray], np.ndarray | None] | None = None,
+             budget=None) -> dict[str, Any]:
     """Trains one fold and saves ``fold<k>.weights.h5`` then ``fold<k>.json``.
 
     Args:
@@ -94,6 +94,14 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         epochs: Train up to this absolute epoch (Hyperband's ``tuner/epochs``).
         initial_epoch: Absolute epoch to start from (Hyperband's ``tuner/initial_epoch``).
         extra_callbacks: Progress bar and test hooks.
+        budget: The family's ``search.budget.TimeBudget``: stops at the end of the epoch that
+            spends it, and the fold is discarded (BudgetExhausted). None: no budget.
+
+    A continued Hyperband round starts from the previous round's restored weights, which are
+    its ``best_epoch`` (not ``tuner/initial_epoch`` when that round stopped early or restored
+    an earlier epoch). The round trains ``epochs - initial_epoch`` more epochs counted from
+    there, so ``best_epoch`` (retrain length) and the learning-rate schedule's offset count the
+    epochs the weights really had.
 
     Returns:
         The fold record (also written to ``fold<k>.json``), plus ``n_params``.
@@ -107,6 +115,11 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     model = hypermodel.build(hp)
     n_params = int(model.count_params())
     start_eval = None
+    previous = read_json(Path(carry_from).with_name(f"fold{fold}.json")) if carry_from else None
+    round_epochs = epochs - initial_epoch
+    if previous and previous.get("best_epoch"):
+        initial_epoch = int(previous["best_epoch"])
+        epochs = initial_epoch + round_epochs
     if carry_from is not None:
         if not Path(carry_from).exists():
             raise failures.FailedTrialError(
@@ -129,6 +142,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         signals.StopOnSignal(),
         *(extra_callbacks or []),
     ]
+    if budget is not None:
+        callbacks.append(budget.callback())
     if test_hooks.active():
         callbacks.append(test_hooks.KillAtEpoch(trial_id, fold))
     log_fit_event(family_dir, trial_id, fold, "start")
@@ -138,6 +153,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
                              verbose=0, seed=fseed)
     fit_seconds = time.perf_counter() - t0
     signals.check()  # a stop cut this fit short: discard the fold, keep the earlier ones
+    if budget is not None:
+        budget.check_after_fit()
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     failures.check_finite(hist, fold)
     if objective not in hist:
@@ -148,7 +165,6 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     best = {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")}
     best_epoch = initial_epoch + i + 1
     kept_carried = False
-    previous = read_json(Path(carry_from).with_name(f"fold{fold}.json")) if carry_from else None
     if previous and start_eval and objective in start_eval and not _better(
             best[objective], start_eval[objective], direction):
         # No epoch of this round beat the weights it started from: a fresh EarlyStopping would

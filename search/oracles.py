@@ -10,6 +10,21 @@
   cap is raised).
 - KerasTuner treats ``seed=0`` (any falsy seed) as "random"; :func:`oracle_seed` maps every
   user seed to a distinct non-zero one.
+- Hyperband is sized from the trial cap (:func:`hyperband_plan`): a bracket of successive
+  halving whose rounds run from ``--min-epochs`` to ``--max-epochs`` and whose size is the
+  largest that fits in the trials left, so a search of any size promotes its best
+  configurations to ``--max-epochs``. KerasTuner sizes brackets from ``max_epochs`` alone (its
+  first bracket needs 12 trials at 10 epochs before any promotion), which a 10-trial cap never
+  reached. A round is promoted when every trial of the previous round has ended; failed and
+  pruned trials are never promoted.
+- Over-budget configurations (``--max-params``, ``--max-gflops``) are refused when drawn, from
+  the exact counts (``oracle.refusal``), so they never become trials and never use up the cap.
+- Bayesian optimisation starts modelling after :func:`bayesian_initial_points` trials (KerasTuner
+  waits for 3 x the number of dimensions: 87 for the CNN space), learns from failed trials as
+  the worst score seen, and never proposes a configuration already tried or over budget.
+- A trial stopped by racing (``search.racing``) reports ``cxr_pruned`` = 1 with its partial
+  fold means: the Gaussian process learns from its (poor) score, but it is never the best
+  trial and never promoted.
 - On reload KerasTuner re-queues the trials it saved as ongoing, under their ids (our fold-level
   resume relies on that). We also re-queue a RUNNING trial that a kill left out of oracle.json,
   and drop from the queue a trial that already ended (killed between the two saves of
@@ -19,15 +34,25 @@
 from __future__ import annotations
 
 import hashlib
+import math
+from typing import Any, Callable
 
 import keras_tuner as kt
+import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
 HYPERBAND_FACTOR = 3
-HYPERBAND_ITERATIONS = 1000  # effectively "until --max-trials"
+HYPERBAND_ITERATIONS = 1000  # unused by the sized brackets; kept in KerasTuner's saved state
 # Our own consecutive-failure rule (search.failures) replaces KerasTuner's, which raises a bare
 # RuntimeError from inside end_trial before the trial is saved.
 _NO_KT_FAILURE_LIMIT = 10**9
+# How many over-budget draws in a row before the space is declared exhausted. Each refusal is
+# a pure arithmetic count (spaces.common), so this costs milliseconds.
+MAX_REFUSED_DRAWS = 2000
+# The metric a racing-pruned trial reports (search.racing).
+PRUNED_METRIC = "cxr_pruned"
+ENDED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED,
+         trial_module.TrialStatus.INVALID)
 
 
 def default_values(hyperparameters: kt.HyperParameters) -> dict:
@@ -45,19 +70,141 @@ def oracle_seed(seed: int, family: str) -> int:
     return int(digest[:8], 16) % (2**31 - 2) + 1
 
 
+# -- Hyperband sizing -----------------------------------------------------------------------------
+def default_min_epochs(max_epochs: int, factor: int = HYPERBAND_FACTOR) -> int:
+    """``--min-epochs`` default: a third of ``--max-epochs`` (factor 3), at least 1.
+
+    Two rounds by default. Augmented models learn more slowly than plain ones
+    (benchmarks/RESULTS.md, "Generalisation"), so a first round of one or two epochs would
+    judge them before they show their worth; a third of the budget is the smallest first round
+    of KerasTuner's geometric ladder that still leaves the top round ``factor`` times longer.
+    """
+    return max(1, math.ceil(max_epochs / factor))
+
+
+def hyperband_rungs(min_epochs: int, max_epochs: int, factor: int = HYPERBAND_FACTOR
+                    ) -> list[int]:
+    """Epochs of each round: ``min_epochs``, x ``factor`` ..., ending at ``max_epochs``."""
+    rungs, epochs = [], min(min_epochs, max_epochs)
+    while epochs < max_epochs:
+        rungs.append(epochs)
+        epochs *= factor
+    return rungs + [max_epochs]
+
+
+def hyperband_plan(trials: int, min_epochs: int, max_epochs: int,
+                   factor: int = HYPERBAND_FACTOR) -> list[tuple[int, int]]:
+    """The largest successive-halving bracket that fits in ``trials``.
+
+    Args:
+        trials: Trials left under the cap (each round of a configuration is one trial).
+        min_epochs: Epochs of the first round.
+        max_epochs: Epochs of the last round.
+        factor: Each round keeps the best ``1/factor`` of the previous one.
+
+    Returns:
+        ``[(configurations, epochs), ...]`` per round; the sizes sum to at most ``trials``.
+        When ``trials`` cannot hold two configurations in the first round and one in every
+        later round, a single round of ``trials`` configurations at ``max_epochs`` (random
+        search at the full budget; :func:`plan_warning` says so).
+    """
+    rungs = hyperband_rungs(min_epochs, max_epochs, factor)
+
+    def sizes(n0: int) -> list[int]:
+        return [max(1, n0 // factor ** r) for r in range(len(rungs))]
+
+    n0 = 1
+    while sum(sizes(n0 + 1)) <= trials:
+        n0 += 1
+    if len(rungs) == 1 or n0 < 2:
+        return [(max(1, trials), max_epochs)]
+    return list(zip(sizes(n0), rungs))
+
+
+def plan_trials(plan: list[tuple[int, int]]) -> int:
+    """Trials a plan uses (one per configuration and round)."""
+    return sum(n for n, _ in plan)
+
+
+def describe_plan(plan: list[tuple[int, int]]) -> str:
+    """``8 configurations x 4 epochs, best 2 continue to 10 epochs (10 trials)``."""
+    (n0, e0), rest = plan[0], plan[1:]
+    text = f"{n0} configuration{'s' * (n0 != 1)} x {e0} epoch{'s' * (e0 != 1)}"
+    text += "".join(f", best {n} continue{'s' * (n == 1)} to {e} epochs" for n, e in rest)
+    return text + f" ({plan_trials(plan)} trials)"
+
+
+def plan_warning(trials: int, min_epochs: int, max_epochs: int,
+                 factor: int = HYPERBAND_FACTOR) -> str | None:
+    """Why a cap of ``trials`` cannot promote, or None when it can."""
+    rungs = hyperband_rungs(min_epochs, max_epochs, factor)
+    if len(rungs) == 1 or len(hyperband_plan(trials, min_epochs, max_epochs, factor)) > 1:
+        return None
+    needed = len(rungs) + 1
+    return (f"--max-trials {trials} cannot promote through the {len(rungs)} Hyperband rounds "
+            f"({', '.join(map(str, rungs))} epochs): that needs at least {needed} trials. "
+            f"Each configuration trains {max_epochs} epochs instead (random search). Raise "
+            f"--max-trials to {needed} or more, or raise --min-epochs to reduce the rounds.")
+
+
+def bayesian_initial_points(trial_cap: int | None) -> int:
+    """Random trials before the Gaussian process proposes: 30% of the cap, 3 to 10.
+
+    KerasTuner's default, 3 x the number of dimensions, is 87 for the CNN space: every search
+    of realistic size would be random. Three points (the defaults and two random draws) is the
+    least a GP with a constant-times-Matern kernel can be fitted to; ten is enough to cover a
+    29-dimensional space coarsely before exploiting. 30% of the cap leaves the model most of a
+    small search.
+    """
+    if trial_cap is None:
+        return 10
+    return int(min(10, max(3, round(0.3 * trial_cap))))
+
+
+def is_pruned(trial) -> bool:
+    """True for a trial that racing stopped after some folds (it reports ``cxr_pruned``)."""
+    metrics = getattr(trial, "metrics", None)
+    return bool(metrics is not None and metrics.exists(PRUNED_METRIC)
+                and metrics.get_last_value(PRUNED_METRIC))
+
+
 class CappedOracleMixin:
     """Stops creating trials at ``trial_cap``; retries interrupted trials under their ids.
 
     Also makes the first trial of every search the space's defaults (the notes' basic model),
-    which KerasTuner's oracles would otherwise draw at random like every other trial.
+    which KerasTuner's oracles would otherwise draw at random like every other trial; refuses
+    over-budget draws through ``refusal`` (set by ``search.cv_tuner.CVTuner``); and keeps
+    racing-pruned trials out of the best trials.
     """
 
     trial_cap: int | None = None
+    # values -> None, or why the configuration is refused (over --max-params / --max-gflops).
+    refusal: Callable[[dict], str | None] | None = None
+    refused_draws: int = 0
+    last_refusal: str | None = None
+    # True when MAX_REFUSED_DRAWS draws in a row were over budget: the search cannot go on.
+    refused_out: bool = False
+
+    def _refused(self, values: dict | None) -> bool:
+        if values is None or self.refusal is None:
+            return False
+        reason = self.refusal(values)
+        if reason is not None:
+            self.refused_draws += 1
+            self.last_refusal = reason
+        return reason is not None
 
     def _random_values(self):
         if not self.trials:  # the first trial ever created (also after a reload: trials exist)
-            return default_values(self.hyperparameters)
-        return super()._random_values()
+            values = default_values(self.hyperparameters)
+            if not self._refused(values):
+                return values
+        for _ in range(MAX_REFUSED_DRAWS):
+            values = super()._random_values()
+            if not self._refused(values):
+                return values  # None too: the space is exhausted
+        self.refused_out = True  # the engine says why the search stopped (search.engine)
+        return None
 
     def create_trial(self, tuner_id):
         if (self.trial_cap is not None and tuner_id not in self.ongoing_trials
@@ -65,6 +212,11 @@ class CappedOracleMixin:
             return trial_module.Trial(hyperparameters=self.hyperparameters.copy(),
                                       trial_id=None, status=trial_module.TrialStatus.STOPPED)
         return super().create_trial(tuner_id)
+
+    def get_best_trials(self, num_trials=1):
+        """KerasTuner's best trials without racing-pruned ones (their scores are partial)."""
+        best = super().get_best_trials(len(self.trials) or num_trials)
+        return [t for t in best if not is_pruned(t)][:num_trials]
 
     def reload(self):
         super().reload()
@@ -77,6 +229,17 @@ class CappedOracleMixin:
         # create_trial pops from the end: keep the oldest interrupted trial next.
         self._retry_queue = sorted(set(queue), reverse=True)
 
+    def get_state(self):
+        state = super().get_state()
+        state.update({"cxr_refused_draws": self.refused_draws,
+                      "cxr_last_refusal": self.last_refusal})
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.refused_draws = state.get("cxr_refused_draws", 0)
+        self.last_refusal = state.get("cxr_last_refusal")
+
     def trials_ended(self) -> list[str]:
         """Ids of trials that ended (completed or failed), in end order, without repeats."""
         seen, out = set(), []
@@ -88,11 +251,184 @@ class CappedOracleMixin:
 
 
 class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
-    """Hyperband with a trial cap."""
+    """Hyperband whose brackets are sized from the trials left under the cap.
+
+    Each bracket is :func:`hyperband_plan` of the trials left when it starts, saved with the
+    bracket (``plan``), so a resume or a raised ``--max-trials`` continues consistently. A
+    round is promoted once every trial of the previous round has ended: the best completed,
+    unpruned trials continue from their weights, best first.
+    """
+
+    def _start_new_bracket(self):
+        # KerasTuner's __init__ calls this before the cap is set: the first bracket is planned
+        # on the first trial instead.
+        if self.trial_cap is None:
+            return
+        left = self.trial_cap - len(self.trials)
+        if left <= 0:
+            return
+        plan = hyperband_plan(left, self.min_epochs, self.max_epochs, self.factor)
+        self._brackets.append({"bracket_num": self._current_iteration,
+                               "plan": [list(p) for p in plan],
+                               "rounds": [[] for _ in plan]})
+        self._current_iteration += 1
+
+    def _bracket_done(self, bracket: dict) -> bool:
+        if "plan" not in bracket or bracket.get("closed"):
+            return True  # a KerasTuner bracket from an older run folder: not continued
+        plan, rounds = bracket["plan"], bracket["rounds"]
+        return len(rounds[-1]) >= plan[-1][0]
+
+    def _ended(self, trial_id: str) -> bool:
+        trial = self.trials.get(trial_id)
+        return trial is not None and trial.status in ENDED
+
+    def populate_space(self, trial_id):
+        self._brackets = [b for b in self._brackets if not self._bracket_done(b)]
+        waiting = False
+        for bracket in self._brackets:
+            plan, rounds = bracket["plan"], bracket["rounds"]
+            if len(rounds[0]) < plan[0][0]:
+                return self._random_trial(trial_id, bracket)
+            for r in range(1, len(plan)):
+                if len(rounds[r]) >= plan[r][0]:
+                    continue
+                past = rounds[r - 1]
+                if not all(self._ended(info["id"]) for info in past):
+                    waiting = True  # another worker still trains the previous round
+                    break
+                chosen = {info["past_id"] for info in rounds[r]}
+                candidates = [self.trials[info["id"]] for info in past
+                              if info["id"] not in chosen]
+                candidates = [t for t in candidates if t.status == "COMPLETED"
+                              and t.score is not None and not is_pruned(t)]
+                if not candidates:  # failures or pruning emptied the round: end the bracket
+                    bracket["closed"] = True
+                    break
+                best = sorted(candidates, key=lambda t: t.score,
+                              reverse=self.objective.direction == "max")[0]
+                values = best.hyperparameters.values.copy()
+                values.update({"tuner/trial_id": best.trial_id,
+                               "tuner/epochs": plan[r][1], "tuner/initial_epoch": plan[r - 1][1],
+                               "tuner/bracket": bracket["bracket_num"], "tuner/round": r})
+                rounds[r].append({"past_id": best.trial_id, "id": trial_id})
+                return {"status": "RUNNING", "values": values}
+        if waiting:
+            return {"status": "IDLE"}
+        before = len(self._brackets)
+        self._start_new_bracket()
+        if len(self._brackets) == before:
+            return {"status": "IDLE" if self.ongoing_trials else "STOPPED"}
+        return self._random_trial(trial_id, self._brackets[-1])
+
+    def _random_trial(self, trial_id, bracket):
+        values = self._random_values()
+        if values:
+            values.update({"tuner/epochs": bracket["plan"][0][1], "tuner/initial_epoch": 0,
+                           "tuner/bracket": bracket["bracket_num"], "tuner/round": 0})
+            bracket["rounds"][0].append({"past_id": None, "id": trial_id})
+            return {"status": "RUNNING", "values": values}
+        return {"status": "IDLE" if self.ongoing_trials else "STOPPED"}
 
 
 class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOracle):
-    """Bayesian optimisation (Gaussian process) with a trial cap."""
+    """Bayesian optimisation (Gaussian process, upper confidence bound) with a trial cap.
+
+    Differs from KerasTuner's in three ways: it models after
+    :func:`bayesian_initial_points` ended trials (failures count: they are information too);
+    failed trials enter the model with the worst score seen, so it learns to avoid their region
+    instead of proposing it again; and among the acquisition optima of its restarts it takes the
+    best one that is neither tried already nor over budget, falling back to a random draw.
+    ``proposals`` records which trials the model proposed (saved with the oracle).
+    """
+
+    proposals: dict[str, str]
+
+    def _ensure_proposals(self) -> dict[str, str]:
+        if not isinstance(getattr(self, "proposals", None), dict):
+            self.proposals = {}
+        return self.proposals
+
+    def populate_space(self, trial_id):
+        proposals = self._ensure_proposals()
+        trials = list(self.trials.values())
+        ended = [t for t in trials if t.status in ENDED]
+        completed = [t for t in trials if t.status == "COMPLETED" and t.score is not None]
+        if len(ended) < self.num_initial_points or len(completed) < 2:
+            proposals[trial_id] = "random"
+            return self._random_populate_space()
+        values = self._model_proposal()
+        if values is None:
+            proposals[trial_id] = "random (model proposals tried or over budget)"
+            return self._random_populate_space()
+        proposals[trial_id] = "model"
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _model_proposal(self) -> dict | None:
+        import warnings
+
+        import scipy.optimize
+
+        x, y = self._vectorize_trials()
+        x = np.nan_to_num(x, posinf=0, neginf=0)
+        y = np.nan_to_num(y, posinf=0, neginf=0)
+        with warnings.catch_warnings():
+            # A length scale at its bound on a few points is expected, not the user's concern.
+            warnings.simplefilter("ignore")
+            self.gpr.fit(x, y)
+
+        def ucb(v):  # minimised: scores are negated for "max" objectives
+            mu, sigma = self.gpr.predict(v.reshape(1, -1), return_std=True)
+            return float(np.ravel(mu)[0] - self.beta * np.ravel(sigma)[0])
+
+        bounds = self._get_hp_bounds()
+        seeds = self._random_state.uniform(bounds[:, 0], bounds[:, 1],
+                                           size=(50, bounds.shape[0]))
+        optima = []
+        for x0 in seeds:
+            result = scipy.optimize.minimize(ucb, x0=x0, bounds=bounds, method="L-BFGS-B")
+            fun = result.fun if np.isscalar(result.fun) else result.fun[0]
+            optima.append((float(fun), result.x))
+        for _, vector in sorted(optima, key=lambda o: o[0]):
+            values = self._vector_to_values(vector)
+            if not self._duplicate(values) and not self._refused(values):
+                return values
+        return None
+
+    def _vectorize_trials(self):
+        """KerasTuner's encoding, with failed trials at the worst score seen (not skipped)."""
+        x, y, failed = [], [], []
+        ongoing = set(self.ongoing_trials.values())
+        sign = -1.0 if self.objective.direction == "max" else 1.0
+        for trial in self.trials.values():
+            vector = []
+            for hp in self._nonfixed_space():
+                values = trial.hyperparameters.values
+                active = trial.hyperparameters.is_active(hp) and hp.name in values
+                vector.append(hp.value_to_prob(values[hp.name] if active else hp.default))
+            if trial in ongoing:
+                # Pessimistic estimate, as KerasTuner does, so workers do not duplicate it.
+                mu, sigma = self.gpr.predict(np.array(vector).reshape(1, -1), return_std=True)
+                x.append(vector)
+                y.append(float(np.ravel(mu)[0] + np.ravel(sigma)[0]))
+            elif trial.status == "COMPLETED" and trial.score is not None:
+                x.append(vector)
+                y.append(sign * float(trial.score))
+            elif trial.status in ("FAILED", "INVALID"):
+                failed.append(vector)
+        worst = max(y) if y else 0.0
+        x.extend(failed)
+        y.extend([worst] * len(failed))
+        return np.array(x), np.array(y)
+
+    def get_state(self):
+        state = super().get_state()
+        state["cxr_proposals"] = self._ensure_proposals()
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.proposals = dict(state.get("cxr_proposals") or {})
 
 
 class CappedRandomOracle(CappedOracleMixin, kt.oracles.RandomSearchOracle):
@@ -100,7 +436,8 @@ class CappedRandomOracle(CappedOracleMixin, kt.oracles.RandomSearchOracle):
 
 
 def make_oracle(tuner: str, *, objective: str, direction: str, max_trials: int,
-                max_epochs: int, seed: int, family: str) -> kt.Oracle:
+                max_epochs: int, seed: int, family: str, min_epochs: int | None = None
+                ) -> kt.Oracle:
     """Builds the capped oracle for ``--tuner``.
 
     Args:
@@ -108,9 +445,10 @@ def make_oracle(tuner: str, *, objective: str, direction: str, max_trials: int,
         objective: Metric name, e.g. ``val_auc``.
         direction: ``max`` or ``min``.
         max_trials: The trial cap.
-        max_epochs: Epochs per fold (Hyperband: the largest round's budget).
+        max_epochs: Epochs per fold (Hyperband: the last round's budget).
         seed: The user's ``--seed``.
         family: ``cnn`` or ``ann`` (each gets its own oracle seed).
+        min_epochs: Hyperband's first-round epochs (None: :func:`default_min_epochs`).
     """
     obj = kt.Objective(objective, direction)
     common = dict(objective=obj, seed=oracle_seed(seed, family),
@@ -118,8 +456,12 @@ def make_oracle(tuner: str, *, objective: str, direction: str, max_trials: int,
     if tuner == "hyperband":
         oracle = CappedHyperbandOracle(max_epochs=max_epochs, factor=HYPERBAND_FACTOR,
                                        hyperband_iterations=HYPERBAND_ITERATIONS, **common)
+        oracle.min_epochs = min_epochs or default_min_epochs(max_epochs)
     elif tuner == "bayesian":
-        oracle = CappedBayesianOracle(max_trials=None, **common)
+        oracle = CappedBayesianOracle(max_trials=None,
+                                      num_initial_points=bayesian_initial_points(max_trials),
+                                      **common)
+        oracle.proposals = {}
     else:
         oracle = CappedRandomOracle(max_trials=None, **common)
     oracle.trial_cap = max_trials

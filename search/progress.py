@@ -64,8 +64,10 @@ class Progress:
                    status: str, objective: str, fold_scores: list[float], mean: float | None,
                    std: float | None, best: float | None, best_id: str | None,
                    diagnosis: str | None, reason: str | None = None,
-                   budget_left_s: float | None = None) -> str:
+                   budget_left_s: float | None = None, stage: str | None = None) -> str:
         """Formats and writes the line for one finished trial; returns it.
+
+        ``stage`` names the Hyperband round (``round 2, 10 epochs, continues 0003``).
 
         The ETA assumes the remaining trials take as long as this session's trials did, and is
         capped by what is left of the time budget (the search stops there).
@@ -80,11 +82,15 @@ class Progress:
         if status == "COMPLETED":
             folds = " ".join(f"{s:.3f}" for s in fold_scores)
             body = (f"{objective} {mean:.4f} +- {std:.4f} [folds {folds}] {diagnosis}")
+        elif status == "PRUNED":
+            folds = " ".join(f"{s:.3f}" for s in fold_scores)
+            body = f"PRUNED [folds {folds}] ({reason})"
         else:
             short = reason if not reason or len(reason) <= 100 else reason[:97] + "..."
             body = f"FAILED ({short})"  # the full reason is in the trial's cv.json
         best_txt = f"best {best:.4f} (trial {best_id})" if best is not None else "best -"
-        text = (f"[{family}] trial {of} (id {trial_id}): {body} | {best_txt} | "
+        where = f"id {trial_id}" + (f", {stage}" if stage else "")
+        text = (f"[{family}] trial {of} ({where}): {body} | {best_txt} | "
                 f"elapsed {format_duration(elapsed)} ETA {format_duration(eta)}")
         self.line(text)
         return text

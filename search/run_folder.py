@@ -23,7 +23,7 @@ LOG_NAME = "search.log"
 
 # What a resume must share with the saved run. max_trials and time_budget_min may change
 # (raising --max-trials extends a search); everything else changes what a trial means.
-COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "patience", "objective", "image_size",
+COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "min_epochs", "patience", "objective", "image_size",
                  "color_mode", "positive_class", "space", "seed", "test_fraction", "max_params",
                  "max_gflops")
 
@@ -161,3 +161,47 @@ def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
+
+
+# What a trial's numbers mean beyond run.json's options, resolved on the machine that trains:
+# the Keras backend, the dtype policy (mixed precision) and the data-parallel replicas (the
+# global batch is batch_size x replicas). Written by the first process that trains in the run
+# folder (a single search, or the first worker of a distributed one); every later session and
+# worker must match it. --jit-compile is left out on purpose: XLA compiles the same
+# computation, so it changes speed, not what a trial means.
+RUNTIME_JSON = "runtime.json"
+_RUNTIME_FIX = {
+    "backend": "set KERAS_BACKEND={saved} before the command",
+    "dtype_policy": "pass --mixed-precision {flag}",
+    "replicas": "pass --data-parallel {saved} on a machine with that many GPUs (or off for 1)",
+}
+
+
+def check_runtime(run_dir: Path, current: dict[str, Any], *, new_run: bool = False) -> None:
+    """Records the run's runtime (:data:`RUNTIME_JSON`) or refuses one that differs from it.
+
+    Args:
+        run_dir: The run folder.
+        current: ``{"backend", "dtype_policy", "replicas"}`` of this process.
+        new_run: The run starts afresh: record ``current`` whatever an earlier, failed start
+            left behind.
+
+    Raises:
+        SearchError: naming each difference and the option that restores it.
+    """
+    path = Path(run_dir) / RUNTIME_JSON
+    saved = None if new_run else read_json(path)
+    if saved is None:
+        write_json_atomic(path, current)
+        return
+    diffs = []
+    for key, fix in _RUNTIME_FIX.items():
+        a, b = saved.get(key), current.get(key)
+        if a is not None and a != b:
+            flag = {"float32": "off"}.get(str(a), str(a).removeprefix("mixed_"))
+            diffs.append(f"{key}: saved {a!r}, now {b!r} ({fix.format(saved=a, flag=flag)})")
+    if diffs:
+        raise SearchError(
+            f"The run folder {run_dir} was searched with another numeric setup, so its trials "
+            f"would not compare with new ones: {'; '.join(diffs)}. Resume with the saved "
+            "setup, add --overwrite to start afresh, or choose a new --run-dir.")

@@ -191,6 +191,20 @@ class BaseHyperModel(kt.HyperModel):
                 f"narrow the space (fewer layers, smaller base width, global_average head)."
             )
 
+    def refusal(self, hp: kt.HyperParameters) -> str | None:
+        """Why ``build(hp)`` would be refused (over ``max_params`` or ``max_gflops``), or None.
+
+        Pure arithmetic on the hyperparameters: nothing is built. The search's oracles call it
+        on every draw so over-budget configurations never become trials.
+        """
+        values = register_values(hp, self.space, self.family)
+        try:
+            self._check_budget(self._count(values), values)
+            self._check_flops(values)
+        except kt.errors.FailedTrialError as err:
+            return str(err)
+        return None
+
     def body_flops(self, values: dict[str, Any]) -> tuple[int, int]:
         """Forward FLOPs per image of :meth:`build_body` and the width it outputs."""
         raise NotImplementedError

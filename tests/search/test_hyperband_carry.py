@@ -12,8 +12,9 @@ from search.engine import run_search_job
 
 
 def test_promoted_trial_continues_from_previous_round(tmp_path, synthetic_root):
-    # max_epochs=3, factor 3: bracket 1 runs trials 0-2 for 1 epoch, then promotes the best
-    # to trial 3, trained from epoch 1 to epoch 3. A large patience keeps early stopping out.
+    # max_epochs=3, min_epochs 1 (a third), 4 trials: the bracket runs trials 0-2 for 1 epoch,
+    # then promotes the best to trial 3, trained from epoch 1 to epoch 3. A large patience
+    # keeps early stopping out.
     cfg = tiny_config(tmp_path, synthetic_root, tuner="hyperband", objective="val_loss",
                       max_trials=4, max_epochs=3, patience=10)
     summary = run_search_job(cfg)
@@ -45,6 +46,9 @@ def test_promoted_trial_continues_from_previous_round(tmp_path, synthetic_root):
         else:
             assert 2 <= cont["best_epoch"] <= 3
     assert_no_refit(fam_dir)
+    log = (Path(cfg.run_dir) / "search.log").read_text()
+    assert "hyperband: 3 configurations x 1 epoch, best 1 continues to 3 epochs" in log
+    assert f"round 2, 3 epochs, continues {best}" in log
 
 
 class _DegradingHyperModel:
