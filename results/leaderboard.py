@@ -75,8 +75,8 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
     (ties share the lower rank, like scikit-learn's ``rank_test_score``); running, pruned and
     failed trials follow, unranked, with their reason. Rows are grouped by family (cnn first).
     Every row has the same columns:
-    ``rank, model, trial_id, status, rounds, epochs, mean_<obj>, std_<obj>, fold<k>_<obj>, mean_<metric>...,
-    param_<name>..., n_params, fold<k>_best_epoch..., duration_s, diagnosis, reason``.
+    ``rank, model, trial_id, status, mean_<obj>, std_<obj>, fold<k>_<obj>, mean_<metric>...,
+    param_<name>..., rounds, epochs, n_params, fold<k>_best_epoch..., duration_s, diagnosis, reason``.
 
     Args:
         trials: records from :func:`collect_trials`.
@@ -99,8 +99,6 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
                  for i, f in enumerate(t.get("folds") or [])}
         row: dict[str, Any] = {"rank": None, "model": t.get("family"),
                                "trial_id": str(t.get("trial_id")), "status": t.get("status"),
-                               # Hyperband rounds of this configuration (group_rounds); 1 else.
-                               "rounds": t.get("rounds", 1), "epochs": t.get("epochs"),
                                f"mean_{objective}": _sort_value(t, objective),
                                f"std_{objective}": std.get(objective)}
         for k in range(n_folds):
@@ -110,6 +108,9 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
         hps = t.get("hyperparameters") or {}
         for p in params:
             row[f"param_{p}"] = hps.get(p)
+        # Hyperband rounds of this configuration (group_rounds; 1 for other tuners) and the
+        # epochs per fold of the round shown.
+        row["rounds"], row["epochs"] = t.get("rounds", 1), t.get("epochs")
         row["n_params"] = t.get("n_params")
         for k in range(n_folds):
             row[f"fold{k}_best_epoch"] = folds.get(k, {}).get("best_epoch")
