@@ -49,6 +49,21 @@ def test_promoted_trial_continues_from_previous_round(tmp_path, synthetic_root):
     log = (Path(cfg.run_dir) / "search.log").read_text()
     assert "hyperband: 3 configurations x 1 epoch, best 1 continues to 3 epochs" in log
     assert f"round 2, 3 epochs, continues {best}" in log
+    # One row per configuration: the promoted one shows its latest round; analyze-style
+    # grouping compares every configuration at its first round (1 epoch).
+    from results.leaderboard import best_trials, build_leaderboard
+
+    rows = build_leaderboard(cfg.run_dir, "ann")
+    assert len(rows) == 3
+    by_trial = {r["trial_id"]: r for r in rows}
+    assert by_trial["0003"]["rounds"] == 2 and by_trial["0003"]["epochs"] == 3
+    assert best not in by_trial
+    first = build_leaderboard(cfg.run_dir, "ann", rounds="first")
+    assert sorted(r["trial_id"] for r in first) == ["0000", "0001", "0002"]
+    assert {r["epochs"] for r in first} == {1}
+    assert len(build_leaderboard(cfg.run_dir, "ann", rounds="all")) == 4
+    top = [t["trial_id"] for t in best_trials(cfg.run_dir, "ann", 5)]
+    assert len(top) == 3 and best not in top
 
 
 class _DegradingHyperModel:
