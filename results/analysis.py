@@ -22,6 +22,7 @@ from typing import Any
 
 from results.errors import ResultsError
 from results.leaderboard import COMPLETED, FAMILIES, build_leaderboard, run_objective
+from results.output_paths import check_output_dir
 
 MIN_PER_VALUE = 2      # a value seen once says nothing about its mean
 MIN_NUMERIC = 4        # fewer points than this and a rank correlation is meaningless
@@ -337,6 +338,7 @@ def write_analysis(run_dir: str | Path, family: str = "both",
     run_dir = Path(run_dir)
     objective, direction = run_objective(run_dir)
     rows = build_leaderboard(run_dir, family)
+    out = check_output_dir(out_dir if out_dir else run_dir / "analysis")
     results = []
     for fam in (FAMILIES if family == "both" else (family,)):
         fam_rows = [r for r in rows if r.get("model") == fam]
@@ -346,7 +348,6 @@ def write_analysis(run_dir: str | Path, family: str = "both",
         raise ResultsError(f"Run folder {run_dir} has no completed trials to analyse yet; let the "
                            f"search finish at least one trial (`run_search.py leaderboard "
                            f"--run-dir {run_dir} --all` shows progress).")
-    out = Path(out_dir) if out_dir else run_dir / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "analysis.md", "json": out / "analysis.json", "png": out / "analysis.png"}
     paths["md"].write_text(analysis_markdown(results), encoding="utf-8")

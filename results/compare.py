@@ -382,11 +382,14 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
     from results.report import write_report
 
     from results.export import note_live_search
+    from results.output_paths import check_output_dir
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     if test_dir is not None:  # a wrong folder is refused before any model is loaded
         check_test_dir(test_dir, run_dir, (run.get("config") or {}).get("data"))
+    # Checked before minutes of evaluation, which a bad --out would otherwise lose at the end.
+    out = check_output_dir(out_dir if out_dir is not None else run_dir / "report")
     note_live_search(run_dir, "comparing the best trials exported so far")
     exports = {f: load_export(p) for f, p in find_exports(run_dir).items()}
     first = next(iter(exports.values()))
@@ -397,7 +400,6 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                          color_mode=first.metadata["color_mode"], source=str(first.path),
                          export=str(e.path))
     data = load_test_data(run_dir, run, first.metadata, test_dir, progress)
-    out = Path(out_dir) if out_dir is not None else run_dir / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
 
     y, names = data["y"], data["class_names"]

@@ -18,6 +18,7 @@ import numpy as np
 
 from results.errors import ResultsError
 from results.model_io import check_model_input, load_export
+from results.output_paths import check_output_file
 
 IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
 CSV_COLUMNS = ("path", "probability", "label", "threshold", "error")
@@ -80,8 +81,11 @@ def predict_paths(export_dir: str | os.PathLike, paths: Sequence[str | os.PathLi
         (``""`` when the file was predicted).
 
     Raises:
-        ResultsError: no paths, or an unusable export.
+        ResultsError: no paths, an unusable export, or an ``out`` that cannot be written
+            (checked before any prediction, so none is computed and then lost).
     """
+    if out is not None:
+        out = check_output_file(out)
     files = expand_paths(paths)
     if not files:
         raise ResultsError(f"no image files found in {', '.join(map(str, paths)) or '(none)'}; "
