@@ -25,7 +25,8 @@ from results.leaderboard import COMPLETED, FAMILIES, build_leaderboard, run_obje
 from results.output_paths import check_output_dir
 
 MIN_PER_VALUE = 2      # a value seen once says nothing about its mean
-MIN_NUMERIC = 4        # fewer points than this and a rank correlation is meaningless
+MIN_NUMERIC = 5        # fewer points than this and a rank correlation is meaningless (two
+                       # trials always give rho = +-1; three give one of four values)
 LOW_RATE_MAX = 0.35    # dropout-rate bins: (0, 0.35) ~ the notes' 0.2, [0.35, 1) ~ 0.5
 # (hierarchy param, dropout rate param, dropout position param) per family, as in
 # spaces/default_space.toml; absent params are skipped.
@@ -127,7 +128,7 @@ def dimension_effects(rows: list[dict[str, Any]], objective: str) -> list[dict[s
             rho = spearman([float(v) for v in values], [s for _, s in pairs])
             entry.update(kind="numeric", spearman=rho)
             if len(pairs) < MIN_NUMERIC:
-                entry["note"] = f"fewer than {MIN_NUMERIC} trials"
+                entry["note"] = f"too few trials for a rank correlation (under {MIN_NUMERIC})"
             elif rho is None:
                 entry["note"] = "constant: not explored"
             else:
@@ -265,7 +266,9 @@ def analysis_markdown(results: list[dict[str, Any]]) -> str:
                   "| dimension | kind | trials | effect | detail |", "|---|---|---|---|---|"]
         for d in res["dimensions"]:
             if d["kind"] == "numeric":
-                detail = f"Spearman rho {_fmt(d.get('spearman'), 3)}"
+                # A rho from 2-4 trials is noise that reads like a finding: the note says why.
+                rho = d.get("spearman") if d["n"] >= MIN_NUMERIC else None
+                detail = "Spearman rho " + (_fmt(rho, 3) if rho is not None else "n/a")
             else:
                 detail = "; ".join(f"{v}: {_fmt(s['mean'])} +- {_fmt(s['std'])} (n={s['count']})"
                                    for v, s in d["by_value"].items())
@@ -280,7 +283,8 @@ def analysis_markdown(results: list[dict[str, Any]]) -> str:
                       "| probe | trials | Spearman rho with val_auc | mean AUC lost | best by "
                       "val_auc | best by probe |", "|---|---|---|---|---|---|"]
             for p in res["probes"]:
-                rho = _fmt(p["spearman"], 3) if p["n"] >= 3 else "- (under 3 trials)"
+                rho = (_fmt(p["spearman"], 3) if p["n"] >= MIN_NUMERIC
+                       else f"n/a (too few trials, under {MIN_NUMERIC})")
                 lines.append(f"| {p['probe']} | {p['n']} | {rho} | {_fmt(p['mean_drop'])} | "
                              f"{p['best_by_clean']} | {p['best_by_probe']} |")
             lines += ["", "A probe scores each fold model on shifted copies of its validation "

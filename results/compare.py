@@ -20,6 +20,7 @@ import numpy as np
 
 from results import compare_figures as figs
 from results.errors import ResultsError
+from results.leaderboard_formats import csv_value
 from results.metrics import SCALAR_METRICS, curves, evaluate, scalar_metrics
 from results.model_io import (LoadedExport, check_compatible, check_model_input, find_exports,
                               load_export, load_run, write_json)
@@ -352,10 +353,12 @@ def write_metrics_csv(result: dict[str, Any], path: Path) -> None:
             for op, key in (("exported_threshold", "at_threshold"), ("0.5", "at_0.5")):
                 for metric in SCALAR_METRICS:
                     lo, hi = ci.get(metric, [None, None]) if op != "0.5" else (None, None)
-                    w.writerow([name, op, metric, m[key][metric], lo, hi])
+                    w.writerow([name, op, metric, *map(csv_value, (m[key][metric], lo, hi))])
             w.writerow([name, "", "n_params", m["n_params"], "", ""])
-            w.writerow([name, "", "latency_ms_batch_1", m["latency_ms"]["batch_1"], "", ""])
-            w.writerow([name, "", "latency_ms_batched", m["latency_ms"]["batched"], "", ""])
+            w.writerow([name, "", "latency_ms_batch_1", csv_value(m["latency_ms"]["batch_1"]),
+                        "", ""])
+            w.writerow([name, "", "latency_ms_batched", csv_value(m["latency_ms"]["batched"]),
+                        "", ""])
 
 
 def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,

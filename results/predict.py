@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from results.errors import ResultsError
+from results.leaderboard_formats import csv_value
 from results.model_io import check_model_input, load_export
 from results.output_paths import check_output_file
 
@@ -121,7 +122,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+            writer.writerow({k: csv_value(row.get(k)) for k in CSV_COLUMNS})
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -250,3 +250,15 @@ def test_terminal_table_shows_clean_val_auc_beside_a_probe_objective():
     assert "val_auc " in table[0] + " " and "0.9949" in table[1]
     clean = format_table(rows, "val_auc").splitlines()
     assert clean[0].split().count("val_auc") == 1  # no second column for a clean objective
+
+
+def test_csv_floats_are_rounded_without_losing_what_matters(tmp_path: Path) -> None:
+    rows = [{"rank": 1, "mean_val_auc": 0.1 + 0.6, "param_learning_rate": 0.00031622776601683794,
+             "duration_s": 1234.56789012, "n_params": 123456789, "reason": None}]
+    text = rows_to_csv(rows, tmp_path / "lb.csv")
+    assert "0.7000000000000001" not in text
+    back = next(csv.DictReader(open(tmp_path / "lb.csv", newline="")))
+    assert back["mean_val_auc"] == "0.7" and back["n_params"] == "123456789"
+    assert float(back["param_learning_rate"]) == pytest.approx(0.00031622776601683794, rel=1e-7)
+    assert float(back["duration_s"]) == pytest.approx(1234.56789012, rel=1e-7)
+    assert back["reason"] == ""
