@@ -27,9 +27,11 @@ def _check_ancestors(path: Path, option: str, what: str) -> None:
     in the way); missing folders themselves are fine, they are created when writing."""
     base = _nearest_existing(path.parent)
     if not base.is_dir():
+        why = ("is a file, not a folder" if base == path.parent
+               else f"is a file, so the folder {path.parent} cannot be created under it")
         raise ResultsError(
-            f"{option} {path}: {base} is a file, so the folder {path.parent} cannot be created "
-            f"there. Pass {what} under an existing folder, or move {base} out of the way.")
+            f"{option} {path}: {base} {why}. Pass {what} under an existing folder, or move "
+            f"{base} out of the way.")
     if not os.access(base, os.W_OK | os.X_OK):
         created = "" if base == path.parent else f" (to create {path.parent} in)"
         raise ResultsError(
