@@ -22,9 +22,11 @@ from typing import Any
 
 from results.errors import ResultsError
 from results.leaderboard import COMPLETED, FAMILIES, build_leaderboard, run_objective
+from results.output_paths import check_output_dir
 
 MIN_PER_VALUE = 2      # a value seen once says nothing about its mean
-MIN_NUMERIC = 4        # fewer points than this and a rank correlation is meaningless
+MIN_NUMERIC = 5        # fewer points than this and a rank correlation is meaningless (two
+                       # trials always give rho = +-1; three give one of four values)
 LOW_RATE_MAX = 0.35    # dropout-rate bins: (0, 0.35) ~ the notes' 0.2, [0.35, 1) ~ 0.5
 # (hierarchy param, dropout rate param, dropout position param) per family, as in
 # spaces/default_space.toml; absent params are skipped.
@@ -126,7 +128,7 @@ def dimension_effects(rows: list[dict[str, Any]], objective: str) -> list[dict[s
             rho = spearman([float(v) for v in values], [s for _, s in pairs])
             entry.update(kind="numeric", spearman=rho)
             if len(pairs) < MIN_NUMERIC:
-                entry["note"] = f"fewer than {MIN_NUMERIC} trials"
+                entry["note"] = f"too few trials for a rank correlation (under {MIN_NUMERIC})"
             elif rho is None:
                 entry["note"] = "constant: not explored"
             else:
@@ -270,7 +272,9 @@ def analysis_markdown(results: list[dict[str, Any]]) -> str:
                   "| dimension | kind | trials | effect | detail |", "|---|---|---|---|---|"]
         for d in res["dimensions"]:
             if d["kind"] == "numeric":
-                detail = f"Spearman rho {_fmt(d.get('spearman'), 3)}"
+                # A rho from 2-4 trials is noise that reads like a finding: the note says why.
+                rho = d.get("spearman") if d["n"] >= MIN_NUMERIC else None
+                detail = "Spearman rho " + (_fmt(rho, 3) if rho is not None else "n/a")
             else:
                 detail = "; ".join(f"{v}: {_fmt(s['mean'])} +- {_fmt(s['std'])} (n={s['count']})"
                                    for v, s in d["by_value"].items())
@@ -285,7 +289,8 @@ def analysis_markdown(results: list[dict[str, Any]]) -> str:
                       "| probe | trials | Spearman rho with val_auc | mean AUC lost | best by "
                       "val_auc | best by probe |", "|---|---|---|---|---|---|"]
             for p in res["probes"]:
-                rho = _fmt(p["spearman"], 3) if p["n"] >= 3 else "- (under 3 trials)"
+                rho = (_fmt(p["spearman"], 3) if p["n"] >= MIN_NUMERIC
+                       else f"n/a (too few trials, under {MIN_NUMERIC})")
                 lines.append(f"| {p['probe']} | {p['n']} | {rho} | {_fmt(p['mean_drop'])} | "
                              f"{p['best_by_clean']} | {p['best_by_probe']} |")
             lines += ["", "A probe scores each fold model on shifted copies of its validation "
@@ -344,6 +349,7 @@ def write_analysis(run_dir: str | Path, family: str = "both",
     objective, direction = run_objective(run_dir)
     # Like budgets: a promoted configuration's later rounds trained longer than the others.
     rows = build_leaderboard(run_dir, family, rounds="first")
+    out = check_output_dir(out_dir if out_dir else run_dir / "analysis")
     results = []
     for fam in (FAMILIES if family == "both" else (family,)):
         fam_rows = [r for r in rows if r.get("model") == fam]
@@ -353,7 +359,6 @@ def write_analysis(run_dir: str | Path, family: str = "both",
         raise ResultsError(f"Run folder {run_dir} has no completed trials to analyse yet; let the "
                            f"search finish at least one trial (`run_search.py leaderboard "
                            f"--run-dir {run_dir} --all` shows progress).")
-    out = Path(out_dir) if out_dir else run_dir / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "analysis.md", "json": out / "analysis.json", "png": out / "analysis.png"}
     paths["md"].write_text(analysis_markdown(results), encoding="utf-8")

@@ -30,19 +30,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "leaderboard", help="rank the trials of a run (works while a search runs)",
         description=(
             "One row per trial, ranked within each model family by the cross-validated "
-            "objective (columns like scikit-learn's cv_results_). Prints the top-k and writes "
-            "every column to a CSV/Markdown/JSON file; draws learning-curve plots into "
+            "objective (columns like scikit-learn's cv_results_). Prints the top-k; writes "
+            "every trial, all columns, to RUN_DIR/leaderboard.<format> (never cut to the "
+            "top-k) and the printed rows to --out when given; draws learning-curve plots into "
             "RUN_DIR/plots. Reads only the trial files, so it is fast and works during a "
             "search and after an interrupted one."))
     _add_run_and_model(p)
     p.add_argument("--top-k", type=int, default=10, metavar="K",
-                   help="best K completed trials per family (default: %(default)s)")
+                   help="best K completed trials per family to print and to write to --out "
+                        "(default: %(default)s); RUN_DIR/leaderboard.<format> keeps every trial")
     p.add_argument("--out", default=None, metavar="FILE",
-                   help="output file (default: RUN_DIR/leaderboard.<format>)")
+                   help="also write the printed rows (top-k, --all) to FILE; without it, "
+                        "RUN_DIR/leaderboard.<format> gets every trial")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="file format (default: from --out's extension, else csv)")
     p.add_argument("--all", action="store_true", dest="include_all",
-                   help="every trial, including failed and running ones with their reason")
+                   help="also list every running and failed trial with its reason (completed "
+                        "ones still limited by --top-k)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.set_defaults(func=leaderboard_command)
 
@@ -72,34 +76,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_command)
 
 
-def resolve_output(run_dir: Path, out: str | None, fmt: str | None) -> tuple[Path, str]:
-    """The leaderboard file and its format from --out/--format (pure)."""
+def resolve_output(run_dir: Path, out: str | None, fmt: str | None
+                   ) -> tuple[Path, Path | None, str]:
+    """The run's full leaderboard file, the ``--out`` file (or None) and its format (pure).
+
+    The run's own ``leaderboard.<format>`` always holds every trial; ``--top-k`` and ``--all``
+    shape only what is printed and what ``--out`` receives, so a quick ``--top-k 2`` never
+    truncates the file the report and the benchmarks read.
+    """
     if out is not None:
         path = Path(out)
-        guessed = _EXT_FORMAT.get(path.suffix.lower())
-        if fmt is None:
-            fmt = guessed or "csv"
-        return path, fmt
+        fmt = fmt or _EXT_FORMAT.get(path.suffix.lower()) or "csv"
+        return run_dir / "leaderboard.csv", path, fmt
     fmt = fmt or "csv"
-    return run_dir / f"leaderboard.{fmt}", fmt
+    return run_dir / f"leaderboard.{fmt}", None, fmt
 
 
 def write_leaderboard(run_dir: str | Path, *, family: str = "both", top_k: int | None = 10,
                       include_all: bool = False, out: str | None = None, fmt: str | None = None,
                       plots: bool = True, echo=print) -> dict:
-    """Builds, prints and writes a leaderboard (and plots); returns what was written."""
+    """Builds and prints a leaderboard, writes the run's full one (and ``out``), draws plots.
+
+    Args:
+        run_dir: the run folder.
+        family: ``cnn``, ``ann`` or ``both``.
+        top_k: completed trials per family to print and to write to ``out``.
+        include_all: also print (and write to ``out``) every running and failed trial.
+        out: an extra file for the rows shown; the run's ``leaderboard.<fmt>`` always gets
+            every trial.
+        fmt: ``csv``, ``md`` or ``json`` (default: from ``out``'s extension, else csv).
+        plots: draw the PNG plots into ``run_dir/plots``.
+        echo: where the lines go.
+
+    Returns:
+        ``{"rows" (shown), "path" (the full file, None when it could not be written), "out",
+        "plots", "notes"}``.
+    """
     from results.leaderboard import WRITERS, build_leaderboard, format_table, run_objective
     from results.leaderboard import select_rows
+    from results.output_paths import check_output_file
 
     if top_k is not None and top_k < 1:
         raise ResultsError(f"--top-k must be at least 1, got {top_k}.")
     run_dir = Path(run_dir)
+    full_path, out_path, fmt = resolve_output(run_dir, out, fmt)
+    if out_path is not None:  # refused before the work, not after it
+        check_output_file(out_path)
     notes: list[str] = []
     rows = build_leaderboard(run_dir, family, notes=notes)
     objective, direction = run_objective(run_dir)
     shown = select_rows(rows, top_k=top_k, include_all=include_all)
-    path, fmt = resolve_output(run_dir, out, fmt)
-    WRITERS[fmt](shown, path)
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("COMPLETED", "RUNNING", "FAILED")}
     echo(f"{run_dir}: objective {objective} ({direction}); "
          + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
@@ -108,15 +134,36 @@ def write_leaderboard(run_dir: str | Path, *, family: str = "both", top_k: int |
         echo("(running and failed trials hidden; --all lists them with their reason)")
     for note in notes:
         echo(f"note: {note}")
-    echo(f"leaderboard: {path}")
+    written: Path | None = full_path
+    try:
+        WRITERS[full_path.suffix.lstrip(".")](rows, full_path)
+    except OSError as err:
+        # A read-only or full run folder (an archived run, another user's): the table above is
+        # what the user asked for, so say why the file is stale instead of failing.
+        written = None
+        echo(f"warning: could not write the full leaderboard {full_path} "
+             f"({err.strerror or err}); the table above is complete. Make the run folder "
+             f"writable, or pass --out FILE to save the rows elsewhere.")
+    if written is not None:
+        echo(f"leaderboard: {full_path} (every trial)")
+    if out_path is not None:
+        if written is not None and out_path.resolve() == full_path.resolve():
+            echo(f"{out_path} is the run's full leaderboard, so it holds every trial")
+        else:
+            WRITERS[fmt](shown, out_path)
+            echo(f"rows shown: {out_path}")
     pngs: list[Path] = []
     if plots:
         from results.plots import plot_run
 
-        pngs = plot_run(run_dir, family, top_k=top_k or 10)
+        try:
+            pngs = plot_run(run_dir, family, top_k=top_k or 10)
+        except OSError as err:
+            echo(f"warning: plots skipped: cannot write into {run_dir / 'plots'} "
+                 f"({err.strerror or err}); --no-plots skips them.")
         if pngs:
             echo(f"plots: {run_dir / 'plots'} ({len(pngs)} PNG files)")
-    return {"rows": shown, "path": path, "plots": pngs, "notes": notes}
+    return {"rows": shown, "path": written, "out": out_path, "plots": pngs, "notes": notes}
 
 
 def leaderboard_command(args: argparse.Namespace) -> int:

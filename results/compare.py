@@ -20,6 +20,7 @@ import numpy as np
 
 from results import compare_figures as figs
 from results.errors import ResultsError
+from results.leaderboard_formats import csv_value
 from results.metrics import SCALAR_METRICS, curves, evaluate, scalar_metrics
 from results.model_io import (LoadedExport, check_compatible, check_model_input, find_exports,
                               load_export, load_run, write_json)
@@ -352,10 +353,12 @@ def write_metrics_csv(result: dict[str, Any], path: Path) -> None:
             for op, key in (("exported_threshold", "at_threshold"), ("0.5", "at_0.5")):
                 for metric in SCALAR_METRICS:
                     lo, hi = ci.get(metric, [None, None]) if op != "0.5" else (None, None)
-                    w.writerow([name, op, metric, m[key][metric], lo, hi])
+                    w.writerow([name, op, metric, *map(csv_value, (m[key][metric], lo, hi))])
             w.writerow([name, "", "n_params", m["n_params"], "", ""])
-            w.writerow([name, "", "latency_ms_batch_1", m["latency_ms"]["batch_1"], "", ""])
-            w.writerow([name, "", "latency_ms_batched", m["latency_ms"]["batched"], "", ""])
+            w.writerow([name, "", "latency_ms_batch_1", csv_value(m["latency_ms"]["batch_1"]),
+                        "", ""])
+            w.writerow([name, "", "latency_ms_batched", csv_value(m["latency_ms"]["batched"]),
+                        "", ""])
 
 
 def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
@@ -382,11 +385,14 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
     from results.report import write_report
 
     from results.export import note_live_search
+    from results.output_paths import check_output_dir
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     if test_dir is not None:  # a wrong folder is refused before any model is loaded
         check_test_dir(test_dir, run_dir, (run.get("config") or {}).get("data"))
+    # Checked before minutes of evaluation, which a bad --out would otherwise lose at the end.
+    out = check_output_dir(out_dir if out_dir is not None else run_dir / "report")
     note_live_search(run_dir, "comparing the best trials exported so far")
     exports = {f: load_export(p) for f, p in find_exports(run_dir).items()}
     first = next(iter(exports.values()))
@@ -397,7 +403,6 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                          color_mode=first.metadata["color_mode"], source=str(first.path),
                          export=str(e.path))
     data = load_test_data(run_dir, run, first.metadata, test_dir, progress)
-    out = Path(out_dir) if out_dir is not None else run_dir / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
 
     y, names = data["y"], data["class_names"]

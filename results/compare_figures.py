@@ -31,6 +31,13 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def integer_epochs(ax: Any) -> None:
+    """Whole-number ticks on an epoch axis (a 2-epoch curve otherwise shows 1.2, 1.4, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def roc_pr(curves: dict[str, dict[str, Any]], metrics: dict[str, dict[str, Any]],
            path: Path) -> Path:
     """ROC and precision-recall curves of every model, overlaid, with the threshold marked."""
@@ -74,8 +81,13 @@ def confusion_matrices(metrics: dict[str, dict[str, Any]], class_names: list[str
             for (i, j), v in np.ndenumerate(mat):
                 ax.text(j, i, str(v), ha="center", va="center",
                         color="white" if v > mat.max() / 2 else "black", fontsize=12)
-            ax.set_xticks([0, 1], [f"pred {n}" for n in class_names], fontsize=8)
-            ax.set_yticks([0, 1], [f"true {n}" for n in class_names], fontsize=8)
+            ax.set_xticks([0, 1], class_names, fontsize=8)
+            ax.set_xlabel("predicted", fontsize=8)
+            # Rows are the same classes in both columns: naming them on the left only keeps a
+            # long name ("true PNEUMONIA") from running into the matrix beside it.
+            ax.set_yticks([0, 1], class_names if c == 0 else [], fontsize=8)
+            if c == 0:
+                ax.set_ylabel("true", fontsize=8)
             ax.set_title(f"{name.upper()} at {label}", fontsize=9)
     return _save(fig, path)
 
@@ -113,6 +125,7 @@ def learning_curves(histories: dict[str, dict[str, list[float]]], objective: str
                 ax.plot(range(1, len(h["val_" + key]) + 1), h["val_" + key],
                         label="validation slice", color=COLORS.get(name))
             ax.set(title=f"{name.upper()} {key}", xlabel="epoch")
+            integer_epochs(ax)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -21,8 +21,14 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
+def _degenerate(ci: list[float] | None) -> bool:
+    """An interval every resample agreed on (e.g. 100.0% to 100.0% on a small test set)."""
+    return bool(ci) and not any(c is None or c != c for c in ci) and _pct(ci[0]) == _pct(ci[1])
+
+
 def _ci_pct(ci: list[float] | None) -> str:
-    if not ci or any(c is None or c != c for c in ci):
+    # A degenerate interval repeats the point value; the verdict says once why it is left out.
+    if not ci or any(c is None or c != c for c in ci) or _degenerate(ci):
         return ""
     return f" (95% CI {_pct(ci[0])} to {_pct(ci[1])})"
 
@@ -45,6 +51,10 @@ def verdict(result: dict[str, Any]) -> str:
                      f"{_pct(a['specificity'])} of the others{_ci_pct(ci[name].get('specificity'))}"
                      f" (ROC-AUC {fmt(a['roc_auc'])});")
     text = " ".join(parts).rstrip(";") + "."
+    if any(_degenerate(ci[n].get(k)) for n in models for k in ("sensitivity", "specificity")):
+        text += (" Where no interval is given, every bootstrap resample gave the same value: "
+                 "the test set is too small to show that figure's uncertainty, not proof that "
+                 "it has none.")
     one_class = [n for n, m in models.items()
                  if m["at_threshold"]["sensitivity"] in (0.0, 1.0)
                  and m["at_threshold"]["specificity"] in (0.0, 1.0)

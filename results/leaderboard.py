@@ -19,8 +19,7 @@ from results.leaderboard_formats import (  # noqa: F401  (re-exported: the leade
 # Trial reading lives in results/trials.py; re-exported so `results.leaderboard` keeps its names.
 from results.trials import (  # noqa: F401
     COMPLETED, FAILED, FAMILIES, PRUNED, RUNNING, _is_number, collect_trials, group_rounds,
-    read_json, read_trial,
-    search_active)
+    other_runs_hint, read_json, read_trial, search_active)
 
 # Logged by the learning-rate schedule callback into the history; a setting, not a score.
 _NOT_METRICS = {"learning_rate", "lr"}
@@ -143,17 +142,17 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
 
 def select_rows(rows: list[dict[str, Any]], *, top_k: int | None = 10,
                 include_all: bool = False) -> list[dict[str, Any]]:
-    """Keeps the top ``top_k`` ranked rows per family; ``include_all`` keeps every row."""
-    if include_all:
-        return list(rows)
-    kept = [r for r in rows if r.get("rank") is not None]
-    if top_k is None:
-        return kept
+    """Keeps the top ``top_k`` ranked rows per family (all of them when ``top_k`` is None);
+    ``include_all`` also keeps every unranked (running, failed) row, in the rows' order."""
     counts: dict[str, int] = {}
     out = []
-    for r in kept:
+    for r in rows:
+        if r.get("rank") is None:
+            if include_all:
+                out.append(r)
+            continue
         counts[r["model"]] = counts.get(r["model"], 0) + 1
-        if counts[r["model"]] <= top_k:
+        if top_k is None or counts[r["model"]] <= top_k:
             out.append(r)
     return out
 
@@ -163,8 +162,9 @@ def check_run_dir(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ResultsError(
-            f"Run folder {run_dir} does not exist. A leaderboard needs a search first: run "
-            f"`run_search.py search --run-dir {run_dir}` (or `run_search.py run`), then retry.")
+            f"Run folder {run_dir} does not exist.{other_runs_hint(run_dir)} A new run needs a "
+            f"search first: `run_search.py search --run-dir {run_dir}` (or `run_search.py "
+            f"run`).")
     if not any((run_dir / fam).glob("trial_*") for fam in FAMILIES):
         what = "run.json but no trial folders yet" if (run_dir / "run.json").exists() else \
             "no run.json and no cnn/ or ann/ trial folders"

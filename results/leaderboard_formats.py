@@ -32,6 +32,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+CSV_DIGITS = 8  # significant digits: far below any score's noise, far above float noise
+
+
+def csv_value(value: Any) -> Any:
+    """A CSV cell: floats to :data:`CSV_DIGITS` significant digits, so a spreadsheet shows 0.7
+    and not 0.7000000000000001 (binary float noise); None as an empty cell; the rest as is."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.{CSV_DIGITS}g}"
+    return value
+
+
 def _fmt4(value: Any) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -51,7 +64,7 @@ def rows_to_csv(rows: list[dict[str, Any]], path: str | Path | None = None) -> s
     cols = _columns(rows)
     writer.writerow(cols)
     for r in rows:
-        writer.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
+        writer.writerow([csv_value(r.get(c)) for c in cols])
     text = buf.getvalue()
     if path is not None:
         _atomic_write(Path(path), text)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from results.errors import ResultsError
+from results.trials import other_runs_hint
 
 FAMILIES = ("cnn", "ann")
 EXPORT_FILES = ("model.keras", "hyperparameters.json", "threshold.json", "metadata.json",
@@ -61,8 +62,9 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
+        hint = "" if run_dir.exists() else other_runs_hint(run_dir)
         raise ResultsError(
-            f"{run_dir} is not a run folder (no run.json). Start a search first: "
+            f"{run_dir} is not a run folder (no run.json).{hint} Start a search first: "
             f"`run_search.py search --data DATA --run-dir {run_dir}` (or `run_search.py run`).")
     return read_json(run_dir / "run.json")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from results.leaderboard import (
     COMPLETED, FAMILIES, collect_trials, read_json, run_objective, select_rows, trials_to_rows)
+from results.compare_figures import integer_epochs
 from search.probes import epoch_metric
 
 
@@ -89,6 +90,7 @@ def plot_trial(trial_dir: str | Path, out_path: str | Path, objective: str = "va
     ax_loss.set(title="loss (dotted: train, solid: validation)", xlabel="epoch", ylabel="loss")
     ax_obj.set(title=f"{objective} (dots: restored best epoch)", xlabel="epoch", ylabel=objective)
     for ax in (ax_loss, ax_obj):
+        integer_epochs(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
     fig.suptitle(title or trial_dir.name)

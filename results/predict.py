@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from results.errors import ResultsError
+from results.leaderboard_formats import csv_value
 from results.model_io import check_model_input, load_export
+from results.output_paths import check_output_file
 
 IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
 CSV_COLUMNS = ("path", "probability", "label", "threshold", "error")
@@ -80,8 +82,11 @@ def predict_paths(export_dir: str | os.PathLike, paths: Sequence[str | os.PathLi
         (``""`` when the file was predicted).
 
     Raises:
-        ResultsError: no paths, or an unusable export.
+        ResultsError: no paths, an unusable export, or an ``out`` that cannot be written
+            (checked before any prediction, so none is computed and then lost).
     """
+    if out is not None:
+        out = check_output_file(out)
     files = expand_paths(paths)
     if not files:
         raise ResultsError(f"no image files found in {', '.join(map(str, paths)) or '(none)'}; "
@@ -117,7 +122,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+            writer.writerow({k: csv_value(row.get(k)) for k in CSV_COLUMNS})
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

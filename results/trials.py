@@ -253,3 +253,24 @@ def collect_trials(run_dir: str | Path, family: str = "both", *,
             if rec is not None:
                 records.append(rec)
     return records
+
+
+def is_run_folder(path: Path) -> bool:
+    """True for a folder a search wrote: run.json, or a family folder of trials."""
+    return path.is_dir() and ((path / "run.json").is_file()
+                              or any((path / fam).is_dir() for fam in FAMILIES))
+
+
+def other_runs_hint(run_dir: str | Path, limit: int = 10) -> str:
+    """A sentence naming the run folders beside a missing ``run_dir`` (e.g. the default
+    ``runs/default`` when the user's run is ``runs/quickstart``), for error messages."""
+    parent = Path(run_dir).parent
+    try:
+        runs = sorted(p for p in parent.iterdir() if p != Path(run_dir) and is_run_folder(p))
+    except OSError:
+        return ""
+    if not runs:
+        return f" There are no run folders under {parent}/."
+    shown = ", ".join(str(p) for p in runs[:limit]) + (", ..." if len(runs) > limit else "")
+    return (f" Run folders under {parent}/: {shown}; pass one with --run-dir "
+            f"(e.g. --run-dir {runs[-1]}).")

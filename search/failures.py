@@ -10,6 +10,7 @@ imported to check for it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 from keras_tuner.errors import FailedTrialError
@@ -43,14 +44,52 @@ def is_oom(exc: BaseException) -> bool:
     return False
 
 
+# A ``{...}`` dump of hyperparameter values (cv.json keeps them under "hyperparameters").
+_DICT_DUMP = re.compile(r",?\s*\{[^{}]*\}")
+# A parenthesised aside, one nesting level deep: "(input (16, 16, 1))", "(fewer layers, ...)".
+_ASIDE = re.compile(r"\s*\((?:[^()]|\([^()]*\))*\)")
+_FIX_WORDS = ("Raise", "Lower", "raise", "lower", "--", "narrow", "check", "Check")
+
+
+def compact_reason(text: str) -> str:
+    """``text`` without raw dict dumps, on one line (what cv.json and the progress show)."""
+    text = " ".join(_DICT_DUMP.sub("", text).split())
+    return text.replace(" ()", "").replace("()", "")
+
+
+def short_reason(reason: str | None, limit: int = 120) -> str:
+    """A reason cut to about ``limit`` characters that keeps the numbers and the fix.
+
+    A plain prefix cut stopped at "over the limit of 2,...": here the parenthesised asides go
+    first, then the middle sentences, so the first sentence (what and how much) and the last
+    one (the fix) survive; only what is still too long is cut at the end.
+    """
+    if not reason:
+        return ""
+    text = compact_reason(reason)
+    if len(text) <= limit:
+        return text
+    text = " ".join(_ASIDE.sub("", text).split())
+    if len(text) > limit:
+        sentences = re.split(r"(?<=[.:;])\s+", text)
+        if len(sentences) > 1 and any(w in sentences[-1] for w in _FIX_WORDS):
+            text = f"{sentences[0]} ... {sentences[-1]}"
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
 def failure_reason(exc: BaseException) -> str:
-    """A one-line reason for cv.json: ``out_of_memory: ...``, or the error's own message."""
+    """A one-line reason for cv.json: ``out_of_memory: ...``, or the error's own message.
+
+    Dict dumps are dropped (cv.json records the hyperparameters beside the reason) so the
+    length limit keeps the fix at the end of the message instead of half a dict.
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = compact_reason(text)
     if is_oom(exc):
-        return f"out_of_memory: {text[:300]}"
+        return f"out_of_memory: {short_reason(text, 300)}"
     if isinstance(exc, FailedTrialError):
-        return text[:500]
-    return f"{type(exc).__name__}: {text[:300]}"
+        return short_reason(text, 500)
+    return f"{type(exc).__name__}: {short_reason(text, 300)}"
 
 
 def check_finite(history: Mapping[str, Sequence[float]], fold: int) -> None:

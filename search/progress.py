@@ -16,6 +16,8 @@ from typing import TextIO
 
 import keras
 
+from search.failures import short_reason
+
 
 def format_duration(seconds: float) -> str:
     """``75`` -> ``"1m15s"``; ``3700`` -> ``"1h01m"``."""
@@ -86,8 +88,8 @@ class Progress:
             folds = " ".join(f"{s:.3f}" for s in fold_scores)
             body = f"PRUNED [folds {folds}] ({reason})"
         else:
-            short = reason if not reason or len(reason) <= 100 else reason[:97] + "..."
-            body = f"FAILED ({short})"  # the full reason is in the trial's cv.json
+            # The numbers and the fix, not a prefix cut; the full reason is in cv.json.
+            body = f"FAILED ({short_reason(reason)})"
         best_txt = f"best {best:.4f} (trial {best_id})" if best is not None else "best -"
         where = f"id {trial_id}" + (f", {stage}" if stage else "")
         text = (f"[{family}] trial {of} ({where}): {body} | {best_txt} | "

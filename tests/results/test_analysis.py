@@ -125,3 +125,15 @@ def test_probe_agreement_finds_where_clean_auc_and_a_probe_disagree():
     assert geo["spearman"] == pytest.approx(-0.5)
     assert geo["mean_drop"] == pytest.approx((0.085 + 0.011 + 0.02) / 3)
     assert probe_agreement([{"trial_id": "x", "status": "COMPLETED", "mean_val_auc": 0.9}]) == []
+
+
+def test_no_rank_correlation_is_printed_from_too_few_trials() -> None:
+    from results.analysis import MIN_NUMERIC, analysis_markdown
+
+    rows = [_row(0.8, learning_rate=1e-3), _row(0.7, learning_rate=1e-2)]
+    rows[0].update(trial_id="0000", mean_val_auc_geometric=0.7)
+    rows[1].update(trial_id="0001", mean_val_auc_geometric=0.6)
+    md = analysis_markdown([analyze_rows(rows, "val_auc", "max", "ann")])
+    assert "rho 1.000" not in md and "rho -1.000" not in md
+    assert f"too few trials for a rank correlation (under {MIN_NUMERIC})" in md
+    assert MIN_NUMERIC >= 5

@@ -192,6 +192,18 @@ def test_verdict_warns_when_a_model_calls_every_image_one_class():
     assert "Warning" not in verdict(_verdict_result((0.95, 0.7), (0.9, 0.8)))
 
 
+def test_verdict_states_a_degenerate_interval_once():
+    from results.compare_report import verdict
+
+    result = _verdict_result((1.0, 1.0), (1.0, 0.8))
+    result["bootstrap"]["ci"] = {"cnn": {"sensitivity": (1.0, 1.0), "specificity": (1.0, 1.0)},
+                                 "ann": {"sensitivity": (1.0, 1.0), "specificity": (0.6, 0.95)}}
+    text = verdict(result)
+    assert "100.0% to 100.0%" not in text
+    assert text.count("every bootstrap resample gave the same value") == 1
+    assert "(95% CI 60.0% to 95.0%)" in text
+
+
 def test_report_has_the_shortcut_check_and_single_vs_ensemble(report):
     result, out = report
     md = (out / "report.md").read_text()

@@ -116,7 +116,8 @@ def test_cli_writes_file_and_prints_table(fake_run_dir: Path, capsys) -> None:
     assert "0002" in out and "leaderboard:" in out and "--all" in out
     with open(fake_run_dir / "leaderboard.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 7 and {r["status"] for r in rows} == {"COMPLETED"}
+    # The run's file holds every trial, running and failed ones included.
+    assert len(rows) == 9 and {r["status"] for r in rows} == {"COMPLETED", "RUNNING", "FAILED"}
 
     out_md = fake_run_dir / "lb.md"
     assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--model", "cnn", "--all",
@@ -127,7 +128,54 @@ def test_cli_writes_file_and_prints_table(fake_run_dir: Path, capsys) -> None:
     assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--format", "json",
                  "--top-k", "1", "--no-plots"]) == 0
     data = json.loads((fake_run_dir / "leaderboard.json").read_text())
-    assert [(r["model"], r["rank"]) for r in data] == [("cnn", 1), ("ann", 1)]
+    assert len(data) == 9
+
+
+def test_top_k_never_truncates_the_runs_leaderboard(fake_run_dir: Path, capsys) -> None:
+    assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--no-plots"]) == 0
+    full = (fake_run_dir / "leaderboard.csv").read_text()
+    out = fake_run_dir / "top2.csv"
+    assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--top-k", "2", "--no-plots",
+                 "--out", str(out)]) == 0
+    assert (fake_run_dir / "leaderboard.csv").read_text() == full
+    with open(out, newline="") as fh:
+        top = [(r["model"], r["rank"]) for r in csv.DictReader(fh)]
+    assert top == [("cnn", "1"), ("cnn", "2"), ("ann", "1"), ("ann", "2")]
+    printed = capsys.readouterr().out.split("leaderboard:")[-2]
+    assert "0003" not in printed.split("\n", 1)[1]  # cnn rank 4 is not printed
+
+
+def test_all_still_honours_top_k(fake_run_dir: Path) -> None:
+    rows = build_leaderboard(fake_run_dir, "cnn")
+    shown = select_rows(rows, top_k=1, include_all=True)
+    assert [(r["rank"], r["status"]) for r in shown] == [(1, "COMPLETED"), (None, "RUNNING"),
+                                                         (None, "FAILED")]
+
+
+def test_read_only_run_folder_still_prints_the_table(fake_run_dir: Path, monkeypatch,
+                                                     capsys) -> None:
+    import results.leaderboard_formats as formats
+
+    def refuse(path: Path, text: str) -> None:
+        raise PermissionError(13, "Permission denied", str(path) + ".tmp")
+
+    # As a read-only folder does for a normal user (root, which runs CI here, bypasses chmod).
+    monkeypatch.setattr(formats, "_atomic_write", refuse)
+    assert main(["leaderboard", "--run-dir", str(fake_run_dir), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "0002" in out and "COMPLETED" in out
+    assert "could not write the full leaderboard" in out and "Permission denied" in out
+    assert "--out FILE" in out
+
+
+def test_missing_run_dir_names_the_runs_that_exist(fake_run_dir: Path, tmp_path: Path,
+                                                   capsys) -> None:
+    runs = fake_run_dir.parent
+    assert main(["leaderboard", "--run-dir", str(runs / "default"), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert str(fake_run_dir) in err and "--run-dir" in err
+    assert main(["analyze", "--run-dir", str(runs / "default")]) == 2
+    assert str(fake_run_dir) in capsys.readouterr().err
 
 
 def test_leaderboard_does_not_import_keras(fake_run_dir: Path) -> None:
@@ -202,3 +250,15 @@ def test_terminal_table_shows_clean_val_auc_beside_a_probe_objective():
     assert "val_auc " in table[0] + " " and "0.9949" in table[1]
     clean = format_table(rows, "val_auc").splitlines()
     assert clean[0].split().count("val_auc") == 1  # no second column for a clean objective
+
+
+def test_csv_floats_are_rounded_without_losing_what_matters(tmp_path: Path) -> None:
+    rows = [{"rank": 1, "mean_val_auc": 0.1 + 0.6, "param_learning_rate": 0.00031622776601683794,
+             "duration_s": 1234.56789012, "n_params": 123456789, "reason": None}]
+    text = rows_to_csv(rows, tmp_path / "lb.csv")
+    assert "0.7000000000000001" not in text
+    back = next(csv.DictReader(open(tmp_path / "lb.csv", newline="")))
+    assert back["mean_val_auc"] == "0.7" and back["n_params"] == "123456789"
+    assert float(back["param_learning_rate"]) == pytest.approx(0.00031622776601683794, rel=1e-7)
+    assert float(back["duration_s"]) == pytest.approx(1234.56789012, rel=1e-7)
+    assert back["reason"] == ""
