@@ -22,6 +22,7 @@ from search import run_folder as rf
 from search.budget import BudgetExhausted, TimeBudget
 from search.config import (AUTO_OBJECTIVE, SearchConfig, objective_direction, resolve_objective,
                            resolve_budgets, tensorboard_dir, validate)
+from search.config import check_two_classes
 from search.errors import SearchError
 from search.lock import RunLock
 from search.memory import frozen_heap
@@ -202,6 +203,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     space = spaces.load_space(config.space_file)
     synthetic = config.data is None
     config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
+    check_two_classes(data_pipeline.discover(config.data).class_names, config.data)
     if config.objective == AUTO_OBJECTIVE:  # before run.json records it; a file listing suffices
         config.objective = resolve_objective(
             config.objective, len(data_pipeline.discover(config.data).class_names))
