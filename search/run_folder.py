@@ -95,9 +95,60 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         if key == "space":  # the effective dimensions matter, not where the file was
             a, b = _space_dims(a), _space_dims(b)
         if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
-            shown_a, shown_b = (("(differs)", "(differs)") if key == "space" else (a, b))
-            diffs.append(f"{key}: saved {shown_a!r}, now {shown_b!r}")
+            if key == "space" and isinstance(a, dict) and isinstance(b, dict):
+                diffs.extend(space_differences(a, b))
+            else:
+                diffs.append(f"{key}: saved {a!r}, now {b!r}")
     return diffs
+
+
+# The fields of a dimension that change what a trial means (help text and names do not).
+_DIM_FIELDS = ("type", "default", "min", "max", "step", "sampling", "values", "fixed")
+
+
+def space_differences(saved: dict[str, Any], current: dict[str, Any],
+                      limit: int = 8) -> list[str]:
+    """Names each changed search-space dimension, as ``space cnn.dense_units: saved ..., now
+    ...`` lines (at most ``limit``, then a count), so a refused resume says what to restore.
+
+    Args:
+        saved: run.json's ``config.space`` (``{family: {dimension: {...}}}``).
+        current: the same for the current command.
+        limit: how many dimensions to name before summarising the rest.
+    """
+    lines: list[str] = []
+    for family in sorted(set(saved) | set(current)):
+        a, b = saved.get(family), current.get(family)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            if a != b:
+                lines.append(f"space {family}: saved {a!r}, now {b!r}")
+            continue
+        for name in sorted(set(a) | set(b)):
+            da, db = a.get(name), b.get(name)
+            if da == db:
+                continue
+            if not isinstance(da, dict) or not isinstance(db, dict):
+                lines.append(f"space {family}.{name}: saved {_dim_text(da)}, now {_dim_text(db)}")
+                continue
+            changed = [f for f in _DIM_FIELDS if da.get(f) != db.get(f)]
+            if changed:
+                lines.append(f"space {family}.{name}: saved "
+                             f"{', '.join(f'{f}={da.get(f)!r}' for f in changed)}, now "
+                             f"{', '.join(f'{f}={db.get(f)!r}' for f in changed)}")
+    if not lines:
+        return ["space: the saved and current spaces differ in a detail (compare "
+                "run.json's config.space with `run_search.py space`)"]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"and {len(lines) - limit} more space dimension(s)"]
+    return lines
+
+
+def _dim_text(dim: Any) -> str:
+    if dim is None:
+        return "(absent)"
+    if isinstance(dim, dict):
+        return ", ".join(f"{f}={dim.get(f)!r}" for f in _DIM_FIELDS if dim.get(f) is not None)
+    return repr(dim)
 
 
 def _space_dims(space: Any) -> Any:
