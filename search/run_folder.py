@@ -20,6 +20,7 @@ from search.errors import SearchError
 RUN_JSON = "run.json"
 SPLIT_JSON = "split.json"
 LOG_NAME = "search.log"
+DATA_FILES_JSON = "data_files.json"  # {"data", "content_fingerprint", "files": {path: sha256}}
 
 # What a resume must share with the saved run. max_trials and time_budget_min may change
 # (raising --max-trials extends a search); everything else changes what a trial means.
@@ -166,16 +167,52 @@ def check_resume(run_dir: Path, run: dict[str, Any], config: dict[str, Any],
     """
     diffs = config_differences(run.get("config", {}), config)
     saved_fp = run.get("data_files_fingerprint")
+    data_diffs = []
     if saved_fp is not None and saved_fp != files_fingerprint:
-        diffs.append(f"data: the files in {config.get('data')} differ from those the run used "
-                     f"({run.get('config', {}).get('data')})")
-    if diffs:
+        data_diffs = data_differences(run_dir, run, config.get("data"))
+    if diffs or data_diffs:
+        fix = ("Either rerun with the saved settings to resume" if diffs else
+               "Either point --data at the data the run used (or restore those files) to resume")
         raise SearchError(
-            f"The run folder {run_dir} holds a search with a different configuration, so it "
-            f"cannot be resumed with this command: {'; '.join(diffs)}. Either rerun with the "
-            f"saved settings to resume, add --overwrite to delete that run and start afresh, "
-            f"or choose a new --run-dir."
+            f"The run folder {run_dir} holds a search with a different configuration or data, "
+            f"so it cannot be resumed with this command: {'; '.join(diffs + data_diffs)}. "
+            f"{fix}, add --overwrite to delete that run and start afresh, or choose a new "
+            f"--run-dir."
         )
+
+
+def record_data_files(run_dir: Path, data: str | Path) -> None:
+    """Writes ``data_files.json`` (every image file's sha256) once per run.
+
+    Content, not names or timestamps, then decides whether the data changed: a resume, export
+    or compare on a byte-identical copy (``cp -r``, a move to another disk) goes on.
+    """
+    path = Path(run_dir) / DATA_FILES_JSON
+    if path.exists():
+        return
+    from data_pipeline.content import content_digests, content_fingerprint
+
+    files = content_digests(data)
+    write_json_atomic(path, {"data": str(data), "content_fingerprint": content_fingerprint(files),
+                             "files": files})
+
+
+def data_differences(run_dir: Path, run: dict[str, Any], data: str | Path | None) -> list[str]:
+    """Why the data in ``data`` is not the run's, as lines for a refusal; [] when the file
+    list differs only in timestamps or location and every file's bytes are the run's."""
+    saved_data = (run.get("config") or {}).get("data")
+    record = read_json(Path(run_dir) / DATA_FILES_JSON)
+    if not record or not isinstance(record.get("files"), dict) or data is None:
+        return [f"data: the files in {data} differ from those the run used ({saved_data}) in "
+                f"names, sizes or modification times (this run predates {DATA_FILES_JSON}, so "
+                "contents cannot be compared)"]
+    from data_pipeline.content import content_differences, content_digests
+
+    changed = content_differences(record["files"], content_digests(data))
+    if not changed:
+        return []
+    return [f"data: files in {data} differ by content from those the run used ({saved_data}), "
+            f"first: {', '.join(changed)}"]
 
 
 def new_run_record(command: list[str], config: dict[str, Any], *, data_fingerprint: str,

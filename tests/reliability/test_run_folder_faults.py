@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,58 @@ def test_new_search_in_read_only_parent_trains_nothing(tmp_path: Path,
     assert_user_error(run_cli(search_args(tmp_path, synthetic_root, run_dir=run_dir)),
                       str(blocker))
     nothing_trained(tmp_path)
+
+
+# -- item 2: data that moved or was copied --------------------------------------------------------
+def _cp_r(src: Path, dst: Path) -> Path:
+    """A byte-identical copy with new timestamps, as ``cp -r`` makes it."""
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+    return dst
+
+
+def test_resume_on_byte_identical_copy(tmp_path: Path, finished_run: Path,
+                                       synthetic_root: Path) -> None:
+    run_dir = _copy_run(finished_run, tmp_path)
+    before, fits = _finished_records(run_dir), _fits(run_dir)
+    copy = _cp_r(synthetic_root, tmp_path / "moved")
+    result = run_cli(search_args(tmp_path, copy, run_dir=run_dir))
+    out = result.stderr + result.stdout
+    assert result.returncode == 0, out[-3000:]
+    assert _finished_records(run_dir) == before and _fits(run_dir) == fits
+    assert json.loads((run_dir / "run.json").read_text())["config"]["data"] == str(copy)
+
+
+def test_resume_on_changed_data_names_the_file(tmp_path: Path, finished_run: Path,
+                                               synthetic_root: Path) -> None:
+    run_dir = _copy_run(finished_run, tmp_path)
+    before = _finished_records(run_dir)
+    copy = _cp_r(synthetic_root, tmp_path / "changed")
+    first, second = sorted((copy / "train" / "NORMAL").glob("*.jpeg"))[:2]
+    first.write_bytes(second.read_bytes())
+    out = assert_user_error(run_cli(search_args(tmp_path, copy, run_dir=run_dir)),
+                            f"train/NORMAL/{first.name} (changed)", "--data", "--overwrite")
+    assert "differ from those the run used (" not in out  # the old, nameless wording
+    assert _finished_records(run_dir) == before
+
+
+@pytest.mark.slow
+def test_export_and_compare_on_moved_data(tmp_path: Path, finished_run: Path,
+                                          synthetic_root: Path) -> None:
+    run_dir = _copy_run(finished_run, tmp_path)
+    gone = tmp_path / "old-place" / "chest_xray"
+    run_json = run_dir / "run.json"
+    run = json.loads(run_json.read_text())
+    run["config"]["data"] = str(gone)  # the data moved away after the search
+    run_json.write_text(json.dumps(run))
+    assert_user_error(run_cli(["export", "--run-dir", str(run_dir), "--model", "ann"]),
+                      str(gone), "--data NEW_PATH")
+    moved = _cp_r(synthetic_root, tmp_path / "new-place")
+    result = run_cli(["export", "--run-dir", str(run_dir), "--model", "ann", "--no-single",
+                      "--data", str(moved)])
+    out = result.stderr + result.stdout
+    assert result.returncode == 0, out[-3000:]
+    assert "changed since the search" not in out
+    assert (run_dir / "exports" / "ann" / "rank1" / "model.keras").is_file()
+    result = run_cli(["compare", "--run-dir", str(run_dir), "--n-boot", "20", "--data",
+                      str(moved)])
+    assert result.returncode == 0, (result.stderr + result.stdout)[-3000:]
