@@ -6,7 +6,9 @@ atomically (a temporary file, then ``os.replace``) so a ``kill -9`` never leaves
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import importlib.metadata
 import json
 import os
@@ -34,16 +36,67 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Writes JSON through a temporary file and ``os.replace`` (all or nothing)."""
+class DiskFullError(SearchError):
+    """No space left (or over quota) where the run folder is written; resumable once freed."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True for ENOSPC / EDQUOT, or an error caused by one (following ``__cause__``/context)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DiskFullError) or (isinstance(exc, OSError)
+                                              and exc.errno in DISK_FULL_ERRNOS):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True  # h5py and TensorFlow wrap the errno in their own error text
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def disk_full_error(path: Path | str, err: BaseException | None = None) -> DiskFullError:
+    """The message for a write that found the disk full: the path, and how to go on."""
+    path = Path(path)
+    why = f" ({err.strerror})" if isinstance(err, OSError) and err.strerror else ""
+    return DiskFullError(
+        f"no space left on the disk holding {path.parent} while writing {path.name}{why}. "
+        "The search stopped; every finished fold and trial is saved (fold<k>.json, cv.json) "
+        "and the unfinished fold is trained again on resume. Fix: free space on that disk "
+        f"(`df -h {path.parent}` shows it), then rerun the same command to resume.")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Writes text through a temporary file and ``os.replace`` (all or nothing).
+
+    Raises:
+        DiskFullError: no space left; the temporary file is removed and ``path`` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if err.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(path, err) from None
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Writes JSON through a temporary file and ``os.replace`` (all or nothing).
+
+    Raises:
+        DiskFullError: no space left; nothing is half-written and no temporary file stays.
+    """
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

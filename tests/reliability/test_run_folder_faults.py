@@ -8,6 +8,7 @@ with a clear message, and nothing finished may be lost.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -151,3 +152,136 @@ def test_export_and_compare_on_moved_data(tmp_path: Path, finished_run: Path,
     result = run_cli(["compare", "--run-dir", str(run_dir), "--n-boot", "20", "--data",
                       str(moved)])
     assert result.returncode == 0, (result.stderr + result.stdout)[-3000:]
+
+
+# -- item 4: damaged KerasTuner files --------------------------------------------------------------
+def _with_max_trials(args: list[str], n: int) -> list[str]:
+    args = list(args)
+    args[args.index("--max-trials") + 1] = str(n)
+    return args
+
+
+def _all_kt_json_valid(run_dir: Path) -> None:
+    for path in [*run_dir.glob("ann/trial_*/trial.json"), run_dir / "ann" / "oracle.json",
+                 run_dir / "ann" / "tuner0.json"]:
+        json.loads(path.read_text())  # raises on a damaged file
+
+
+@pytest.mark.parametrize("name", ["trial_0000/trial.json", "oracle.json", "tuner0.json"])
+def test_damaged_keras_tuner_file_is_repaired(tmp_path: Path, finished_run: Path,
+                                              synthetic_root: Path, name: str) -> None:
+    run_dir = _copy_run(finished_run, tmp_path)
+    before, fits = _finished_records(run_dir), _fits(run_dir)
+    damaged = run_dir / "ann" / name
+    text = damaged.read_text()
+    damaged.write_text(text[:len(text) // 2])  # truncated, as an in-place write leaves it
+    with pytest.raises(ValueError):
+        json.loads(damaged.read_text())
+    args = _with_max_trials(search_args(tmp_path, synthetic_root, run_dir=run_dir), 3)
+    result = run_cli(args)
+    out = result.stderr + result.stdout
+    assert result.returncode == 0 and "Traceback" not in out, out[-3000:]
+    assert str(damaged) in out  # the warning names the repaired file
+    _all_kt_json_valid(run_dir)
+    after = _finished_records(run_dir)
+    assert {k: after[k] for k in before} == before  # nothing finished was touched
+    assert _fits(run_dir)[:len(fits)] == fits
+    assert not [e for e in _fits(run_dir)[len(fits):] if e["trial_id"] in ("0000", "0001")]
+    assert len(list(run_dir.glob("ann/trial_*/cv.json"))) == 3  # and the search went on
+
+
+def test_damaged_oracle_without_copy_names_the_file(tmp_path: Path, finished_run: Path,
+                                                    synthetic_root: Path) -> None:
+    run_dir = _copy_run(finished_run, tmp_path)
+    before = _finished_records(run_dir)
+    oracle = run_dir / "ann" / "oracle.json"
+    oracle.write_text(oracle.read_text()[:100])
+    (run_dir / "ann" / "oracle.json.bak").unlink()
+    assert_user_error(run_cli(search_args(tmp_path, synthetic_root, run_dir=run_dir)),
+                      str(oracle), "restore", "--run-dir")
+    assert _finished_records(run_dir) == before
+
+
+# -- item 3: a full disk ---------------------------------------------------------------------------
+def test_disk_full_json_write_leaves_nothing_behind(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from search import run_folder as rf
+
+    path = tmp_path / "run.json"
+    rf.write_json_atomic(path, {"status": "running"})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(rf.os, "fsync", full)
+    with pytest.raises(rf.DiskFullError) as err:
+        rf.write_json_atomic(path, {"status": "completed"})
+    assert str(path.parent) in str(err.value) and "resume" in str(err.value)
+    assert json.loads(path.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_keras_tuner_saves_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KerasTuner's save_json goes through the seam: a full disk keeps the old file whole and
+    stops the search (FatalError) instead of failing the trial."""
+    import errno
+
+    import keras_tuner as kt
+    from keras_tuner.src import utils
+
+    from search import kt_files
+    from search import run_folder as rf
+
+    kt_files.install_atomic_saves()
+    path = tmp_path / "oracle.json"
+    utils.save_json(str(path), {"end_order": ["0000"]})
+    assert json.loads((tmp_path / "oracle.json.bak").read_text()) == {"end_order": ["0000"]}
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(rf.os, "fsync", full)
+    with pytest.raises(kt.errors.FatalError) as err:
+        utils.save_json(str(path), {"end_order": ["0000", "0001"]})
+    assert isinstance(err.value, rf.DiskFullError)
+    assert json.loads(path.read_text()) == {"end_order": ["0000"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oracle.json", "oracle.json.bak"]
+
+
+def _can_mount_tmpfs(where: Path) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
+                        capture_output=True).returncode == 0
+    return ok
+
+
+@pytest.mark.slow
+def test_full_disk_stops_cleanly_and_resumes(tmp_path: Path, synthetic_root: Path) -> None:
+    disk = tmp_path / "disk"
+    if not _can_mount_tmpfs(disk):
+        pytest.skip("cannot mount a small tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        run_dir = disk / "run"
+        args = search_args(tmp_path, synthetic_root, run_dir=run_dir)
+        first = run_cli(_with_max_trials(args, 1))
+        assert first.returncode == 0, (first.stderr + first.stdout)[-3000:]
+        before, fits = _finished_records(run_dir), _fits(run_dir)
+        filler = disk / "filler"
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * (free - 400_000))
+        assert_user_error(run_cli(_with_max_trials(args, 3)), "no space left", "free space",
+                          "resume")
+        _all_kt_json_valid(run_dir)
+        assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name]
+        assert _finished_records(run_dir) == {**_finished_records(run_dir), **before}
+        filler.unlink()
+        last = run_cli(_with_max_trials(args, 3))
+        assert last.returncode == 0, (last.stderr + last.stdout)[-3000:]
+        _all_kt_json_valid(run_dir)
+        assert _fits(run_dir)[:len(fits)] == fits
+        assert not [e for e in _fits(run_dir)[len(fits):] if e["trial_id"] == "0000"]
+        assert len(list(run_dir.glob("ann/trial_*/cv.json"))) == 3
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
