@@ -9,6 +9,7 @@ message and exit non-zero without a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -139,6 +140,16 @@ def main(argv: Sequence[str] | None = None, modules: Sequence[str] | None = None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        # A full disk can surface from any write (logs, reports); the packages turn the ones
+        # they expect into UserErrors, this catches the rest without a traceback.
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {err.filename}" if err.filename else ""
+        print(f"error: no space left on the disk{where} ({err.strerror}). Finished work is "
+              "saved. Fix: free space on that disk, then rerun the same command (a search "
+              "resumes where it stopped).", file=sys.stderr)
+        return 2
     finally:
         if hook is not None and hook in sys.meta_path:
             sys.meta_path.remove(hook)

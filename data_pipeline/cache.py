@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,10 @@ def entry_path(cache_dir: str | os.PathLike | None, fingerprint: str) -> Path:
 
 def load_entry(cache_dir: str | os.PathLike | None,
                fingerprint: str) -> tuple[np.ndarray, list[str], list[str]] | None:
-    """Reads ``(x, sha256s, errors)`` for a fingerprint, or ``None`` on a miss or a bad entry."""
+    """Reads ``(x, sha256s, errors)`` for a fingerprint, or ``None`` on a miss or a bad entry.
+
+    A damaged entry is deleted, with a warning, so the next save rebuilds it.
+    """
     path = entry_path(cache_dir, fingerprint)
     if not path.is_file():
         return None
@@ -45,8 +50,16 @@ def load_entry(cache_dir: str | os.PathLike | None,
             if str(npz["fingerprint"]) != fingerprint:
                 return None
             return npz["x"], npz["digests"].tolist(), npz["errors"].tolist()
-    except (OSError, KeyError, ValueError):
-        return None  # unreadable entry (disk full while writing, older format): decode again
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        # A damaged entry (truncated by a full disk or a copy, older format) is only a lost
+        # speed-up: drop it so the caller decodes again and writes a good one in its place.
+        warnings.warn(f"the decode cache entry {path} is damaged ({type(err).__name__}: {err}); "
+                      "decoding the images again and rebuilding it", stacklevel=2)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
 
 
 def save_entry(cache_dir: str | os.PathLike | None, fingerprint: str, x: np.ndarray,

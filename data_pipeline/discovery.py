@@ -77,6 +77,23 @@ def _images_in(folder: Path, rel_prefix: str, class_name: str, origin: str) -> l
     return found
 
 
+def _nested_kaggle_root(root: Path, depth: int = 2) -> Path | None:
+    """The first folder below ``root`` (up to ``depth`` levels) that holds ``train/``, else None.
+
+    The Kaggle zip unpacks to ``chest_xray/chest_xray/{train,test,val}`` (plus ``__MACOSX``), so
+    the folder a user naturally passes is one level too high.
+    """
+    for d in _visible_dirs(root):
+        sub = Path(d.path)
+        if (sub / "train").is_dir():
+            return sub
+        if depth > 1:
+            deeper = _nested_kaggle_root(sub, depth - 1)
+            if deeper is not None:
+                return deeper
+    return None
+
+
 def discover(root: str | os.PathLike) -> Discovery:
     """Lists the images under ``root`` and checks the folder structure.
 
@@ -87,9 +104,23 @@ def discover(root: str | os.PathLike) -> Discovery:
         The sorted file list and the class names.
 
     Raises:
-        DataError: Missing folder, no class folders, one class only, an empty class, or no images.
+        DataError: Missing folder, no class folders, one class only, an empty class, no images,
+            the Kaggle folder one level too high, or a folder this user may not read.
     """
-    root = Path(root).expanduser()
+    try:
+        return _discover(Path(root).expanduser())
+    except PermissionError as err:
+        # Listing a folder needs read and execute permission; name the folder, not a traceback.
+        where = err.filename or str(root)
+        raise DataError(
+            f"cannot read {str(where)!r}: permission denied ({err.strerror}). Every folder of "
+            f"the data must be readable by this user to list its images. Fix: make it readable "
+            f"(for example `chmod -R u+rX {where}`), run as a user who can read it, or point "
+            "--data at a readable copy."
+        ) from None
+
+
+def _discover(root: Path) -> Discovery:
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(
@@ -102,6 +133,13 @@ def discover(root: str | os.PathLike) -> Discovery:
         layout, train_dir = "kaggle", root / "train"
     else:
         layout, train_dir = "flat", root
+        inner = _nested_kaggle_root(root)
+        if inner is not None:
+            raise DataError(
+                f"data folder {str(root)!r} is one level too high: the Kaggle layout "
+                f"(train/, test/, val/) is inside {str(inner)!r}, so its name would be taken "
+                f"as a class. Fix: pass --data {inner}."
+            )
         stray = [name for name in ("test", "val") if (root / name).is_dir()]
         if stray:
             raise DataError(

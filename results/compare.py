@@ -363,7 +363,8 @@ def write_metrics_csv(result: dict[str, Any], path: Path) -> None:
 
 def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                    out_dir: str | Path | None = None, n_boot: int = 1000,
-                   n_gradcam: int = 3, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                   n_gradcam: int = 3, seed: int = 0, progress: bool = True,
+                   data: str | Path | None = None) -> dict[str, Any]:
     """Evaluates the exported rank-1 CNN and ANN (or the one exported) and writes the report.
 
     Args:
@@ -374,6 +375,7 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
         n_gradcam: Grad-CAM examples of each kind (correct, wrong).
         seed: bootstrap seed.
         progress: print where the outputs went.
+        data: the run's data folder when it moved since the search (``--data``).
 
     Returns:
         The metrics.json content, plus ``"outputs"``: paths of everything written.
@@ -388,7 +390,9 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
     from results.output_paths import check_output_dir
 
     run_dir = Path(run_dir)
-    run = load_run(run_dir)
+    from results.export import with_data
+
+    run = with_data(load_run(run_dir), data)
     if test_dir is not None:  # a wrong folder is refused before any model is loaded
         check_test_dir(test_dir, run_dir, (run.get("config") or {}).get("data"))
     # Checked before minutes of evaluation, which a bad --out would otherwise lose at the end.

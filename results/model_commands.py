@@ -20,7 +20,8 @@ def _export(args: argparse.Namespace) -> int:
 
     results = export_winners(args.run_dir, model=args.model, top_n=args.top_n,
                              target_sensitivity=args.target_sensitivity, verbose=args.verbose,
-                             ensemble=args.ensemble, with_single=not args.no_single)
+                             ensemble=args.ensemble, with_single=not args.no_single,
+                             data=args.data)
     print(f"{len(results)} model(s) exported under {args.run_dir}/exports; next: "
           f"`run_search.py compare --run-dir {args.run_dir}`")
     return 0
@@ -29,7 +30,8 @@ def _export(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from results.compare import compare_models
 
-    compare_models(args.run_dir, test_dir=args.test_dir, out_dir=args.out, n_boot=args.n_boot)
+    compare_models(args.run_dir, test_dir=args.test_dir, out_dir=args.out, n_boot=args.n_boot,
+                   data=args.data)
     return 0
 
 
@@ -71,6 +73,13 @@ def unit_float(text: str) -> float:
 _unit_float = unit_float  # the former private name
 
 
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data DIR``: where the run's data is now, when it moved since the search."""
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="the run's data folder, when it moved since the search (default: "
+                             "the folder run.json records); the files must be the same")
+
+
 def register(subparsers: Any) -> None:
     """Adds ``export``, ``compare`` and ``predict`` to the CLI."""
     p = subparsers.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP + ". The "
@@ -91,6 +100,7 @@ def register(subparsers: Any) -> None:
                         "is recorded too")
     p.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                    help="Keras fit verbosity (default 0)")
+    add_data_argument(p)
     p.set_defaults(func=_export)
 
     p = subparsers.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP + " "
@@ -103,6 +113,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap resamples for the 95%% intervals (default 1000)")
+    add_data_argument(p)
     p.set_defaults(func=_compare)
 
     p = subparsers.add_parser("predict", help=PREDICT_HELP, description=PREDICT_HELP + "; "

@@ -140,6 +140,31 @@ def tensorboard_dir(config: SearchConfig) -> Path | None:
     return Path(config.tensorboard)
 
 
+def check_two_classes(class_names: list[str], data: str | Path) -> None:
+    """Refuses data with other than two class folders, before any training.
+
+    Everything after the search (export's decision threshold, compare, predict, the shortcut
+    probes) scores one positive class, so a search on three or more classes would train for
+    hours and then have nothing to export.
+
+    Args:
+        class_names: the class folders found (``data_pipeline.discover(data).class_names``).
+        data: the data folder, named in the message.
+
+    Raises:
+        SearchError: naming the classes found, the folder and the fix.
+    """
+    if len(class_names) == 2:
+        return
+    raise SearchError(
+        f"--data {data} has {len(class_names)} class folders ({', '.join(class_names)}), but "
+        "this service trains two-class classifiers only (one positive class: the exported "
+        "model's threshold, compare and predict need it). Fix: point --data at a folder with "
+        "exactly two class folders under train/ (and test/, val/), for example NORMAL and "
+        "PNEUMONIA, moving the other classes out; --positive-class then picks which of the two "
+        "is positive.")
+
+
 def validate(config: SearchConfig) -> SearchConfig:
     """Checks every value and fills ``direction``; raises SearchError naming the fix.
 

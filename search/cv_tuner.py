@@ -9,6 +9,7 @@ returns the fold means to the oracle. ``cv.json`` in the trial folder is the ser
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,13 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import failures, fold_fit, racing, signals, tensorboard, test_hooks
+from search import failures, fold_fit, kt_files, racing, signals, tensorboard, test_hooks
 from search.budget import TimeBudget
 from search.diagnosis import combine
 from search.oracles import PRUNED_METRIC
 from search.probes import epoch_metric
 from search.progress import EpochBar, Progress
-from search.run_folder import read_json, write_json_atomic
+from search.run_folder import disk_full_error, is_disk_full, read_json, write_json_atomic
 from search.signals import critical
 
 _HB_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round",
@@ -108,6 +109,14 @@ class CVTuner(kt.Tuner):
         from keras_tuner.src import config as kt_config
 
         kt_config.DEBUG = False  # no KerasTuner tracebacks on the terminal for failed trials
+        kt_files.install_atomic_saves()
+        from keras_tuner.src.distribute import utils as dist_utils
+
+        if not overwrite and not (dist_utils.has_chief_oracle()
+                                  and not dist_utils.is_chief_oracle()):
+            # Before KerasTuner reloads the project: a damaged file would end it in a
+            # JSONDecodeError. Workers read the chief's oracle, not these files.
+            kt_files.repair_project(Path(run_dir) / family, self._warn)
         # distribution_strategy: a tf.distribute strategy (search.devices); KerasTuner keeps
         # it for its multi-worker bookkeeping, the hypermodel builds under its scope.
         super().__init__(oracle=oracle, hypermodel=hypermodel, directory=str(run_dir),
@@ -134,6 +143,12 @@ class CVTuner(kt.Tuner):
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
+
+    def _warn(self, text: str) -> None:
+        """A repair the user must hear of, also with --quiet (stderr then)."""
+        self.progress.line(f"[{self.family}] warning: {text}")
+        if self.progress.quiet:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
     # -- records -------------------------------------------------------------------------------
     @property
@@ -252,6 +267,12 @@ class CVTuner(kt.Tuner):
         except kt.errors.FatalError:
             raise  # budget spent: the trial stays RUNNING and resumable
         except Exception as exc:  # noqa: BLE001 - any trial error ends this trial only
+            if is_disk_full(exc):
+                # Not the configuration's fault: stop the search (KerasTuner passes a
+                # FatalError on) with the trial RUNNING, so a resume retrains only this fold.
+                full = exc if hasattr(exc, "exit_code") else disk_full_error(
+                    Path(getattr(exc, "filename", None) or tdir / "fold"), exc)
+                raise kt_files.FatalDiskFull(str(full)) from None
             reason = failures.failure_reason(exc)
             self._write_cv(trial, "FAILED", folds, started, reason=reason, n_params=n_params)
             raise kt.errors.FailedTrialError(reason) from exc

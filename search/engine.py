@@ -20,8 +20,9 @@ import numpy as np
 
 from search import run_folder as rf
 from search.budget import BudgetExhausted, TimeBudget
-from search.config import (AUTO_OBJECTIVE, SearchConfig, objective_direction, resolve_budgets,
-                           resolve_min_epochs, resolve_objective, tensorboard_dir, validate)
+from search.config import (AUTO_OBJECTIVE, SearchConfig, check_two_classes,
+                           objective_direction, resolve_budgets, resolve_min_epochs,
+                           resolve_objective, tensorboard_dir, validate)
 from search.errors import SearchError
 from search.lock import RunLock
 from search.memory import frozen_heap
@@ -246,6 +247,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     space = spaces.load_space(config.space_file)
     synthetic = config.data is None
     config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
+    check_two_classes(data_pipeline.discover(config.data).class_names, config.data)
     if config.objective == AUTO_OBJECTIVE:  # before run.json records it; a file listing suffices
         config.objective = resolve_objective(
             config.objective, len(data_pipeline.discover(config.data).class_names))
@@ -309,6 +311,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
                 files_fingerprint=files_fp, class_names=ds.class_names))
         elif not worker:  # max_trials / time budget may have changed: keep the record current
             rf.update_run(run_dir, config=record_cfg, status="running")
+        rf.record_data_files(run_dir, config.data)  # content decides on resume (moved data)
         if role is not None and role.is_chief:
             distributed.write_membership(run_dir, role, config.families)
         from search.cv_tuner import FoldData

@@ -8,8 +8,10 @@ finished fold is ever trained again.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +23,7 @@ import numpy as np
 from search import failures, probes, test_hooks
 from search.diagnosis import diagnose
 from search.memory import build_optimizer, fit_scope
-from search.run_folder import now_iso, read_json, write_json_atomic
+from search.run_folder import disk_full_error, now_iso, read_json, write_json_atomic
 from search import signals
 from search.signals import critical
 
@@ -44,6 +46,25 @@ def load_finished_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
     if record is not None and fold_weights(trial_dir, fold).exists():
         return record
     return None
+
+
+def check_free_space(path: Path, n_params: int) -> None:
+    """Refuses to save weights that cannot fit on the disk.
+
+    h5py can take the whole process down (a segfault, exit 139) instead of raising when the
+    disk fills in the middle of a write, so the room is checked first: the weights, the
+    optimizer's slots beside them (up to two per weight), and 1 MiB for the JSON records.
+
+    Raises:
+        DiskFullError: not enough free space, naming the file and the fix.
+    """
+    need = int(n_params) * 4 * 3 + (1 << 20)
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return  # cannot tell: let the write itself report
+    if free < need:
+        raise disk_full_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -190,8 +211,13 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     }
     with critical():
         tmp = Path(trial_dir) / f".fold{fold}.{os.getpid()}.tmp.weights.h5"
-        model.save_weights(str(tmp))
-        os.replace(tmp, fold_weights(trial_dir, fold))
+        check_free_space(fold_weights(trial_dir, fold), n_params)
+        try:
+            model.save_weights(str(tmp))
+            os.replace(tmp, fold_weights(trial_dir, fold))
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a half weights file behind
+            raise
         write_json_atomic(fold_json(trial_dir, fold), record)
         log_fit_event(family_dir, trial_id, fold, "end")
     del model, history

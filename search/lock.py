@@ -10,6 +10,7 @@ share one project folder without refusing each other.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
@@ -90,10 +91,9 @@ class RunLock:
         holds it. A record from another host is still refused, since its pid cannot be checked
         and network filesystems do not always honour ``flock``.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         host = socket.gethostname()
         for _ in range(5):
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -125,6 +125,26 @@ class RunLock:
             self.record = record
             return self
         raise SearchError(f"Could not take the lock file {self.path}; remove it and retry.")
+
+    def _open(self) -> int:
+        """Creates (or opens) the lock file; a folder this user may not write is a SearchError.
+
+        The lock is the search's first write into the run folder, so a read-only or foreign
+        folder is refused here, before any data is loaded or trained.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as err:
+            if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise SearchError(
+                f"cannot create the lock file {self.path}: {err.strerror} (the run folder "
+                f"{self.path.parent} must be writable by this user: a search writes its "
+                "records, logs and weights there). Fix: make it writable (for example "
+                f"`chmod -R u+w {self.path.parent}`), run as its owner, or choose another "
+                "--run-dir."
+            ) from None
 
     def _in_use(self, held: dict[str, Any]) -> SearchError:
         return SearchError(

@@ -6,7 +6,9 @@ atomically (a temporary file, then ``os.replace``) so a ``kill -9`` never leaves
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import importlib.metadata
 import json
 import os
@@ -20,6 +22,7 @@ from search.errors import SearchError
 RUN_JSON = "run.json"
 SPLIT_JSON = "split.json"
 LOG_NAME = "search.log"
+DATA_FILES_JSON = "data_files.json"  # {"data", "content_fingerprint", "files": {path: sha256}}
 
 # What a resume must share with the saved run. max_trials and time_budget_min may change
 # (raising --max-trials extends a search); everything else changes what a trial means.
@@ -33,16 +36,67 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Writes JSON through a temporary file and ``os.replace`` (all or nothing)."""
+class DiskFullError(SearchError):
+    """No space left (or over quota) where the run folder is written; resumable once freed."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True for ENOSPC / EDQUOT, or an error caused by one (following ``__cause__``/context)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DiskFullError) or (isinstance(exc, OSError)
+                                              and exc.errno in DISK_FULL_ERRNOS):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True  # h5py and TensorFlow wrap the errno in their own error text
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def disk_full_error(path: Path | str, err: BaseException | None = None) -> DiskFullError:
+    """The message for a write that found the disk full: the path, and how to go on."""
+    path = Path(path)
+    why = f" ({err.strerror})" if isinstance(err, OSError) and err.strerror else ""
+    return DiskFullError(
+        f"no space left on the disk holding {path.parent} while writing {path.name}{why}. "
+        "The search stopped; every finished fold and trial is saved (fold<k>.json, cv.json) "
+        "and the unfinished fold is trained again on resume. Fix: free space on that disk "
+        f"(`df -h {path.parent}` shows it), then rerun the same command to resume.")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Writes text through a temporary file and ``os.replace`` (all or nothing).
+
+    Raises:
+        DiskFullError: no space left; the temporary file is removed and ``path`` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if err.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(path, err) from None
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Writes JSON through a temporary file and ``os.replace`` (all or nothing).
+
+    Raises:
+        DiskFullError: no space left; nothing is half-written and no temporary file stays.
+    """
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:
@@ -95,9 +149,60 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         if key == "space":  # the effective dimensions matter, not where the file was
             a, b = _space_dims(a), _space_dims(b)
         if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
-            shown_a, shown_b = (("(differs)", "(differs)") if key == "space" else (a, b))
-            diffs.append(f"{key}: saved {shown_a!r}, now {shown_b!r}")
+            if key == "space" and isinstance(a, dict) and isinstance(b, dict):
+                diffs.extend(space_differences(a, b))
+            else:
+                diffs.append(f"{key}: saved {a!r}, now {b!r}")
     return diffs
+
+
+# The fields of a dimension that change what a trial means (help text and names do not).
+_DIM_FIELDS = ("type", "default", "min", "max", "step", "sampling", "values", "fixed")
+
+
+def space_differences(saved: dict[str, Any], current: dict[str, Any],
+                      limit: int = 8) -> list[str]:
+    """Names each changed search-space dimension, as ``space cnn.dense_units: saved ..., now
+    ...`` lines (at most ``limit``, then a count), so a refused resume says what to restore.
+
+    Args:
+        saved: run.json's ``config.space`` (``{family: {dimension: {...}}}``).
+        current: the same for the current command.
+        limit: how many dimensions to name before summarising the rest.
+    """
+    lines: list[str] = []
+    for family in sorted(set(saved) | set(current)):
+        a, b = saved.get(family), current.get(family)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            if a != b:
+                lines.append(f"space {family}: saved {a!r}, now {b!r}")
+            continue
+        for name in sorted(set(a) | set(b)):
+            da, db = a.get(name), b.get(name)
+            if da == db:
+                continue
+            if not isinstance(da, dict) or not isinstance(db, dict):
+                lines.append(f"space {family}.{name}: saved {_dim_text(da)}, now {_dim_text(db)}")
+                continue
+            changed = [f for f in _DIM_FIELDS if da.get(f) != db.get(f)]
+            if changed:
+                lines.append(f"space {family}.{name}: saved "
+                             f"{', '.join(f'{f}={da.get(f)!r}' for f in changed)}, now "
+                             f"{', '.join(f'{f}={db.get(f)!r}' for f in changed)}")
+    if not lines:
+        return ["space: the saved and current spaces differ in a detail (compare "
+                "run.json's config.space with `run_search.py space`)"]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"and {len(lines) - limit} more space dimension(s)"]
+    return lines
+
+
+def _dim_text(dim: Any) -> str:
+    if dim is None:
+        return "(absent)"
+    if isinstance(dim, dict):
+        return ", ".join(f"{f}={dim.get(f)!r}" for f in _DIM_FIELDS if dim.get(f) is not None)
+    return repr(dim)
 
 
 def _space_dims(space: Any) -> Any:
@@ -115,16 +220,52 @@ def check_resume(run_dir: Path, run: dict[str, Any], config: dict[str, Any],
     """
     diffs = config_differences(run.get("config", {}), config)
     saved_fp = run.get("data_files_fingerprint")
+    data_diffs = []
     if saved_fp is not None and saved_fp != files_fingerprint:
-        diffs.append(f"data: the files in {config.get('data')} differ from those the run used "
-                     f"({run.get('config', {}).get('data')})")
-    if diffs:
+        data_diffs = data_differences(run_dir, run, config.get("data"))
+    if diffs or data_diffs:
+        fix = ("Either rerun with the saved settings to resume" if diffs else
+               "Either point --data at the data the run used (or restore those files) to resume")
         raise SearchError(
-            f"The run folder {run_dir} holds a search with a different configuration, so it "
-            f"cannot be resumed with this command: {'; '.join(diffs)}. Either rerun with the "
-            f"saved settings to resume, add --overwrite to delete that run and start afresh, "
-            f"or choose a new --run-dir."
+            f"The run folder {run_dir} holds a search with a different configuration or data, "
+            f"so it cannot be resumed with this command: {'; '.join(diffs + data_diffs)}. "
+            f"{fix}, add --overwrite to delete that run and start afresh, or choose a new "
+            f"--run-dir."
         )
+
+
+def record_data_files(run_dir: Path, data: str | Path) -> None:
+    """Writes ``data_files.json`` (every image file's sha256) once per run.
+
+    Content, not names or timestamps, then decides whether the data changed: a resume, export
+    or compare on a byte-identical copy (``cp -r``, a move to another disk) goes on.
+    """
+    path = Path(run_dir) / DATA_FILES_JSON
+    if path.exists():
+        return
+    from data_pipeline.content import content_digests, content_fingerprint
+
+    files = content_digests(data)
+    write_json_atomic(path, {"data": str(data), "content_fingerprint": content_fingerprint(files),
+                             "files": files})
+
+
+def data_differences(run_dir: Path, run: dict[str, Any], data: str | Path | None) -> list[str]:
+    """Why the data in ``data`` is not the run's, as lines for a refusal; [] when the file
+    list differs only in timestamps or location and every file's bytes are the run's."""
+    saved_data = (run.get("config") or {}).get("data")
+    record = read_json(Path(run_dir) / DATA_FILES_JSON)
+    if not record or not isinstance(record.get("files"), dict) or data is None:
+        return [f"data: the files in {data} differ from those the run used ({saved_data}) in "
+                f"names, sizes or modification times (this run predates {DATA_FILES_JSON}, so "
+                "contents cannot be compared)"]
+    from data_pipeline.content import content_differences, content_digests
+
+    changed = content_differences(record["files"], content_digests(data))
+    if not changed:
+        return []
+    return [f"data: files in {data} differ by content from those the run used ({saved_data}), "
+            f"first: {', '.join(changed)}"]
 
 
 def new_run_record(command: list[str], config: dict[str, Any], *, data_fingerprint: str,
