@@ -152,40 +152,9 @@ def test_search_on_a_locked_run_folder_is_refused(finished_run):
     assert not (run_dir / ".lock").exists()
 
 
-@pytest.mark.slow
-def test_second_search_is_refused_while_the_first_runs(tmp_path, synthetic_root):
-    """Two real searches on one run folder: the second is refused naming the lock, the first
-    (paused with SIGSTOP while the second tries, so it is surely still running) then finishes
-    every trial."""
-    args = search_args(tmp_path, synthetic_root, "--max-trials", "3")
-    run_dir = tmp_path / "run"
-    first = start_cli(args)
-    try:
-        wait_for_finished_fold(first, run_dir / "ann")
-        first.send_signal(signal.SIGSTOP)
-        second = run_cli(args)
-    finally:
-        first.send_signal(signal.SIGCONT)
-    out, err = first.communicate(timeout=300)
-    assert_user_error(second, f"run folder {run_dir} is in use by another search",
-                      f"pid {first.pid}", "another --run-dir", str(run_dir / ".lock"))
-    assert first.returncode == 0, (err + out)[-3000:]
-    assert_search_complete(run_dir, 3)
-
-
-# --- signals during a search, then the resume -------------------------------------------------
-
-@pytest.mark.slow
-@pytest.mark.parametrize("signum, code", [
-    pytest.param(signal.SIGINT, 130, id="SIGINT"),
-    pytest.param(signal.SIGTERM, 143, id="SIGTERM"),
-])
-def test_signal_stops_cleanly_and_the_resume_finishes(tmp_path, synthetic_root, signum, code):
-    args = search_args(tmp_path, synthetic_root, "--max-trials", "3")  # 3 trials x 2 folds
-    run_dir = tmp_path / "run"
-    proc = start_cli(args)
-    wait_for_finished_fold(proc, run_dir / "ann")
-    proc.send_signal(signum)
+def _assert_interrupted(proc: subprocess.Popen, run_dir: Path, code: int) -> set:
+    """The search stopped with ``code`` after saving, said how to resume, released the lock;
+    returns the folds it had finished (at least one)."""
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, (err + out)[-3000:]
     assert "Traceback" not in err + out, (err + out)[-3000:]
@@ -194,20 +163,58 @@ def test_signal_stops_cleanly_and_the_resume_finishes(tmp_path, synthetic_root, 
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     assert not (run_dir / ".lock").exists()
     done_before = finished_folds(run_dir / "ann")
-    assert done_before  # at least one fold finished before the signal, and it was kept
+    assert done_before
+    return done_before
 
+
+def _assert_resume_finishes(args: list[str], run_dir: Path, done_before: set) -> None:
+    """The same command again finishes the 2 trials; what had finished was not trained again."""
     result = run_cli(args)
     assert result.returncode == 0, (result.stderr + result.stdout)[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
     assert "resuming:" in (run_dir / "search.log").read_text()
-    assert_search_complete(run_dir, 3)
+    assert_search_complete(run_dir, 2)
     assert all(starts(run_dir / "ann")[key] == 1 for key in done_before)
+
+
+@pytest.mark.slow
+def test_second_search_is_refused_while_the_first_runs_then_ctrl_c_and_resume(tmp_path,
+                                                                             synthetic_root):
+    """Two real searches on one run folder: the second is refused naming the lock (the first is
+    paused with SIGSTOP meanwhile, so it is surely still running); then Ctrl-C (SIGINT) stops the
+    first with exit 130, and the rerun finishes."""
+    args = search_args(tmp_path, synthetic_root)  # 2 trials x 2 folds x 2 epochs
+    run_dir = tmp_path / "run"
+    first = start_cli(args)
+    try:
+        wait_for_finished_fold(first, run_dir / "ann")
+        first.send_signal(signal.SIGSTOP)
+        second = run_cli(args)
+        assert_user_error(second, f"run folder {run_dir} is in use by another search",
+                          f"pid {first.pid}", "another --run-dir", str(run_dir / ".lock"))
+    finally:
+        first.send_signal(signal.SIGCONT)
+    first.send_signal(signal.SIGINT)
+    done_before = _assert_interrupted(first, run_dir, 130)
+    _assert_resume_finishes(args, run_dir, done_before)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_the_resume_finishes(tmp_path, synthetic_root):
+    args = search_args(tmp_path, synthetic_root)  # 2 trials x 2 folds x 2 epochs
+    run_dir = tmp_path / "run"
+    proc = start_cli(args)
+    wait_for_finished_fold(proc, run_dir / "ann")
+    proc.send_signal(signal.SIGTERM)
+    done_before = _assert_interrupted(proc, run_dir, 143)
+    _assert_resume_finishes(args, run_dir, done_before)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_fold_then_the_resume_finishes(tmp_path, synthetic_root):
     """``kill -9`` in the second fold of the second trial (the test failpoint, so the moment is
     exact): only that fold is trained again."""
-    args = search_args(tmp_path, synthetic_root, "--max-trials", "3")
+    args = search_args(tmp_path, synthetic_root)  # 2 trials x 2 folds x 2 epochs
     run_dir = tmp_path / "run"
     killed = run_cli(args, env_extra={"CXR_TEST_KILL_AT": "trial:1:fold:1:epoch:0"})
     assert killed.returncode == -signal.SIGKILL, (killed.stderr + killed.stdout)[-3000:]
@@ -216,12 +223,6 @@ def test_sigkill_mid_fold_then_the_resume_finishes(tmp_path, synthetic_root):
     done_before = finished_folds(run_dir / "ann")
     assert done_before == {("0000", 0), ("0000", 1), ("0001", 0)}
 
-    result = run_cli(args)
-    assert result.returncode == 0, (result.stderr + result.stdout)[-3000:]
-    assert "Traceback" not in result.stderr + result.stdout
-    log = (run_dir / "search.log").read_text()
-    assert "took over a stale lock" in log and "resuming:" in log
-    assert_search_complete(run_dir, 3)
-    started = starts(run_dir / "ann")
-    assert all(started[key] == 1 for key in done_before)
-    assert started[("0001", 1)] == 2  # the fold in progress, and only it, was trained again
+    _assert_resume_finishes(args, run_dir, done_before)
+    assert "took over a stale lock" in (run_dir / "search.log").read_text()
+    assert starts(run_dir / "ann")[("0001", 1)] == 2  # the fold in progress, and only it, again
