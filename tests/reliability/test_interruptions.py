@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,6 +176,51 @@ def _assert_resume_finishes(args: list[str], run_dir: Path, done_before: set) ->
     assert "resuming:" in (run_dir / "search.log").read_text()
     assert_search_complete(run_dir, 2)
     assert all(starts(run_dir / "ann")[key] == 1 for key in done_before)
+
+
+def _copy_run(finished_run, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A writable copy of the finished run and the command that resumes it."""
+    run_dir, args = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run_copy"))
+    return copy, _replace(args, "--run-dir", str(copy))
+
+
+def test_lock_left_by_another_host_is_refused_naming_the_file_to_delete(finished_run, tmp_path):
+    """A lock record from another machine (its pid cannot be checked) is never taken over."""
+    run_dir, args = _copy_run(finished_run, tmp_path)
+    lock = run_dir / ".lock"
+    lock.write_text(json.dumps({"pid": 4242, "host": "gpu-node-17", "role": "chief",
+                                "started": "2026-12-01T10:00:00+00:00"}))
+    before = snapshot(run_dir)
+    result = run_cli(args)
+    assert_user_error(result, f"run folder {run_dir} is in use by another search",
+                      "pid 4242 on host gpu-node-17", f"delete {lock}")
+    assert snapshot(run_dir) == before and lock.exists()
+
+
+def test_rerun_of_a_finished_search_trains_nothing(finished_run, tmp_path):
+    run_dir, args = _copy_run(finished_run, tmp_path)
+    folds_before = {k: v for k, v in snapshot(run_dir).items() if "/fold" in k}
+    events_before = fit_events(run_dir / "ann")
+    result = run_cli(args)
+    assert result.returncode == 0, (result.stderr + result.stdout)[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "[ann] resuming: 1 trial(s) done, 0 left" in (run_dir / "search.log").read_text()
+    assert fit_events(run_dir / "ann") == events_before  # no fold fit started
+    assert {k: v for k, v in snapshot(run_dir).items() if "/fold" in k} == folds_before
+    assert_search_complete(run_dir, 1)
+
+
+def test_overwrite_after_a_refused_resume_starts_afresh(finished_run, tmp_path):
+    """The way out the refusal names: --overwrite deletes the old search and runs the new one."""
+    run_dir, args = _copy_run(finished_run, tmp_path)
+    result = run_cli([*_replace(args, "--seed", "6"), "--overwrite"])
+    assert result.returncode == 0, (result.stderr + result.stdout)[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert json.loads((run_dir / "run.json").read_text())["config"]["seed"] == 6
+    assert_search_complete(run_dir, 1)
+    assert all(e["pid"] != fit_events(finished_run[0] / "ann")[0]["pid"]
+               for e in fit_events(run_dir / "ann"))  # every fold trained by the new search
 
 
 @pytest.mark.slow
