@@ -73,13 +73,6 @@ def test_empty_class_folder_is_refused_by_data(tmp_path, synthetic_root):
                       "add its images or remove the folder")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "README (Data) promises that pointing --data one level too high (the zip nests "
-    "chest_xray/chest_xray) gets an error naming the right path; today the outer folder is "
-    "read as a flat layout whose one 'class' chest_xray holds no images directly, and the "
-    "message says \"no images in '<outer>': its class folders (chest_xray) hold no files "
-    "ending in ...\" without naming <outer>/chest_xray (the hint in discovery.discover only "
-    "fires when train/ exists with no class folders)"))
 def test_data_folder_one_level_too_high_names_the_right_path(tmp_path, synthetic_root):
     outer = tmp_path / "archive"
     outer.mkdir()
