@@ -44,11 +44,12 @@ def tiny_space(folder: Path) -> Path:
 
 
 def search_args(folder: Path, data: Path, *extra: str, run_dir: Path | None = None) -> list[str]:
-    """``search`` arguments for a seconds-long run: ANN, random search, 2 folds, 16 px."""
+    """``search`` arguments for a seconds-long run: ANN, random search, 2 folds, 16 px, no racing
+    (the cases count trials and folds; racing could stop a tiny model after one fold)."""
     return ["search", "--data", str(data), "--model", "ann", "--tuner", "random", "--folds", "2",
             "--max-trials", "2", "--max-epochs", "2", "--image-size", "16", "--seed", "5",
             "--space", str(tiny_space(folder)), "--run-dir", str(run_dir or Path(folder) / "run"),
-            "--quiet", *extra]
+            "--quiet", "--no-racing", *extra]
 
 
 def run_cli(args: list[str], *, env_extra: dict | None = None, timeout: float = 300,
