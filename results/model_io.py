@@ -17,8 +17,8 @@ from typing import Any
 
 from results.errors import ResultsError
 from results.trials import other_runs_hint
+from spaces import FAMILIES
 
-FAMILIES = ("cnn", "ann")
 EXPORT_FILES = ("model.keras", "hyperparameters.json", "threshold.json", "metadata.json",
                 "history.json")
 

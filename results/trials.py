@@ -14,7 +14,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("cnn", "ann")
+from spaces import FAMILIES
+
 COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
 # Stopped by racing after some folds (search.racing): partial scores, never ranked or exported.
 PRUNED = "PRUNED"

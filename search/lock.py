@@ -23,16 +23,6 @@ from search.errors import SearchError
 LOCK_NAME = ".lock"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def lock_path(run_dir: Path, role: str = "chief", tuner_id: str | None = None) -> Path:
     """Returns the lock file for a role: ``.lock`` for the chief, ``.lock.<id>`` for workers."""
     if role == "chief":
@@ -155,13 +145,6 @@ class RunLock:
             f"If that process is gone (for example another machine crashed), delete "
             f"{self.path}."
         )
-
-    @staticmethod
-    def _is_stale(held: dict[str, Any], host: str) -> bool:
-        if held.get("host") != host:
-            return False  # cannot check another machine's pids
-        pid = held.get("pid")
-        return not isinstance(pid, int) or pid == os.getpid() or not _pid_alive(pid)
 
     def release(self) -> None:
         """Removes the lock file and drops the OS lock if this process holds it."""
