@@ -17,7 +17,7 @@ from typing import Any
 
 from results.leaderboard import (
     COMPLETED, FAMILIES, collect_trials, read_json, run_objective, select_rows, trials_to_rows)
-from results.compare_figures import integer_epochs
+from results.report.figures import integer_epochs
 from search.fold_records import best_epoch_index
 from search.probes import epoch_metric
 
