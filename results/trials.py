@@ -58,7 +58,8 @@ def search_active(run_dir: str | Path) -> bool:
     return False
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """True for a finite int or float (not a bool): a usable metric value."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -71,7 +72,7 @@ def _fold_from_file(data: dict[str, Any]) -> dict[str, Any]:
         if idx is not None:
             best = {k: v[idx] for k, v in data["history"].items()
                     if isinstance(v, list) and 0 <= idx < len(v)}
-    entry.update({k: v for k, v in best.items() if _is_number(v)})
+    entry.update({k: v for k, v in best.items() if is_number(v)})
     for key in ("best_epoch", "epochs_trained"):
         if data.get(key) is not None:
             entry[key] = data[key]
@@ -80,7 +81,7 @@ def _fold_from_file(data: dict[str, Any]) -> dict[str, Any]:
 
 def _mean_std(folds: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
     """Fold means and population standard deviations of every metric (numpy's default, ddof=0)."""
-    return fold_mean_std([{k: v for k, v in f.items() if k not in _FOLD_META and _is_number(v)}
+    return fold_mean_std([{k: v for k, v in f.items() if k not in _FOLD_META and is_number(v)}
                           for f in folds])
 
 
@@ -138,7 +139,7 @@ def read_trial(trial_dir: Path, family: str, *, search_active: bool = False,
         # back to KerasTuner's own score.
         status = COMPLETED
         if not fold_files and not record["folds"]:
-            if _is_number(state.get("score")):
+            if is_number(state.get("score")):
                 record["kt_score"] = state["score"]
             notes.append(f"{trial_dir}: no cv.json or fold files; using KerasTuner's score")
     else:
