@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SearchError
+from search.run_folder import read_json
 
 LOCK_NAME = ".lock"
 
@@ -32,10 +33,7 @@ def lock_path(run_dir: Path, role: str = "chief", tuner_id: str | None = None) -
 
 def read_lock(path: Path) -> dict[str, Any] | None:
     """Returns the lock record, or None when absent or unreadable (a torn write)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(path, lambda _path, _err: None)
 
 
 def is_held(path: Path) -> bool:
