@@ -73,7 +73,7 @@ def evaluate_models(models: list[Any], data: dict[str, Any], *, hypermodel=None,
     """Trains (or takes) one model per fold and measures it; see the module docstring."""
     import keras
 
-    from results.gradcam import GradCamUnavailable, border_share, grad_cam
+    from results.report.gradcam import GradCamUnavailable, border_share, grad_cam
     from results.thresholds import operating_point, threshold_for_sensitivity
     from search.fold_fit import fold_seed
     from search.probes import auc, predict_scores, probe_scores

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from results.errors import ResultsError
-from results.leaderboard import COMPLETED, FAMILIES, build_leaderboard, run_objective
+from results.leaderboard import COMPLETED, FAMILIES, build_leaderboard, is_number, run_objective
 from results.output_paths import check_output_dir
 
 MIN_PER_VALUE = 2      # a value seen once says nothing about its mean
@@ -37,10 +37,6 @@ HYPOTHESIS_PARAMS = {
 }
 LOW_TO_HIGH = {"increasing", "low_to_high", "ascending"}
 HIGH_TO_LOW = {"decreasing", "high_to_low", "descending"}
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _mean_std(vals: list[float]) -> tuple[float, float]:
@@ -94,7 +90,7 @@ def dimension_effects(rows: list[dict[str, Any]], objective: str) -> list[dict[s
         ``by_value`` (categorical: value -> {mean, std, count}) or ``spearman`` (numeric), and
         ``note`` when the data are too thin.
     """
-    done = [r for r in rows if r.get("status") == COMPLETED and _finite(r.get(f"mean_{objective}"))]
+    done = [r for r in rows if r.get("status") == COMPLETED and is_number(r.get(f"mean_{objective}"))]
     params = list(dict.fromkeys(c for r in rows for c in r if c.startswith("param_")))
     out = []
     for col in params:
@@ -151,7 +147,7 @@ def dropout_bin(rate: Any, position: Any = None) -> str | None:
     """``"0.2"`` for rates below 0.35, ``"0.5"`` for 0.35 and above; None when dropout is off."""
     if position is not None and str(position).lower() == "none":
         return None
-    if not _finite(rate) or rate <= 0:
+    if not is_number(rate) or rate <= 0:
         return None
     return "0.2" if rate < LOW_RATE_MAX else "0.5"
 
@@ -172,7 +168,7 @@ def check_dropout_hypothesis(rows: list[dict[str, Any]], objective: str, directi
                                                "high->low": {"0.2": [], "0.5": []}}
     for r in rows:
         score = r.get(f"mean_{objective}")
-        if r.get("status") != COMPLETED or not _finite(score):
+        if r.get("status") != COMPLETED or not is_number(score):
             continue
         kind = _hierarchy_kind(r.get(f"param_{hierarchy}"))
         b = dropout_bin(r.get(f"param_{rate}"), r.get(f"param_{position}") if position else None)
@@ -219,11 +215,11 @@ def probe_agreement(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         One dict per probe present: ``{"probe", "n", "spearman" (with val_auc), "mean_drop"
         (mean of val_auc - probe), "best_by_clean", "best_by_probe"}`` (trial ids).
     """
-    done = [r for r in rows if r.get("status") == COMPLETED and _finite(r.get("mean_val_auc"))]
+    done = [r for r in rows if r.get("status") == COMPLETED and is_number(r.get("mean_val_auc"))]
     out = []
     for probe in PROBES:
         pairs = [(r["trial_id"], r["mean_val_auc"], r[f"mean_{probe}"]) for r in done
-                 if _finite(r.get(f"mean_{probe}"))]
+                 if is_number(r.get(f"mean_{probe}"))]
         if not pairs:
             continue
         ids, clean, shifted = zip(*pairs)

@@ -122,7 +122,7 @@ def check_run_options(*, top_k: int, top_n: int, target_sensitivity: float,
         raise ResultsError(f"--target-sensitivity {target_sensitivity}: {err}; it is the "
                            "sensitivity the exported threshold must reach, e.g. 0.95.") from None
     if test_dir is not None:
-        from results.compare import check_test_dir
+        from results.report.compare import check_test_dir
 
         check_test_dir(test_dir, run_dir, data_dir)
 
@@ -205,7 +205,7 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
     """
     from search.engine import run_search_job
 
-    from results.commands import write_leaderboard
+    from results.leaderboard_output import write_leaderboard
 
     run_dir = Path(config.run_dir)
     check_run_options(top_k=top_k, top_n=top_n, target_sensitivity=target_sensitivity,
@@ -242,7 +242,7 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
     if status != "completed":
         echo(f"note: the search stopped early ({status}); exporting the best trials so far.")
     if not skip_export:
-        from results.compare import compare_models
+        from results.report.compare import compare_models
         from results.export import export_winners
 
         t = step("export")

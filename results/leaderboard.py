@@ -18,7 +18,7 @@ from results.leaderboard_formats import (  # noqa: F401  (re-exported: the leade
     WRITERS, format_table, rows_to_csv, rows_to_json, rows_to_markdown)
 # Trial reading lives in results/trials.py; re-exported so `results.leaderboard` keeps its names.
 from results.trials import (  # noqa: F401
-    COMPLETED, FAILED, FAMILIES, PRUNED, RUNNING, _is_number, collect_trials, group_rounds,
+    COMPLETED, FAILED, FAMILIES, PRUNED, RUNNING, collect_trials, group_rounds, is_number,
     other_runs_hint, read_json, read_trial, search_active)
 
 # Logged by the learning-rate schedule callback into the history; a setting, not a score.
@@ -53,7 +53,7 @@ def _sort_value(trial: dict[str, Any], objective: str) -> float | None:
     value = (trial.get("mean") or {}).get(objective)
     if value is None:
         value = trial.get("kt_score")
-    return float(value) if _is_number(value) else None
+    return float(value) if is_number(value) else None
 
 
 def _param_names(trials: list[dict[str, Any]]) -> list[str]:

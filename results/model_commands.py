@@ -28,7 +28,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     compare_models(args.run_dir, test_dir=args.test_dir, out_dir=args.out, n_boot=args.n_boot,
                    data=args.data)

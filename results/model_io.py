@@ -8,7 +8,6 @@ refused when its image size, colour mode or class names differ from the data it 
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -17,26 +16,29 @@ from typing import Any
 
 from results.errors import ResultsError
 from results.trials import other_runs_hint
+from search.run_folder import read_json as _read_json
+from search.run_folder import write_json_atomic
+from spaces import FAMILIES
 
-FAMILIES = ("cnn", "ann")
 EXPORT_FILES = ("model.keras", "hyperparameters.json", "threshold.json", "metadata.json",
                 "history.json")
 
 
 def read_json(path: Path) -> Any:
-    """Reads a JSON file, turning a corrupt file into a ResultsError naming it."""
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path} is not valid JSON ({err}); the file is damaged: delete it "
-                           "and rerun the command that writes it.") from err
+    """Reads a JSON file (None when missing), turning a corrupt file into a ResultsError naming it."""
+    return _read_json(path, _damaged)
+
+
+def _damaged(path: Path, err: Exception) -> Any:
+    if isinstance(err, OSError):
+        raise err
+    raise ResultsError(f"{path} is not valid JSON ({err}); the file is damaged: delete it "
+                       "and rerun the command that writes it.") from err
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Writes JSON atomically and durably (:func:`search.run_folder.write_json_atomic`: a
     per-process temporary file, fsync, ``os.replace``); NaN and infinities become null."""
-    from search.run_folder import write_json_atomic
-
     write_json_atomic(Path(path), _clean(obj))
 
 

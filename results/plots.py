@@ -17,7 +17,8 @@ from typing import Any
 
 from results.leaderboard import (
     COMPLETED, FAMILIES, collect_trials, read_json, run_objective, select_rows, trials_to_rows)
-from results.compare_figures import integer_epochs
+from results.report.figures import integer_epochs
+from search.fold_records import best_epoch_index
 from search.probes import epoch_metric
 
 
@@ -75,12 +76,9 @@ def plot_trial(trial_dir: str | Path, out_path: str | Path, objective: str = "va
                 # Markers keep one-epoch folds (short Hyperband rounds) visible.
                 ax.plot(range(start + 1, start + len(vals) + 1), vals, style, color=c,
                         marker=".", alpha=0.6, label=label)
-        # best_epoch counts epochs from 1 across Hyperband rounds (search/fold_fit.py), so its
-        # index in this fold's history is best_epoch - initial_epoch - 1.
-        best = fold.get("best_epoch")
-        idx = None if best is None else int(best) - start - 1
+        idx = best_epoch_index(fold)
         if idx is not None and hist.get(objective) and 0 <= idx < len(hist[objective]):
-            ax_obj.plot(best, hist[objective][idx], "o", color=c)
+            ax_obj.plot(fold["best_epoch"], hist[objective][idx], "o", color=c)
     for key, ax in (("val_loss", ax_loss), (objective, ax_obj)):
         mean = _epoch_mean([f["history"].get(key) or [] for f in folds])
         if mean:

@@ -7,14 +7,16 @@ re-exports the public names here.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import socket
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("cnn", "ann")
+from search.fold_records import best_epoch_index, fold_mean_std
+from search.run_folder import read_json as _read_json
+from spaces import FAMILIES
+
 COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
 # Stopped by racing after some folds (search.racing): partial scores, never ranked or exported.
 PRUNED = "PRUNED"
@@ -27,21 +29,14 @@ _FOLD_META = {"fold", "best_epoch", "epochs_trained", "initial_epoch", "fit_seco
 
 def read_json(path: Path, notes: list[str] | None = None) -> Any | None:
     """Reads a JSON file; a missing or half-written file gives None (and a note when unreadable)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        if notes is not None:
-            notes.append(f"skipped {path}: {err}")
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
+    return _read_json(path, lambda p, err: _skip(p, err, notes))
+
+
+def _skip(path: Path, err: Exception, notes: list[str] | None) -> None:
+    if notes is not None:
         # A writer killed mid-write leaves a truncated file; the rest of the run is still usable.
-        if notes is not None:
-            notes.append(f"skipped {path}: not valid JSON (half-written?)")
-        return None
+        why = err if isinstance(err, OSError) else "not valid JSON (half-written?)"
+        notes.append(f"skipped {path}: {why}")
 
 
 def search_active(run_dir: str | Path) -> bool:
@@ -63,7 +58,8 @@ def search_active(run_dir: str | Path) -> bool:
     return False
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """True for a finite int or float (not a bool): a usable metric value."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -71,12 +67,12 @@ def _fold_from_file(data: dict[str, Any]) -> dict[str, Any]:
     """A fold<k>.json payload -> a cv.json-style fold entry (metrics at the best epoch)."""
     entry: dict[str, Any] = {"fold": data.get("fold")}
     best = data.get("best") or {}
-    if not best and isinstance(data.get("history"), dict) and data.get("best_epoch") is not None:
-        # best_epoch is 1-based and counts from the trial's first epoch (search/fold_fit.py).
-        idx = int(data["best_epoch"]) - int(data.get("initial_epoch") or 0) - 1
-        best = {k: v[idx] for k, v in data["history"].items()
-                if isinstance(v, list) and 0 <= idx < len(v)}
-    entry.update({k: v for k, v in best.items() if _is_number(v)})
+    if not best and isinstance(data.get("history"), dict):
+        idx = best_epoch_index(data)
+        if idx is not None:
+            best = {k: v[idx] for k, v in data["history"].items()
+                    if isinstance(v, list) and 0 <= idx < len(v)}
+    entry.update({k: v for k, v in best.items() if is_number(v)})
     for key in ("best_epoch", "epochs_trained"):
         if data.get(key) is not None:
             entry[key] = data[key]
@@ -85,14 +81,8 @@ def _fold_from_file(data: dict[str, Any]) -> dict[str, Any]:
 
 def _mean_std(folds: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
     """Fold means and population standard deviations of every metric (numpy's default, ddof=0)."""
-    keys = sorted({k for f in folds for k in f if k not in _FOLD_META and _is_number(f[k])})
-    mean, std = {}, {}
-    for key in keys:
-        vals = [f[key] for f in folds if _is_number(f.get(key))]
-        m = sum(vals) / len(vals)
-        mean[key] = m
-        std[key] = (sum((v - m) ** 2 for v in vals) / len(vals)) ** 0.5
-    return mean, std
+    return fold_mean_std([{k: v for k, v in f.items() if k not in _FOLD_META and is_number(v)}
+                          for f in folds])
 
 
 def _kt_values(trial_state: dict[str, Any] | None) -> dict[str, Any]:
@@ -149,7 +139,7 @@ def read_trial(trial_dir: Path, family: str, *, search_active: bool = False,
         # back to KerasTuner's own score.
         status = COMPLETED
         if not fold_files and not record["folds"]:
-            if _is_number(state.get("score")):
+            if is_number(state.get("score")):
                 record["kt_score"] = state["score"]
             notes.append(f"{trial_dir}: no cv.json or fold files; using KerasTuner's score")
     else:

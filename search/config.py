@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SearchError
-from spaces import METRIC_NAMES
+from spaces import FAMILIES, METRIC_NAMES
 from spaces.budget import DEFAULT_MAX_PARAMS, default_max_gflops, default_max_params
 from spaces.metrics import PROBE_OBJECTIVES
 
@@ -29,7 +29,6 @@ def resolve_objective(objective: str, n_classes: int) -> str:
 from spaces.metrics import objective_direction as _space_objective_direction
 
 TUNERS = ("hyperband", "bayesian", "random")
-FAMILIES = ("cnn", "ann")
 COLOR_MODES = ("grayscale", "rgb")
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from search import failures, fold_fit, kt_files, racing, signals, tensorboard, test_hooks
 from search.budget import TimeBudget
 from search.diagnosis import combine
+from search.fold_records import fold_mean_std
 from search.oracles import PRUNED_METRIC
 from search.probes import epoch_metric
 from search.progress import EpochBar, Progress
@@ -166,13 +167,7 @@ class CVTuner(kt.Tuner):
                   reason: str | None = None, n_params: int | None = None,
                   racing_reference: str | None = None) -> dict[str, Any]:
         obj = self.oracle.objective
-        metric_keys = sorted({k for f in folds for k in f["best"]})
-        # Over the folds that have the metric: a probe can be absent from one fold (too few
-        # images of an acquisition batch) or from folds finished before probes existed.
-        per_key = {k: [f["best"][k] for f in folds if f["best"].get(k) is not None]
-                   for k in metric_keys}
-        mean = {k: float(np.mean(v)) for k, v in per_key.items() if v}
-        std = {k: float(np.std(v)) for k, v in per_key.items() if v}
+        mean, std = fold_mean_std([f["best"] for f in folds])
         previous = self.read_cv(trial.trial_id) or {}
         record = {
             "trial_id": trial.trial_id, "family": self.family, "status": status,

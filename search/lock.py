@@ -19,18 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SearchError
+from search.run_folder import read_json
 
 LOCK_NAME = ".lock"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def lock_path(run_dir: Path, role: str = "chief", tuner_id: str | None = None) -> Path:
@@ -42,10 +33,7 @@ def lock_path(run_dir: Path, role: str = "chief", tuner_id: str | None = None) -
 
 def read_lock(path: Path) -> dict[str, Any] | None:
     """Returns the lock record, or None when absent or unreadable (a torn write)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(path, lambda _path, _err: None)
 
 
 def is_held(path: Path) -> bool:
@@ -155,13 +143,6 @@ class RunLock:
             f"If that process is gone (for example another machine crashed), delete "
             f"{self.path}."
         )
-
-    @staticmethod
-    def _is_stale(held: dict[str, Any], host: str) -> bool:
-        if held.get("host") != host:
-            return False  # cannot check another machine's pids
-        pid = held.get("pid")
-        return not isinstance(pid, int) or pid == os.getpid() or not _pid_alive(pid)
 
     def release(self) -> None:
         """Removes the lock file and drops the OS lock if this process holds it."""

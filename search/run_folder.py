@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,18 +110,26 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def read_json(path: Path) -> Any | None:
-    """Reads JSON, or None when the file is missing.
+def read_json(path: Path, on_damage: Callable[[Path, Exception], Any] | None = None) -> Any | None:
+    """Reads JSON, or None when the file is missing (the project's one JSON reader).
+
+    Args:
+        path: the file.
+        on_damage: called with the path and the error when the path cannot be read (a parent is
+            a file, no permission) or holds damaged JSON; its return value is returned. Readers
+            in ``results/`` pass their own (skip with a note, or a ``ResultsError``).
 
     Raises:
-        SearchError: the path cannot be read (a parent is a file, no permission) or holds
-            damaged JSON; every file here is written atomically, so that means outside damage.
+        SearchError: without ``on_damage``, for an unreadable or damaged file; every file here
+            is written atomically, so that means outside damage.
     """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:
+        if on_damage is not None:
+            return on_damage(Path(path), err)
         raise SearchError(
             f"cannot read {path}: {err}. Files in a run folder are written atomically, so it "
             f"was changed from outside. Fix or delete that file, or start afresh with "

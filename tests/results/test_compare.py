@@ -15,7 +15,7 @@ from results.errors import ResultsError
 
 @pytest.fixture(scope="module")
 def report(exported_run: Path, tmp_path_factory: pytest.TempPathFactory):
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     out = tmp_path_factory.mktemp("report")
     return compare_models(exported_run, out_dir=out, n_boot=60, progress=False), out
@@ -47,7 +47,7 @@ def test_gradcam_under_tensorflow(report):
 def test_metrics_json_matches_sklearn(report, exported_run: Path):
     import data_pipeline
 
-    from results.compare import probabilities
+    from results.report.compare import probabilities
     from results.model_io import load_export
 
     result, out = report
@@ -87,7 +87,7 @@ def test_metrics_csv_has_every_metric(report):
 
 
 def test_only_one_family_exported(exported_run: Path, tmp_path: Path):
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     run = tmp_path / "one"
     shutil.copytree(exported_run, run, ignore=shutil.ignore_patterns("report", "ann"))
@@ -98,7 +98,7 @@ def test_only_one_family_exported(exported_run: Path, tmp_path: Path):
 
 def test_test_dir_with_other_classes_is_refused(exported_run: Path, synthetic_root: Path,
                                                 tmp_path: Path):
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     other = tmp_path / "other"
     for src, dst in (("NORMAL", "HEALTHY"), ("PNEUMONIA", "SICK")):
@@ -122,7 +122,7 @@ def _other_patients(root: Path) -> Path:
 
 
 def test_test_dir_kaggle_folder(exported_run: Path, tmp_path: Path):
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     other = _other_patients(tmp_path)
     result = compare_models(exported_run, test_dir=other, out_dir=tmp_path / "r", n_boot=20,
@@ -146,7 +146,7 @@ def test_test_dir_overlapping_the_training_pool_is_refused(exported_run: Path,
                                                            case: str):
     from PIL import Image
 
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     train = _train_pool_paths(exported_run)
     if case == "run_data":  # train/ and no test/: compare would read the training images
@@ -185,7 +185,7 @@ def _verdict_result(cnn_sens_spec, ann_sens_spec):
 
 
 def test_verdict_warns_when_a_model_calls_every_image_one_class():
-    from results.compare_report import verdict
+    from results.report.sections import verdict
 
     text = verdict(_verdict_result((1.0, 0.0), (0.9, 0.8)))
     assert "Warning" in text and "CNN put every test image in the same class" in text
@@ -193,7 +193,7 @@ def test_verdict_warns_when_a_model_calls_every_image_one_class():
 
 
 def test_verdict_states_a_degenerate_interval_once():
-    from results.compare_report import verdict
+    from results.report.sections import verdict
 
     result = _verdict_result((1.0, 1.0), (1.0, 0.8))
     result["bootstrap"]["ci"] = {"cnn": {"sensitivity": (1.0, 1.0), "specificity": (1.0, 1.0)},
@@ -221,7 +221,7 @@ def test_report_has_the_shortcut_check_and_single_vs_ensemble(report):
 
 
 def test_verdict_warns_on_low_specificity_and_border_reliance():
-    from results.compare_report import shortcut_warnings
+    from results.report.sections import shortcut_warnings
 
     models = {"cnn": {"at_threshold": {"specificity": 0.47},
                       "shortcut": {"leans_on_border": True, "clean": 0.91,
@@ -234,7 +234,7 @@ def test_verdict_warns_on_low_specificity_and_border_reliance():
 
 
 def test_verdict_says_which_test_supports_which_claim(report):
-    from results.compare_report import verdict
+    from results.report.sections import verdict
 
     result, _ = report
     text = verdict(result)

@@ -186,7 +186,7 @@ def test_run_without_completed_trials_says_what_to_run(tmp_path: Path, fake_run_
 
 
 def test_compare_without_exports_says_export_first(fake_run_dir: Path):
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     with pytest.raises(ResultsError, match="run_search.py export"):
         compare_models(fake_run_dir)
@@ -216,7 +216,7 @@ def test_export_follows_the_leaderboard_ranking_and_notes_a_live_search(
 
 
 def test_compare_notes_a_live_search(fake_run_dir: Path, capsys):
-    from results.compare import compare_models
+    from results.report.compare import compare_models
 
     with pytest.raises(ResultsError):
         compare_models(fake_run_dir)

@@ -48,7 +48,7 @@ class _Config:
 
 
 def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypatch) -> None:
-    import results.compare
+    import results.report.compare
     import results.export
     import search.engine
 
@@ -75,7 +75,7 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
         return {"outputs": {"report_md": str(Path(run_dir) / "report" / "report.md")}}
 
     monkeypatch.setattr(results.export, "export_winners", fake_export)
-    monkeypatch.setattr(results.compare, "compare_models", fake_compare)
+    monkeypatch.setattr(results.report.compare, "compare_models", fake_compare)
     lines: list[str] = []
     out = flow.run_flow(_Config(fake_run_dir), echo=lines.append)
     assert calls["export"] == ["both"] and len(calls["compare"]) == 1

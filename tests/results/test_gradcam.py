@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from results.gradcam import GradCamUnavailable, grad_cam, pick_examples
+from results.report.gradcam import GradCamUnavailable, grad_cam, pick_examples
 
 
 def test_pick_examples_orders_missed_positives_first():

@@ -55,7 +55,7 @@ def _drawn_figures(monkeypatch) -> list:
 
 def test_epoch_axes_have_whole_number_ticks(fake_run_dir: Path, tmp_path: Path,
                                             monkeypatch) -> None:
-    from results.compare_figures import learning_curves
+    from results.report.figures import learning_curves
     from results.plots import plot_trial
 
     figs = _drawn_figures(monkeypatch)
@@ -71,7 +71,7 @@ def test_epoch_axes_have_whole_number_ticks(fake_run_dir: Path, tmp_path: Path,
 
 def test_confusion_matrix_labels_stay_clear_of_the_neighbouring_matrix(tmp_path: Path,
                                                                         monkeypatch) -> None:
-    from results.compare_figures import confusion_matrices
+    from results.report.figures import confusion_matrices
 
     figs = _drawn_figures(monkeypatch)
     cm = {"tn": 5, "fp": 1, "fn": 2, "tp": 30}

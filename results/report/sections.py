@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from results.metrics import SCALAR_METRICS
-from results.report import Block, fmt, fmt_ci
+from results.report.page import Block, fmt, fmt_ci
 
+# Below this specificity at the exported threshold the verdict warns instead of recommending.
+MIN_SPECIFICITY = 0.70
 LABELS = {"sensitivity": "Sensitivity (recall of pneumonia)", "specificity": "Specificity",
           "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
           "precision": "Precision (PPV)", "npv": "NPV", "f1": "F1", "roc_auc": "ROC-AUC",
@@ -117,8 +119,6 @@ def verdict(result: dict[str, Any]) -> str:
 
 def flagged_models(models: dict[str, Any]) -> set[str]:
     """Models the verdict must not recommend: low specificity or a border shortcut."""
-    from results.compare import MIN_SPECIFICITY
-
     return {n for n, m in models.items()
             if m["at_threshold"]["specificity"] < MIN_SPECIFICITY
             or (m.get("shortcut") or {}).get("leans_on_border")}
@@ -126,8 +126,6 @@ def flagged_models(models: dict[str, Any]) -> set[str]:
 
 def shortcut_warnings(models: dict[str, Any]) -> str:
     """Plain warnings, instead of a recommendation, for a low specificity or a border shortcut."""
-    from results.compare import MIN_SPECIFICITY
-
     text = ""
     for name, m in models.items():
         spec = m["at_threshold"]["specificity"]

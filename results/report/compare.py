@@ -4,7 +4,7 @@ Flow: load the rank-1 exports (safe mode) -> load the test images (the run's rec
 or a Kaggle-style folder) at the exports' image size and colour mode, refusing mismatches ->
 probabilities -> metrics, patient bootstrap intervals, McNemar, latency -> figures, Grad-CAM ->
 ``metrics.json``, ``metrics.csv``, ``report.md``, ``report.html``. The report text lives in
-``results/compare_report.py``.
+``results/report/sections.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from results import compare_figures as figs
+from results.report import figures as figs
 from results.errors import ResultsError
 from results.leaderboard_formats import csv_value
 from results.metrics import SCALAR_METRICS, curves, evaluate, scalar_metrics
@@ -226,7 +226,6 @@ def explained_model(model: Any) -> tuple[Any, str | None]:
 # (benchmarks/RESULTS.md): a coarse, noisy signal, so it only flags, together with the AUC drop.
 LEANS_ON_BORDER_SHARE = 0.5
 LEANS_ON_BORDER_DROP = 0.03   # ROC-AUC lost when the frame is masked
-MIN_SPECIFICITY = 0.70
 
 
 def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, np.ndarray],
@@ -247,7 +246,7 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
         "border_share_normal", "leans_on_border", "note"}`` (probe keys keep the search's
         names; here they are measured on the test images).
     """
-    from results.gradcam import GradCamUnavailable, border_share, grad_cam
+    from results.report.gradcam import GradCamUnavailable, border_share, grad_cam
     from search.probes import auc, probe_scores
 
     out: dict[str, Any] = {"clean": auc(y, prob)}
@@ -279,7 +278,7 @@ def _gradcam(export: LoadedExport, data: dict[str, Any], prob: np.ndarray, out: 
     Panels: the most confident correct and wrong calls, plus confident correct NORMAL films
     (where a border shortcut shows: the heat sits on the film's edges instead of the lungs).
     """
-    from results.gradcam import GradCamUnavailable, grad_cam, pick_examples
+    from results.report.gradcam import GradCamUnavailable, grad_cam, pick_examples
 
     t = float(export.threshold["threshold"])
     picks = pick_examples(data["y"], prob, t, n_each)
@@ -383,8 +382,8 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
     Raises:
         ResultsError: no run, no exports, or exports that do not match the data.
     """
-    from results.compare_report import build_blocks
-    from results.report import write_report
+    from results.report.sections import build_blocks
+    from results.report.page import write_report
 
     from results.export import note_live_search
     from results.output_paths import check_output_dir

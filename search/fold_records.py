@@ -1,0 +1,47 @@
+"""Reading fold records (``fold<k>.json``, the ``folds`` of ``cv.json``): where the best epoch sits
+in a fold's history, and the per-metric mean and standard deviation over folds.
+
+The search writes cv.json with these and ``results/`` rebuilds unfinished trials with them, so
+both sides agree. NumPy only: ``results.leaderboard`` imports this without Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof=0, numpy's default) of ``values``."""
+    return float(np.mean(values)), float(np.std(values))
+
+
+def fold_mean_std(folds: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-metric means and standard deviations over folds, keys sorted.
+
+    Each metric is averaged over the folds that have it (a value that is not None): a probe can
+    be absent from one fold (too few images of an acquisition batch) or from folds finished
+    before probes existed.
+
+    Args:
+        folds: one ``{metric: value}`` mapping per fold.
+    """
+    mean, std = {}, {}
+    for key in sorted({k for f in folds for k in f}):
+        vals = [f[key] for f in folds if f.get(key) is not None]
+        if vals:
+            mean[key], std[key] = mean_std(vals)
+    return mean, std
+
+
+def best_epoch_index(fold: Mapping[str, Any]) -> int | None:
+    """Index of the restored best epoch in the fold's ``history`` (None without ``best_epoch``).
+
+    ``best_epoch`` counts from 1 across Hyperband rounds, carried epochs included
+    (search/fold_fit.py), and the history starts after ``initial_epoch``. The index can fall
+    outside the history (the round kept its carried weights): callers check the range.
+    """
+    best = fold.get("best_epoch")
+    return None if best is None else int(best) - int(fold.get("initial_epoch") or 0) - 1
