@@ -17,7 +17,7 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import failures, fold_fit, kt_files, racing, signals, tensorboard, test_hooks
+from search import failpoints, failures, fold_fit, kt_files, racing, signals, tensorboard
 from search.budget import TimeBudget
 from search.diagnosis import combine
 from search.oracles import PRUNED_METRIC
@@ -311,7 +311,7 @@ class CVTuner(kt.Tuner):
             else failures.OVER_BUDGET if failures.is_over_budget(reason) else "FAILED")
         self.report(trial.trial_id)
         self._write_session(trial.trial_id)
-        test_hooks.maybe_kill_after_trial(trial.trial_id)
+        failpoints.maybe_kill_after_trial(trial.trial_id)
         failures.check_consecutive(self.session_statuses, last_reason=reason)
         signals.check()
 
