@@ -4,30 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from search import compat
 from search.distributed._roles import (ASSIGNMENTS, DEFAULT_DEAD_AFTER_S, ENV_DEAD_AFTER_S,
                                        _ORPHAN, _env_float)
 
 
 def _safe_locked(func: Callable[..., Any]) -> Callable[..., Any]:
     """Takes KerasTuner's per-oracle lock like ``@synchronized``, but releases it on errors."""
-    from keras_tuner.src.engine import oracle as oracle_module
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        name = threading.current_thread().name
-        if oracle_module.THREADS[self] == name:
+        with compat.oracle_lock(self):
             return func(self, *args, **kwargs)
-        with oracle_module.LOCKS[self]:
-            oracle_module.THREADS[self] = name
-            try:
-                return func(self, *args, **kwargs)
-            finally:
-                oracle_module.THREADS[self] = None
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
@@ -46,7 +38,7 @@ class LivenessOracleMixin:
         record = {"time": time.time(), "event": event, "trial_id": trial_id,
                   "tuner_id": tuner_id, **extra}
         with contextlib.suppress(OSError):
-            path = Path(self._project_dir) / ASSIGNMENTS  # type: ignore[attr-defined]
+            path = Path(compat.project_dir(self)) / ASSIGNMENTS
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
 
@@ -58,37 +50,36 @@ class LivenessOracleMixin:
         if not (tuner_id and trial_id):
             return
         orphan = f"{_ORPHAN}{trial_id}"
-        ongoing = self.ongoing_trials  # type: ignore[attr-defined]
+        ongoing = compat.ongoing_trials(self)
         if orphan in ongoing and tuner_id not in ongoing:
             ongoing[tuner_id] = ongoing.pop(orphan)
-            self.tuner_ids.add(tuner_id)  # type: ignore[attr-defined]
+            compat.tuner_ids(self).add(tuner_id)
             self._cxr_log("adopted", trial_id, tuner_id)
 
     @_safe_locked
     def create_trial(self, tuner_id: str) -> Any:
-        from keras_tuner.src.engine import trial as trial_module
-
+        trial_module = compat.trial_module()
         self.note_alive(tuner_id)
         self._cxr_reap_locked()
-        if self._cxr_stopping and tuner_id not in self.ongoing_trials:  # type: ignore
-            self.tuner_ids.discard(tuner_id)  # type: ignore[attr-defined]
+        if self._cxr_stopping and tuner_id not in compat.ongoing_trials(self):
+            compat.tuner_ids(self).discard(tuner_id)
             return trial_module.Trial(self.get_space(),  # type: ignore[attr-defined]
                                       trial_id="stopped",
                                       status=trial_module.TrialStatus.STOPPED)
-        had = tuner_id in self.ongoing_trials  # type: ignore[attr-defined]
+        had = tuner_id in compat.ongoing_trials(self)
         trial = super().create_trial(tuner_id)  # type: ignore[misc]
         if trial.status == trial_module.TrialStatus.RUNNING:
             self._cxr_log("resumed" if had else "assigned", trial.trial_id, tuner_id)
         elif trial.status == trial_module.TrialStatus.STOPPED:
-            if any(t != tuner_id for t in self.ongoing_trials):  # type: ignore[attr-defined]
+            if any(t != tuner_id for t in compat.ongoing_trials(self)):
                 # Trials still run elsewhere and may come back (their worker dies): keep this
                 # worker waiting instead of letting it exit and leaving nobody to rerun them.
-                self.tuner_ids.add(tuner_id)  # type: ignore[attr-defined]
+                compat.tuner_ids(self).add(tuner_id)
                 return trial_module.Trial(self.get_space(),  # type: ignore[attr-defined]
                                           trial_id="idle", status=trial_module.TrialStatus.IDLE)
             # Some oracles (e.g. a capped one) return STOPPED without forgetting the tuner;
             # the chief only exits once every tuner has been told to stop.
-            self.tuner_ids.discard(tuner_id)  # type: ignore[attr-defined]
+            compat.tuner_ids(self).discard(tuner_id)
         return trial
 
     @_safe_locked
@@ -97,8 +88,8 @@ class LivenessOracleMixin:
 
     @_safe_locked
     def end_trial(self, trial: Any) -> None:
-        ongoing_ids = {t.trial_id for t in self.ongoing_trials.values()}  # type: ignore
-        queue = self._retry_queue  # type: ignore[attr-defined]
+        ongoing_ids = {t.trial_id for t in compat.ongoing_trials(self).values()}
+        queue = compat.retry_queue(self)
         if trial.trial_id not in ongoing_ids and trial.trial_id in queue and \
                 trial.status == "COMPLETED":
             # A worker declared dead finished after all: take its result, skip the rerun.
@@ -109,7 +100,7 @@ class LivenessOracleMixin:
             # finished after all: counting it twice would corrupt end_order and failure counts.
             self._cxr_log("ignored_end", trial.trial_id, None, status=trial.status)
             return
-        owner = next((k for k, t in self.ongoing_trials.items()  # type: ignore[attr-defined]
+        owner = next((k for k, t in compat.ongoing_trials(self).items()
                       if t.trial_id == trial.trial_id), None)
         super().end_trial(trial)  # type: ignore[misc]
         self._cxr_log("ended", trial.trial_id, owner, status=trial.status)
@@ -122,7 +113,7 @@ class LivenessOracleMixin:
     def _cxr_reap_locked(self) -> None:
         now = time.monotonic()
         limit = self._cxr_dead_after_s
-        ongoing = self.ongoing_trials  # type: ignore[attr-defined]
+        ongoing = compat.ongoing_trials(self)
         changed = False
         for tuner_id in list(ongoing):
             # First sight of an entry (e.g. restored state) starts its grace period now.
@@ -130,20 +121,20 @@ class LivenessOracleMixin:
                 continue
             if self._cxr_stopping:
                 # Budget spent: leave it ongoing so a resumed chief reruns it (fold-resumed).
-                self.tuner_ids.discard(tuner_id)  # type: ignore[attr-defined]
+                compat.tuner_ids(self).discard(tuner_id)
                 continue
             trial = ongoing.pop(tuner_id)
-            self._retry_queue.append(trial.trial_id)  # type: ignore[attr-defined]
-            self.tuner_ids.discard(tuner_id)  # type: ignore[attr-defined]
+            compat.retry_queue(self).append(trial.trial_id)
+            compat.tuner_ids(self).discard(tuner_id)
             self._cxr_seen.pop(tuner_id, None)
             self._cxr_log("requeued", trial.trial_id, tuner_id,
                           reason=f"no contact for {limit:.0f} s")
             print(f"[chief] worker {tuner_id.removeprefix(_ORPHAN)} silent for {limit:.0f} s: "
                   f"trial {trial.trial_id} goes to the next worker that asks", flush=True)
             changed = True
-        for tuner_id in list(self.tuner_ids):  # type: ignore[attr-defined]
+        for tuner_id in list(compat.tuner_ids(self)):
             if tuner_id not in ongoing and now - self._cxr_seen.get(tuner_id, now) > limit:
-                self.tuner_ids.discard(tuner_id)  # type: ignore[attr-defined]
+                compat.tuner_ids(self).discard(tuner_id)
                 self._cxr_seen.pop(tuner_id, None)
         if changed:
             self.save()  # type: ignore[attr-defined]
@@ -168,15 +159,14 @@ def attach_liveness(oracle: Any, dead_after_s: float | None = None) -> Any:
         oracle.__class__ = type(f"Distributed{cls.__name__}", (LivenessOracleMixin, cls), {})
         oracle._cxr_seen = {}
         oracle._cxr_stopping = False
-        from keras_tuner.src.engine import trial as trial_module
-
+        trial_module = compat.trial_module()
         now = time.monotonic()
-        for trial_id in list(oracle._retry_queue):
+        for trial_id in list(compat.retry_queue(oracle)):
             trial = oracle.trials.get(trial_id)
             # RUNNING on disk = it was running when the chief went down; INVALID = a real retry.
             if trial is not None and trial.status == trial_module.TrialStatus.RUNNING:
-                oracle._retry_queue.remove(trial_id)
-                oracle.ongoing_trials[f"{_ORPHAN}{trial_id}"] = trial
+                compat.retry_queue(oracle).remove(trial_id)
+                compat.ongoing_trials(oracle)[f"{_ORPHAN}{trial_id}"] = trial
                 oracle._cxr_seen[f"{_ORPHAN}{trial_id}"] = now
                 oracle._cxr_log("orphaned", trial_id, None)
         _harden_display(oracle)
@@ -192,7 +182,7 @@ def _harden_display(oracle: Any) -> None:
     does not have for trials started by its predecessor: the ``KeyError`` would fail the
     worker's ``EndTrial`` after the result was recorded. Printing is not worth a lost trial.
     """
-    display = oracle._display
+    display = compat.oracle_display(oracle)
     for name in ("on_trial_begin", "on_trial_end"):
         method = getattr(display, name)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from search import compat
 from search.distributed._roles import (DEFAULT_HEARTBEAT_S, DEFAULT_ORACLE_TIMEOUT_S,
                                        ENV_HEARTBEAT_S, ENV_ORACLE_TIMEOUT_S, _TUNER_META,
                                        _env_float)
@@ -120,11 +121,9 @@ class _RetryingStub:
 
 
 def _make_retrying_client_class() -> type:
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_client
-    from keras_tuner.src.engine import trial as trial_module
-
-    base = getattr(oracle_client, "_CXR_ORIGINAL_CLIENT", oracle_client.OracleClient)
+    protos = compat.grpc_protos()
+    trial_module = compat.trial_module()
+    base = compat.original_oracle_client()
 
     class RetryingOracleClient(base):  # type: ignore[misc, valid-type]
         """KerasTuner's ``OracleClient`` with retries, heartbeats and an IDLE back-off."""
@@ -180,7 +179,7 @@ def _make_retrying_client_class() -> type:
         def trials_ended(self) -> list[str]:
             """Ended trial ids, read from the shared project folder (the chief writes them)."""
             ended = []
-            for path in sorted(Path(self._oracle._project_dir).glob("trial_*/trial.json")):
+            for path in sorted(Path(compat.project_dir(self._oracle)).glob("trial_*/trial.json")):
                 with contextlib.suppress(OSError, ValueError):
                     record = json.loads(path.read_text(encoding="utf-8"))
                     if record.get("status") in ("COMPLETED", "FAILED", "INVALID"):

@@ -7,15 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from search import compat
 from search.distributed._chief import _safe_locked, attach_liveness
 from search.distributed._roles import ENV_ORACLE_IP, ENV_ORACLE_PORT, _TUNER_META
 from search.errors import SearchError
 
 
 def _make_servicer_class() -> type:
-    from keras_tuner.src.distribute import oracle_chief
-
-    class TrackingServicer(oracle_chief.OracleServicer):
+    class TrackingServicer(compat.oracle_servicer_base()):  # type: ignore[misc]
         """Notes which worker called; heartbeats arrive as ``GetTrial`` calls."""
 
         @staticmethod
@@ -66,8 +65,8 @@ def serve_oracle(oracle: Any, *, deadline: float | None = None, poll_s: float = 
     """
     import grpc
     from concurrent import futures
-    from keras_tuner.src import protos
 
+    protos = compat.grpc_protos()
     log = log or (lambda line: print(line, flush=True))
     attach_liveness(oracle)
     host = os.environ[ENV_ORACLE_IP]
@@ -83,8 +82,8 @@ def serve_oracle(oracle: Any, *, deadline: float | None = None, poll_s: float = 
             "machine). Pick a free port for --oracle, or bind 0.0.0.0:PORT."
         )
     server.start()
-    log(f"[chief] oracle serving on {host}:{port} "
-        f"({len(oracle.trials)} trials on record, {len(oracle.ongoing_trials)} held for workers)")
+    log(f"[chief] oracle serving on {host}:{port} ({len(oracle.trials)} trials on record, "
+        f"{len(compat.ongoing_trials(oracle))} held for workers)")
     status = "completed"
     try:
         last_report = 0.0
@@ -96,20 +95,20 @@ def serve_oracle(oracle: Any, *, deadline: float | None = None, poll_s: float = 
                 log("[chief] time budget spent: no new trials; waiting for running ones")
             oracle.reap()
             if servicer.stop_triggered and _chief_done(oracle):
-                if oracle.ongoing_trials:
+                if compat.ongoing_trials(oracle):
                     status = "budget_exhausted"
                 break
             now = time.monotonic()
             if now - last_report > 60:
                 last_report = now
                 log(f"[chief] {len(oracle.trials)} trials started, "
-                    f"{len(oracle.end_order)} ended; live workers: "
+                    f"{len(compat.end_order(oracle))} ended; live workers: "
                     f"{', '.join(oracle.live_workers()) or 'none yet'}")
         time.sleep(linger_s)
     finally:
         server.stop(grace=2.0).wait(5.0)
         oracle.save()
-    log(f"[chief] search {status}: {len(oracle.end_order)} trials ended")
+    log(f"[chief] search {status}: {len(compat.end_order(oracle))} trials ended")
     # BaseTuner.search returns None after the server; the caller reads the outcome here.
     oracle.cxr_serve_status = status
     return status
@@ -121,6 +120,7 @@ def _chief_done(oracle: Any) -> bool:
         # claimed by one, for an orphan in its grace period); the others stay for a resume.
         now, limit = time.monotonic(), oracle._cxr_dead_after_s
         alive = {t for t, seen in oracle._cxr_seen.items() if now - seen <= limit}
-        return not (set(oracle.ongoing_trials) & alive) and not (oracle.tuner_ids & alive)
-    return not oracle.ongoing_trials and not oracle.tuner_ids
+        return (not (set(compat.ongoing_trials(oracle)) & alive)
+                and not (compat.tuner_ids(oracle) & alive))
+    return not compat.ongoing_trials(oracle) and not compat.tuner_ids(oracle)
 
