@@ -159,7 +159,8 @@ def role_environment(role: DistributedRole | None) -> Iterator[None]:
     """Sets KerasTuner's three variables for the block and restores them afterwards.
 
     KerasTuner reads them in ``BaseTuner.__init__``, ``search`` and ``save``, so the block must
-    span the tuner's whole life.
+    span the tuner's whole life. On exit it also stops this process's heartbeats and clears the
+    deadline set by :func:`set_deadline` (the per-process state of this package).
     """
     if role is None:
         yield
@@ -172,8 +173,10 @@ def role_environment(role: DistributedRole | None) -> Iterator[None]:
         # The family is over for this process (done, budget spent, error): stop heartbeats, or
         # the chief would wait for a trial this worker no longer trains.
         from search.distributed._client import stop_heartbeats
+        from search.distributed._install import set_deadline
 
         stop_heartbeats()
+        set_deadline(None)  # the chief's deadline was this family's (the engine sets it anew)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
