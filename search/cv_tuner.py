@@ -17,7 +17,7 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import failures, fold_fit, kt_files, racing, signals, tensorboard, test_hooks
+from search import compat, failpoints, failures, fold_fit, kt_files, racing, signals, tensorboard
 from search.budget import TimeBudget
 from search.diagnosis import combine
 from search.fold_records import fold_mean_std
@@ -107,14 +107,9 @@ class CVTuner(kt.Tuner):
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.progress, self.budget = progress, budget
         self.session_statuses: list[str] = []
-        from keras_tuner.src import config as kt_config
-
-        kt_config.DEBUG = False  # no KerasTuner tracebacks on the terminal for failed trials
+        compat.quiet_failed_trial_tracebacks()
         kt_files.install_atomic_saves()
-        from keras_tuner.src.distribute import utils as dist_utils
-
-        if not overwrite and not (dist_utils.has_chief_oracle()
-                                  and not dist_utils.is_chief_oracle()):
+        if not overwrite and not compat.reads_chief_oracle():
             # Before KerasTuner reloads the project: a damaged file would end it in a
             # JSONDecodeError. Workers read the chief's oracle, not these files.
             kt_files.repair_project(Path(run_dir) / family, self._warn)
@@ -306,7 +301,7 @@ class CVTuner(kt.Tuner):
             else failures.OVER_BUDGET if failures.is_over_budget(reason) else "FAILED")
         self.report(trial.trial_id)
         self._write_session(trial.trial_id)
-        test_hooks.maybe_kill_after_trial(trial.trial_id)
+        failpoints.maybe_kill_after_trial(trial.trial_id)
         failures.check_consecutive(self.session_statuses, last_reason=reason)
         signals.check()
 

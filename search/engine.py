@@ -234,9 +234,11 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     import data_pipeline
     import spaces
 
-    from search import devices, distributed
+    from search import compat, devices, distributed, failpoints
 
     resolve_min_epochs(resolve_budgets(validate(config)))
+    failpoints.check_env()  # a malformed CXR_TEST_KILL_AT is refused now, not mid-fit
+    compat.check_supported()  # KerasTuner/TensorFlow internals (search/compat.py), named
     role = distributed.resolve_role(config.role, config.oracle, config.tuner_id)
     worker = role is not None and not role.is_chief
     if role is not None:

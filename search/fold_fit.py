@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from search import failures, probes, test_hooks
+from search import failpoints, failures, probes
 from search.diagnosis import diagnose
 from search.memory import build_optimizer, fit_scope
 from search.run_folder import disk_full_error, now_iso, read_json, write_json_atomic
@@ -165,8 +165,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     ]
     if budget is not None:
         callbacks.append(budget.callback())
-    if test_hooks.active():
-        callbacks.append(test_hooks.KillAtEpoch(trial_id, fold))
+    if failpoints.active():
+        callbacks.append(failpoints.KillAtEpoch(trial_id, fold))
     log_fit_event(family_dir, trial_id, fold, "start")
     t0 = time.perf_counter()
     history = hypermodel.fit(hp, model, x_tr, y_tr, validation_data=(x_va, y_va),

@@ -19,6 +19,7 @@ from typing import Any
 
 from keras_tuner.errors import FatalError
 
+from search import compat
 from search.errors import SearchError
 from search.run_folder import DiskFullError, write_text_atomic
 
@@ -46,17 +47,12 @@ def _atomic_save_json(path: str, obj: Any) -> str:
 def install_atomic_saves() -> None:
     """Makes KerasTuner save its JSON files through write-then-rename (idempotent).
 
-    Replaces ``keras_tuner.src.utils.save_json``, through which ``Oracle.save``,
-    ``Tuner.save`` and ``Trial.save`` all write (KerasTuner calls it as ``utils.save_json``, so
-    the module attribute is the seam). Run folders are local paths, so the ``backend.io`` layer
-    it bypasses (for ``gs://`` paths) is not needed. A full disk raises :class:`FatalDiskFull`.
+    Replaces ``keras_tuner.src.utils.save_json`` (through ``search.compat``), through which
+    ``Oracle.save``, ``Tuner.save`` and ``Trial.save`` all write. Run folders are local paths,
+    so the ``backend.io`` layer it bypasses (for ``gs://`` paths) is not needed. A full disk
+    raises :class:`FatalDiskFull`.
     """
-    from keras_tuner.src import utils
-
-    if getattr(utils.save_json, "cxr_atomic", False):
-        return
-    _atomic_save_json.cxr_atomic = True  # type: ignore[attr-defined]
-    utils.save_json = _atomic_save_json
+    compat.replace_save_json(_atomic_save_json)
 
 
 def _load(path: Path) -> Any | None:

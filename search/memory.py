@@ -19,8 +19,9 @@ them, about 6-11 MB per fold fit between them (measured with ``benchmarks/memory
 
 With both, the resident set of a long search levels off after the first few trials instead of
 growing linearly (figures in ``benchmarks/RESULTS.md``). Other backends need neither and are left
-alone. The registry is private TensorFlow API: if a future version moves it, the guard does
-nothing rather than fail a search.
+alone. The registry is private TensorFlow API, reached through ``search.compat``: a version
+that moved it is refused when the search starts (``compat.check_supported``); outside a search
+the guard then does nothing rather than fail.
 
 After every fit the C heap's free pages are also handed back to the operating system
 (``malloc_trim``, glibc only), so the resident set reports what the search holds rather than the
@@ -42,6 +43,8 @@ import gc
 import os
 from collections.abc import Iterator
 from typing import Any
+
+from search import compat
 
 _CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 _malloc_trim: Any = None  # glibc's malloc_trim, False where there is none (looked up once)
@@ -70,24 +73,9 @@ def build_optimizer(model: Any) -> None:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or getattr(optimizer, "built", True):
         return
-    if getattr(model, "_distribute_strategy", None) is not None:
+    if compat.model_distribute_strategy(model) is not None:
         return
     optimizer.build(model.trainable_variables)
-
-
-def _gradient_registry() -> dict | None:
-    """TensorFlow's global gradient registry (a private dict), or None off TensorFlow."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return None
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops._gradient_registry._registry  # noqa: SLF001 - see module docstring
-    except (ImportError, AttributeError):
-        return None
-    return registry if isinstance(registry, dict) else None
 
 
 class FitMemoryGuard:
@@ -107,12 +95,12 @@ class FitMemoryGuard:
     """
 
     def __init__(self) -> None:
-        registry = _gradient_registry()
+        registry = compat.tf_gradient_registry()
         self._before = set(registry) if registry is not None else None
 
     def release(self) -> int:
         """Forgets the new ``CustomGradient-*`` registrations; returns how many were dropped."""
-        registry = _gradient_registry()
+        registry = compat.tf_gradient_registry()
         if registry is None or self._before is None:
             return 0
         added = [k for k in list(registry) if k not in self._before

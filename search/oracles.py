@@ -39,7 +39,10 @@ from typing import Any, Callable
 
 import keras_tuner as kt
 import numpy as np
-from keras_tuner.src.engine import trial as trial_module
+
+from search import compat
+
+trial_module = compat.trial_module()
 
 HYPERBAND_FACTOR = 3
 HYPERBAND_ITERATIONS = 1000  # unused by the sized brackets; kept in KerasTuner's saved state
@@ -207,8 +210,8 @@ class CappedOracleMixin:
         return None
 
     def create_trial(self, tuner_id):
-        if (self.trial_cap is not None and tuner_id not in self.ongoing_trials
-                and not self._retry_queue and len(self.trials) >= self.trial_cap):
+        if (self.trial_cap is not None and tuner_id not in compat.ongoing_trials(self)
+                and not compat.retry_queue(self) and len(self.trials) >= self.trial_cap):
             return trial_module.Trial(hyperparameters=self.hyperparameters.copy(),
                                       trial_id=None, status=trial_module.TrialStatus.STOPPED)
         return super().create_trial(tuner_id)
@@ -220,14 +223,14 @@ class CappedOracleMixin:
 
     def reload(self):
         super().reload()
-        ended = set(self.end_order)
-        queue = [t for t in self._retry_queue if t not in ended]
+        ended = set(compat.end_order(self))
+        queue = [t for t in compat.retry_queue(self) if t not in ended]
         for trial_id, trial in self.trials.items():
             if trial.status == trial_module.TrialStatus.RUNNING and trial_id not in ended \
                     and trial_id not in queue:
                 queue.append(trial_id)
         # create_trial pops from the end: keep the oldest interrupted trial next.
-        self._retry_queue = sorted(set(queue), reverse=True)
+        compat.set_retry_queue(self, sorted(set(queue), reverse=True))
 
     def get_state(self):
         state = super().get_state()
@@ -243,7 +246,7 @@ class CappedOracleMixin:
     def trials_ended(self) -> list[str]:
         """Ids of trials that ended (completed or failed), in end order, without repeats."""
         seen, out = set(), []
-        for trial_id in self.end_order:
+        for trial_id in compat.end_order(self):
             if trial_id not in seen:
                 seen.add(trial_id)
                 out.append(trial_id)
@@ -318,7 +321,7 @@ class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
         before = len(self._brackets)
         self._start_new_bracket()
         if len(self._brackets) == before:
-            return {"status": "IDLE" if self.ongoing_trials else "STOPPED"}
+            return {"status": "IDLE" if compat.ongoing_trials(self) else "STOPPED"}
         return self._random_trial(trial_id, self._brackets[-1])
 
     def _random_trial(self, trial_id, bracket):
@@ -328,7 +331,7 @@ class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
                            "tuner/bracket": bracket["bracket_num"], "tuner/round": 0})
             bracket["rounds"][0].append({"past_id": None, "id": trial_id})
             return {"status": "RUNNING", "values": values}
-        return {"status": "IDLE" if self.ongoing_trials else "STOPPED"}
+        return {"status": "IDLE" if compat.ongoing_trials(self) else "STOPPED"}
 
 
 class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOracle):
@@ -391,14 +394,14 @@ class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOra
             optima.append((float(fun), result.x))
         for _, vector in sorted(optima, key=lambda o: o[0]):
             values = self._vector_to_values(vector)
-            if not self._duplicate(values) and not self._refused(values):
+            if not compat.is_duplicate(self, values) and not self._refused(values):
                 return values
         return None
 
     def _vectorize_trials(self):
         """KerasTuner's encoding, with failed trials at the worst score seen (not skipped)."""
         x, y, failed = [], [], []
-        ongoing = set(self.ongoing_trials.values())
+        ongoing = set(compat.ongoing_trials(self).values())
         sign = -1.0 if self.objective.direction == "max" else 1.0
         for trial in self.trials.values():
             vector = []
