@@ -13,34 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from run_helpers import tiny_space
+
 REPO = Path(__file__).resolve().parents[2]
-
-# Small, always-valid models so trial counts are not disturbed by over-budget refusals.
-TINY_SPACE = """
-[common]
-batch_size = 32
-augmentation = false
-lr_schedule = "constant"
-learning_rate = {min = 1e-3, max = 1e-2, sampling = "log"}
-[ann]
-dense_layers = {min = 1, max = 2}
-dense_units = {min = 16, max = 64}
-dense_batch_norm = "none"
-[cnn]
-conv_blocks = {min = 1, max = 2}
-conv_filters = {min = 8, max = 16}
-convs_per_block = 1
-head = "global_average"
-dense_layers = {min = 0, max = 1}
-dense_units = {min = 32, max = 64}
-"""
-
-
-def tiny_space(folder: Path) -> Path:
-    """Writes the tiny space file into ``folder`` and returns its path."""
-    path = Path(folder) / "tiny_space.toml"
-    path.write_text(TINY_SPACE)
-    return path
 
 
 def search_args(folder: Path, data: Path, *extra: str, run_dir: Path | None = None) -> list[str]:

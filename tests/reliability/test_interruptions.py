@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from reliability_helpers import REPO, assert_user_error, run_cli, search_args
+from run_helpers import assert_no_refit, fit_events
 
 from search.lock import RunLock
 
@@ -37,14 +38,6 @@ def start_cli(args: list[str]) -> subprocess.Popen:
     env.pop("CXR_TEST_KILL_AT", None)
     return subprocess.Popen([sys.executable, str(REPO / "run_search.py"), *args], cwd=str(REPO),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def fit_events(family_dir: Path) -> list[dict]:
-    """The fold fit events of ``<family>/fits.jsonl`` (start and end per fold fit)."""
-    path = Path(family_dir) / "fits.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def finished_folds(family_dir: Path) -> set[tuple[str, int]]:
@@ -63,19 +56,6 @@ def wait_for_finished_fold(proc: subprocess.Popen, family_dir: Path, timeout: fl
             proc.kill()
             raise AssertionError("no fold finished in time")
         time.sleep(0.05)
-
-
-def assert_no_refit(family_dir: Path) -> None:
-    """Every (trial, fold) finished exactly once and was never started again afterwards."""
-    finished: set = set()
-    ends: Counter = Counter()
-    for ev in fit_events(family_dir):
-        key = (ev["trial_id"], ev["fold"])
-        assert key not in finished, f"fold {key} trained again after it had finished"
-        if ev["event"] == "end":
-            finished.add(key)
-            ends[key] += 1
-    assert all(n == 1 for n in ends.values()), ends
 
 
 def assert_search_complete(run_dir: Path, n_trials: int, n_folds: int = 2) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from fault_helpers import needs_permissions, nothing_trained
-from reliability_helpers import TINY_SPACE, assert_user_error, run_cli, search_args
+from reliability_helpers import assert_user_error, run_cli, search_args
+from run_helpers import TINY_SPACE
 
 
 @pytest.fixture(scope="module")
