@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from spaces.cnn import regularizer
-from spaces.common import BaseHyperModel, dense_params
+from spaces.common import BaseHyperModel, dense_params, dense_stack_flops
 from spaces.hierarchy import layer_widths, placement
 
 MAX_UNITS = 4096  # cap of the hierarchy: 10 increasing layers from 1024 would reach 512k units
@@ -49,12 +49,9 @@ class ANNHyperModel(BaseHyperModel):
     def body_flops(self, values: dict[str, Any]) -> tuple[int, int]:
         """Forward FLOPs per image of the dense layers (see ``gflops``)."""
         width = self.input_shape[0] * self.input_shape[1] * self.input_shape[2]
-        total = 0
-        for units in layer_widths(values["dense_units"], values["dense_layers"],
-                                  values["dense_hierarchy"], cap=MAX_UNITS):
-            total += 2 * width * units
-            width = units
-        return total, width
+        return dense_stack_flops(width, layer_widths(
+            values["dense_units"], values["dense_layers"], values["dense_hierarchy"],
+            cap=MAX_UNITS))
 
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
         """Counts the parameters of :meth:`build_body` without building it.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spaces.common import BaseHyperModel, dense_params
+from spaces.common import BaseHyperModel, dense_params, dense_stack_flops
 from spaces.hierarchy import layer_widths, placement
 
 MAX_FILTERS = 512  # cap of the filter hierarchy: 5 increasing blocks from 64 would reach 1024
@@ -93,10 +93,10 @@ class CNNHyperModel(BaseHyperModel):
             size_h, size_w = -(-size_h // 2), -(-size_w // 2)
         width = size_h * size_w * channels if values["head"] == "flatten" else channels
         if values["dense_layers"]:
-            for units in layer_widths(values["dense_units"], values["dense_layers"],
-                                      values["dense_hierarchy"], cap=MAX_UNITS):
-                total += 2 * width * units
-                width = units
+            head, width = dense_stack_flops(width, layer_widths(
+                values["dense_units"], values["dense_layers"], values["dense_hierarchy"],
+                cap=MAX_UNITS))
+            total += head
         return total, width
 
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:

@@ -304,6 +304,16 @@ def dense_params(inputs: int, units: int, *, bias: bool = True) -> int:
     return inputs * units + (units if bias else 0)
 
 
+def dense_stack_flops(width: int, units: Sequence[int]) -> tuple[int, int]:
+    """Forward FLOPs per image of dense layers of ``units`` after an input of ``width``, and
+    the width they output (2 x multiply-adds)."""
+    total = 0
+    for n in units:
+        total += 2 * width * n
+        width = n
+    return total, width
+
+
 def make_optimizer(values: dict[str, Any]) -> Any:
     """The optimizer named by ``values`` at the initial learning rate."""
     import keras

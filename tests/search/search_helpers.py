@@ -15,6 +15,15 @@ from search.config import SearchConfig
 REPO = Path(__file__).resolve().parents[2]
 
 
+def tiny_dense_model():
+    """A compiled one-layer model on 4 inputs (stub hypermodels of the fold-fit tests)."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy")
+    return model
+
+
 def tiny_config(tmp_path: Path, data: Path, **overrides) -> SearchConfig:
     values = dict(data=str(data), model="ann", tuner="random", folds=2, max_trials=2,
                   max_epochs=2, patience=3, image_size=16, seed=3, quiet=True,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from search_helpers import assert_no_refit, cv_records, tiny_config
+from search_helpers import assert_no_refit, cv_records, tiny_config, tiny_dense_model
 
 from search.engine import run_search_job
 
@@ -70,11 +70,7 @@ class _DegradingHyperModel:
     """A tiny real model whose "training" only makes the validation loss worse."""
 
     def build(self, hp):
-        import keras
-
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
-        model.compile(loss="binary_crossentropy")
-        return model
+        return tiny_dense_model()
 
     def fit(self, hp, model, x, y, *, validation_data, epochs, initial_epoch, callbacks,
             verbose, seed):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_helpers import cv_records, fit_events, tiny_config
+from search_helpers import cv_records, fit_events, tiny_config, tiny_dense_model
 
 from search import racing
 from search.engine import run_search_job
@@ -129,11 +129,7 @@ class _ScriptedHyperModel:
     calls: list[tuple[int, int]] = []
 
     def build(self, hp):
-        import keras
-
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
-        model.compile(loss="binary_crossentropy")
-        return model
+        return tiny_dense_model()
 
     def fit(self, hp, model, x, y, *, validation_data, epochs, initial_epoch, callbacks,
             verbose, seed):
