@@ -119,7 +119,7 @@ def test_tensorboard_under_jax_without_tensorflow(tmp_path, synthetic_root):
         "        if name == 'tensorflow' or name.startswith('tensorflow.'):\n"
         "            raise ImportError('no TensorFlow on this machine')\n"
         "sys.meta_path.insert(0, NoTF())\n"
-        "sys.path.insert(0, 'tests/search')\n"
+        "sys.path[:0] = ['tests/search', 'tests']\n"
         "from pathlib import Path\n"
         "from search_helpers import tiny_config\n"
         "from search.engine import run_search_job\n"
