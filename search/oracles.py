@@ -357,7 +357,9 @@ class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOra
         trials = list(self.trials.values())
         ended = [t for t in trials if t.status in ENDED]
         completed = [t for t in trials if t.status == "COMPLETED" and t.score is not None]
-        if len(ended) < self.num_initial_points or len(completed) < 2:
+        # None in a run folder saved before this oracle set it: the same rule from the cap.
+        initial = self.num_initial_points or bayesian_initial_points(self.trial_cap)
+        if len(ended) < initial or len(completed) < 2:
             proposals[trial_id] = "random"
             return self._random_populate_space()
         values = self._model_proposal()

@@ -120,3 +120,11 @@ def test_bayesian_proposals_survive_a_reload(tmp_path):
     again.reload()
     assert again.proposals == oracle.proposals
     assert again.num_initial_points == oracle.num_initial_points
+
+
+def test_bayesian_run_saved_without_initial_points_still_proposes(tmp_path):
+    # Run folders saved before this change hold num_initial_points = None.
+    oracle = _oracle("bayesian", tmp_path, max_trials=8)
+    oracle.num_initial_points = None
+    trials = _drive(oracle, lambda v: v["conv_blocks"] / 10)
+    assert len(trials) == 8 and "model" in oracle.proposals.values()
