@@ -201,8 +201,7 @@ def group_rounds(trials: list[dict[str, Any]], pick: str = "latest") -> list[dic
     groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
     for t in trials:
         groups.setdefault((t.get("family"), root(t)), []).append(t)
-    picked = set()
-    out_by_key = {}
+    picked: dict[tuple[Any, str], dict[str, Any]] = {}
     for (family, first_id), members in groups.items():
         members = sorted(members, key=_round_of)
         if pick == "first":
@@ -211,11 +210,10 @@ def group_rounds(trials: list[dict[str, Any]], pick: str = "latest") -> list[dic
             done = [m for m in members if m.get("status") == COMPLETED]
             chosen = (done or members)[-1]
         epochs = (chosen.get("hyperparameters") or {}).get("tuner/epochs")
-        out_by_key[(family, str(chosen.get("trial_id")))] = {
+        picked[(family, str(chosen.get("trial_id")))] = {
             **chosen, "rounds": len(members), "configuration": first_id, "epochs": epochs}
-        picked.add((family, str(chosen.get("trial_id"))))
-    return [out_by_key[k] for k in ((t.get("family"), str(t.get("trial_id"))) for t in trials)
-            if k in picked]
+    keys = ((t.get("family"), str(t.get("trial_id"))) for t in trials)
+    return [picked[k] for k in keys if k in picked]
 
 
 def collect_trials(run_dir: str | Path, family: str = "both", *,

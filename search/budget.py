@@ -33,6 +33,7 @@ class TimeBudget:
         self._clock = clock
         self.start = clock()
         self.folds_started = 0
+        self.cut_fold = False  # set by the callback when it stopped a fit short
 
     @property
     def elapsed_s(self) -> float:
@@ -73,13 +74,12 @@ class TimeBudget:
                     self.model.stop_training = True
                     budget.cut_fold = True
 
-        self.cut_fold = False
         return BudgetStop()
 
     def check_after_fit(self) -> None:
         """Raises BudgetExhausted when the budget cut the fit short (the fold is discarded: it
         restarts on resume)."""
-        if getattr(self, "cut_fold", False):
+        if self.cut_fold:
             self.cut_fold = False
             raise BudgetExhausted(
                 f"time budget of {self.minutes:g} min spent after {self.elapsed_s / 60:.1f} min, "

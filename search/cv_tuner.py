@@ -215,6 +215,7 @@ class CVTuner(kt.Tuner):
         obj = self.oracle.objective
         budget = epochs if "tuner/epochs" in values else None
         pruned = None
+        ref = None  # the best trial to race against (search.racing); {} when there is none
         try:
             for k, (tr, va) in enumerate(self.data.folds):
                 record = fold_fit.load_finished_fold(tdir, k)
@@ -246,9 +247,10 @@ class CVTuner(kt.Tuner):
                 folds.append(record)
                 self._write_cv(trial, "RUNNING", folds, started, n_params=n_params)
                 if self.racing and k < len(self.data.folds) - 1:
-                    ref = racing.reference(racing.family_records(self.family_dir),
-                                           objective=obj.name, direction=obj.direction,
-                                           budget=budget)
+                    if ref is None:  # read the other trials' records once per trial
+                        ref = racing.reference(racing.family_records(self.family_dir),
+                                               objective=obj.name, direction=obj.direction,
+                                               budget=budget) or {}
                     pruned = racing.prune_reason(record["best"].get(obj.name), k, ref,
                                                  objective=obj.name, direction=obj.direction)
                     if pruned:

@@ -65,8 +65,9 @@ def reference(records: Iterable[dict[str, Any]], *, objective: str, direction: s
 
 def prune_reason(score: float, fold: int, ref: dict[str, Any] | None, *, objective: str,
                  direction: str) -> str | None:
-    """Why a trial whose fold ``fold`` scored ``score`` is pruned, or None to go on."""
-    if ref is None or fold not in ref["folds"] or score is None:
+    """Why a trial whose fold ``fold`` scored ``score`` is pruned, or None to go on (also when
+    ``ref`` is None or empty: nothing to race against)."""
+    if not ref or fold not in ref["folds"] or score is None:
         return None
     target = ref["folds"][fold]
     if direction == "max":
