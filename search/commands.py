@@ -48,6 +48,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "whose score is more than 0.05 (val_loss: 25%%) worse than the best "
                         "trial's score on that same fold at the same epoch budget; it is "
                         "recorded as pruned, never exported (see README, Racing)")
+    p.add_argument("--no-pruning", dest="pruning", action="store_false",
+                   help="never stop a trial inside a fold. By default a fold is judged at epochs "
+                        "2, 6, 18, ... of its round against the earlier trials' curves on the "
+                        "same fold and stopped when it is more than 0.05 (val_loss: 25%%) below "
+                        "their top third; recorded as pruned (see README, Pruning)")
+    p.add_argument("--max-trial-share", type=float, default=0.25, metavar="F",
+                   help="with --time-budget: a trial may spend at most this share of the budget "
+                        "before it is judged against the others, and a trial whose remaining "
+                        "folds cannot finish in the budget left stops at once, saying so "
+                        "(default 0.25; 1 turns the share rule off)")
     p.add_argument("--objective", default=DEFAULT_OBJECTIVE, metavar="NAME",
                    help="val_<metric>, val_loss, or a shortcut probe (val_auc_geometric, "
                         "val_auc_border, val_auc_photometric, val_auc_batch, val_auc_robust); "
@@ -121,6 +131,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         data=args.data, model=args.model, tuner=args.tuner, folds=args.folds,
         max_trials=args.max_trials, max_epochs=args.max_epochs, patience=args.patience,
         min_epochs=getattr(args, "min_epochs", None), racing=getattr(args, "racing", True),
+        pruning=getattr(args, "pruning", True),
+        max_trial_share=getattr(args, "max_trial_share", 0.25),
         time_budget_min=args.time_budget, objective=args.objective, image_size=args.image_size,
         color_mode=args.color_mode, positive_class=args.positive_class,
         space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,

@@ -51,6 +51,11 @@ class SearchConfig:
     patience: int = 3
     # Stop a trial after a fold that cannot plausibly beat the best one (search.racing).
     racing: bool = True
+    # Stop a trial inside a fold at an epoch rung when its curve is hopeless (search.pruning).
+    pruning: bool = True
+    # With a time budget: the share of it a trial may spend before it is judged against the
+    # others (search.cost).
+    max_trial_share: float = 0.25
     time_budget_min: float | None = None
     objective: str = DEFAULT_OBJECTIVE
     direction: str = "max"
@@ -191,6 +196,10 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"{config.min_epochs}. It is Hyperband's first round; leave it out for a third of "
              "--max-epochs.")
     _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
+    _require(isinstance(config.max_trial_share, (int, float))
+             and 0.0 < config.max_trial_share <= 1.0,
+             f"--max-trial-share must be a fraction of the time budget above 0 and at most 1 "
+             f"(1 turns the rule off); got {config.max_trial_share}.")
     _require(config.time_budget_min is None or config.time_budget_min > 0,
              f"--time-budget must be a positive number of minutes; got {config.time_budget_min}.")
     _require(8 <= config.image_size <= 1024,

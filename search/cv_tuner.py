@@ -17,8 +17,10 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import compat, failpoints, failures, fold_fit, kt_files, racing, signals, tensorboard
-from search.budget import TimeBudget
+from search import (compat, cost, failpoints, failures, fold_fit, kt_files, racing, signals,
+                    tensorboard)
+from search.budget import BudgetExhausted, TimeBudget
+from search.fold_judge import TrialJudge, TrialStopped
 from search.diagnosis import combine
 from search.fold_records import fold_mean_std
 from search.oracles import PRUNED_METRIC
@@ -95,14 +97,19 @@ class CVTuner(kt.Tuner):
         tensorboard_dir: Where to write TensorBoard event files (``search.tensorboard``), or
             None.
         racing: Stop a trial after a fold that cannot plausibly beat the best (search.racing).
+        pruning: Stop a trial inside a fold at an epoch rung when its curve is hopeless
+            (search.pruning).
+        max_trial_share: With a time budget, the share of it a trial may spend before it is
+            judged against the others (search.cost).
     """
 
     def __init__(self, oracle, hypermodel, *, data: FoldData, family: str, run_dir: Path,
                  max_epochs: int, patience: int, seed: int, progress: Progress,
                  budget: TimeBudget, overwrite: bool = False, distribution_strategy=None,
-                 tensorboard_dir: Path | None = None, racing: bool = True):
+                 tensorboard_dir: Path | None = None, racing: bool = True,
+                 pruning: bool = True, max_trial_share: float = cost.DEFAULT_MAX_TRIAL_SHARE):
         self.data, self.family = data, family
-        self.racing = racing
+        self.racing, self.pruning, self.max_trial_share = racing, pruning, max_trial_share
         self.tensorboard_dir = tensorboard_dir
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.progress, self.budget = progress, budget
@@ -160,7 +167,8 @@ class CVTuner(kt.Tuner):
 
     def _write_cv(self, trial, status: str, folds: list[dict], started: float,
                   reason: str | None = None, n_params: int | None = None,
-                  racing_reference: str | None = None) -> dict[str, Any]:
+                  racing_reference: str | None = None,
+                  stopped: dict[str, Any] | None = None) -> dict[str, Any]:
         obj = self.oracle.objective
         mean, std = fold_mean_std([f["best"] for f in folds])
         previous = self.read_cv(trial.trial_id) or {}
@@ -181,6 +189,9 @@ class CVTuner(kt.Tuner):
             "diagnosis": combine(f["diagnosis"] for f in folds) if folds else None,
             "reason": reason,
             "racing_reference": racing_reference,
+            # Stopped inside a fold (search.pruning or search.cost): where, by which rule, and
+            # the partial fold's metrics (the oracle's score when no fold finished).
+            "stopped_in_fold": stopped,
             "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items()
                                 if not k.startswith("tuner/")},
             "hyperband": {k.split("/")[1]: trial.hyperparameters.values[k] for k in _HB_KEYS
@@ -215,7 +226,10 @@ class CVTuner(kt.Tuner):
         obj = self.oracle.objective
         budget = epochs if "tuner/epochs" in values else None
         pruned = None
+        stopped = None
         ref = None  # the best trial to race against (search.racing); {} when there is none
+        judge = self._judge(trial.trial_id, budget, epochs - initial_epoch,
+                            spent_before_s=(done or {}).get("duration_s", 0.0))
         try:
             for k, (tr, va) in enumerate(self.data.folds):
                 record = fold_fit.load_finished_fold(tdir, k)
@@ -242,7 +256,7 @@ class CVTuner(kt.Tuner):
                         objective=self.oracle.objective.name,
                         direction=self.oracle.objective.direction, patience=self.patience,
                         seed=self.seed, extra_callbacks=extra, probe=self.data.probe_data(k),
-                        budget=self.budget)
+                        budget=self.budget, judge=judge)
                 n_params = record.get("n_params", n_params)
                 folds.append(record)
                 self._write_cv(trial, "RUNNING", folds, started, n_params=n_params)
@@ -256,6 +270,11 @@ class CVTuner(kt.Tuner):
                     if pruned:
                         pruned = (pruned, ref["trial_id"])
                         break
+                    judge.judged = judge.judged or bool(ref)
+        except TrialStopped as stop:
+            stop_reason, n_params = stop.reason, n_params or stop.record.get("n_params")
+            stopped = {"fold": stop.record["fold"], "epoch": stop.record["stopped_at_epoch"],
+                       "rule": stop.rule, "best": stop.record["best"]}
         except kt.errors.FatalError:
             raise  # budget spent: the trial stays RUNNING and resumable
         except Exception as exc:  # noqa: BLE001 - any trial error ends this trial only
@@ -268,17 +287,59 @@ class CVTuner(kt.Tuner):
             reason = failures.failure_reason(exc)
             self._write_cv(trial, "FAILED", folds, started, reason=reason, n_params=n_params)
             raise kt.errors.FailedTrialError(reason) from exc
-        if pruned:
+        if stopped:
+            record = self._write_cv(trial, "PRUNED", folds, started, reason=stop_reason,
+                                    n_params=n_params, stopped=stopped)
+            if stopped["rule"] == "cost":
+                self._end_if_nothing_fits(stop_reason)
+        elif pruned:
             record = self._write_cv(trial, "PRUNED", folds, started, reason=pruned[0],
                                     n_params=n_params, racing_reference=pruned[1])
         else:
             record = self._write_cv(trial, "COMPLETED", folds, started, n_params=n_params)
         return self._oracle_metrics(record)
 
+    def _judge(self, trial_id: str, budget: int | None, round_epochs: int,
+               spent_before_s: float) -> TrialJudge:
+        """The trial's judge (search.fold_judge): rung pruning and the cost rules."""
+        obj = self.oracle.objective
+        others = [r for r in racing.family_records(self.family_dir)
+                  if str(r.get("trial_id")) != str(trial_id)]
+        epochs = [f.get("epochs_trained") for r in others
+                  if r.get("status") == "COMPLETED" and racing.budget_of(r) == budget
+                  for f in r.get("folds") or []]
+        return TrialJudge(
+            family_dir=self.family_dir, trial_id=trial_id,
+            metric=epoch_metric(obj.name), direction=obj.direction, budget_epochs=budget,
+            n_folds=len(self.data.folds), pruning=self.pruning, time_budget=self.budget,
+            max_share=self.max_trial_share,
+            has_peers=any(r.get("status") in ("COMPLETED", "PRUNED", "FAILED") for r in others),
+            typical_epochs=cost.typical_fold_epochs(epochs, round_epochs),
+            spent_before_s=float(spent_before_s or 0.0))
+
+    def _end_if_nothing_fits(self, reason: str) -> None:
+        """After a configuration stopped because it could not finish in the budget left: when
+        even the quickest completed trial took longer than what is left, drawing more trials
+        would only stop each of them the same way, so the family's search ends (resumable)."""
+        left = self.budget.remaining_s
+        durations = [r.get("duration_s") for r in racing.family_records(self.family_dir)
+                     if r.get("status") == "COMPLETED" and r.get("duration_s")]
+        if left is not None and durations and left < min(durations):
+            raise BudgetExhausted(
+                f"{reason}; the quickest completed trial took {min(durations) / 60:.1f} min, "
+                "so no new trial is started")
+
     @staticmethod
     def _oracle_metrics(record: dict[str, Any]) -> dict[str, float]:
-        """The fold means the oracle scores; a pruned trial adds ``cxr_pruned`` = 1."""
-        metrics = dict(record["mean"])
+        """The fold means the oracle scores; a pruned trial adds ``cxr_pruned`` = 1.
+
+        A trial stopped inside its first fold has no fold means: the oracle gets the partial
+        fold's metrics (measured where it stopped), so Bayesian and TPE learn from it.
+        """
+        metrics = dict(record.get("mean") or {})
+        partial = (record.get("stopped_in_fold") or {}).get("best") or {}
+        for key, value in partial.items():
+            metrics.setdefault(key, value)
         if record.get("status") == "PRUNED":
             metrics[PRUNED_METRIC] = 1.0
         return metrics

@@ -141,7 +141,8 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
                         max_epochs=config.max_epochs, patience=config.patience,
                         seed=config.seed, progress=progress, budget=budget,
                         distribution_strategy=plan.strategy,
-                        tensorboard_dir=tensorboard_dir(config), racing=config.racing)
+                        tensorboard_dir=tensorboard_dir(config), racing=config.racing,
+                        pruning=config.pruning, max_trial_share=config.max_trial_share)
     if worker:
         progress.line(f"[{family}] worker {role.tuner_id}: running the trials the chief hands "
                       "out")
@@ -384,11 +385,14 @@ def _done_text(run_dir: Path, config: SearchConfig) -> str:
         cvs = [rf.read_json(p) or {} for p in sorted((run_dir / family).glob("trial_*/cv.json"))]
         done = sum(c.get("status") == "COMPLETED" for c in cvs)
         failed = sum(c.get("status") == "FAILED" for c in cvs)
-        pruned = sum(c.get("status") == "PRUNED" for c in cvs)
+        pruned = [c for c in cvs if c.get("status") == "PRUNED"]
+        in_fold = sum(bool(c.get("stopped_in_fold")) for c in pruned)
         folds = sum(len(list(p.parent.glob("fold*.json"))) for p in
                     (run_dir / family).glob("trial_*/cv.json"))
-        parts.append(f"{family}: {done} trial(s) completed, "
-                     + (f"{pruned} pruned by racing, " if pruned else "")
+        how = (f" ({in_fold} inside a fold, {len(pruned) - in_fold} after a fold)"
+               if in_fold else " (after a fold, by racing)")
+        parts.append(f"{family}: {len(cvs)} trial(s): {done} completed, "
+                     + (f"{len(pruned)} pruned{how}, " if pruned else "")
                      + f"{failed} failed, {folds} fold(s) trained")
     return "; ".join(parts) + "."
 

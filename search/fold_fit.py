@@ -93,6 +93,30 @@ def best_index(values: list[float], direction: str) -> int:
     return int(np.argmax(arr) if direction == "max" else np.argmin(arr))
 
 
+def _save_stopped_fold(judge, model, hist: dict[str, list[float]], best: dict[str, float], *,
+                       fold: int, trial_dir: Path, family_dir: Path, trial_id: str,
+                       x_va: np.ndarray, y_va: np.ndarray, probe, initial_epoch: int,
+                       fit_seconds: float, n_params: int) -> None:
+    """Saves a fold the judge stopped (``pruned_fold<k>.json``: later trials compare with its
+    curve) and raises TrialStopped. No weights: a stopped fold is never exported or continued."""
+    from search.fold_judge import TrialStopped
+    from search.pruning import pruned_fold_json
+
+    reason, rule, epoch = judge.stop
+    if probe is not None:
+        # The objective may be a probe: measure it on the weights the fold stopped with, so the
+        # oracle learns from a score of the same kind as the other trials'.
+        best.update(probes.probe_scores(model, x_va, y_va, *probe))
+    record = {"fold": fold, "history": hist, "initial_epoch": initial_epoch,
+              "epochs_trained": len(next(iter(hist.values()), [])), "stopped_at_epoch": epoch,
+              "rule": rule, "reason": reason, "best": best,
+              "fit_seconds": round(fit_seconds, 4), "n_params": n_params}
+    with critical():
+        write_json_atomic(pruned_fold_json(trial_dir, fold), record)
+        log_fit_event(family_dir, trial_id, fold, "end")
+    raise TrialStopped(reason, rule, record)
+
+
 # A fresh session per fold; what the fit leaves in the backend is released after it, also
 # when it fails, so the next fold starts from the same memory.
 @fit_scope()
@@ -101,7 +125,7 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
              epochs: int, initial_epoch: int, carry_from: Path | None, objective: str,
              direction: str, patience: int, seed: int, extra_callbacks: list | None = None,
              probe: tuple[dict[str, np.ndarray], np.ndarray | None] | None = None,
-             budget=None) -> dict[str, Any]:
+             budget=None, judge=None) -> dict[str, Any]:
     """Trains one fold and saves ``fold<k>.weights.h5`` then ``fold<k>.json``.
 
     Args:
@@ -117,6 +141,9 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         extra_callbacks: Progress bar and test hooks.
         budget: The family's ``search.budget.TimeBudget``: stops at the end of the epoch that
             spends it, and the fold is discarded (BudgetExhausted). None: no budget.
+        judge: The trial's ``search.fold_judge.TrialJudge`` (rung pruning, cost rules), or None.
+            When it stops the fold, the partial curve is saved to ``pruned_fold<k>.json`` and
+            ``TrialStopped`` is raised.
 
     A continued Hyperband round starts from the previous round's restored weights, which are
     its ``best_epoch`` (not ``tuner/initial_epoch`` when that round stopped early or restored
@@ -129,6 +156,7 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
 
     Raises:
         keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
+        search.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung, or cost).
     """
     objective = probes.epoch_metric(objective)
     fseed = fold_seed(seed, fold)
@@ -163,6 +191,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         signals.StopOnSignal(),
         *(extra_callbacks or []),
     ]
+    if judge is not None:
+        callbacks.append(judge.callback(fold, epochs - initial_epoch))
     if budget is not None:
         callbacks.append(budget.callback())
     if failpoints.active():
@@ -184,6 +214,11 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     i = best_index(hist[objective], direction)
     # Metrics at the restored epoch; the LR scheduler logs learning_rate, not a metric.
     best = {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")}
+    if judge is not None and judge.stop is not None:
+        _save_stopped_fold(judge, model, hist, best, fold=fold, trial_dir=trial_dir,
+                           family_dir=family_dir, trial_id=trial_id, x_va=x_va, y_va=y_va,
+                           probe=probe, initial_epoch=initial_epoch, fit_seconds=fit_seconds,
+                           n_params=n_params)
     best_epoch = initial_epoch + i + 1
     kept_carried = False
     if previous and start_eval and objective in start_eval and not _better(

@@ -24,7 +24,7 @@ def search_args(folder: Path, data: Path, *extra: str, run_dir: Path | None = No
     return ["search", "--data", str(data), "--model", "ann", "--tuner", "random", "--folds", "2",
             "--max-trials", "2", "--max-epochs", "2", "--image-size", "16", "--seed", "5",
             "--space", str(tiny_space(folder)), "--run-dir", str(run_dir or Path(folder) / "run"),
-            "--quiet", "--no-racing", *extra]
+            "--quiet", "--no-racing", "--no-pruning", *extra]
 
 
 def run_cli(args: list[str], *, env_extra: dict | None = None, timeout: float = 300,

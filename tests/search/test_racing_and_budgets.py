@@ -63,7 +63,7 @@ def test_pruned_trials_keep_their_folds_are_never_best_and_are_not_failures(
         ("0000", 1, "COMPLETED"), ("0001", None, "PRUNED"), ("0002", None, "PRUNED")]
     assert [t["trial_id"] for t in best_trials(cfg.run_dir, "ann", 5)] == ["0000"]
     log = (Path(cfg.run_dir) / "search.log").read_text()
-    assert "PRUNED [folds" in log and "2 pruned by racing" in log
+    assert "PRUNED [folds" in log and "2 pruned (after a fold, by racing)" in log
 
 
 def test_pruned_trials_are_never_promoted_or_best(tmp_path):
