@@ -53,7 +53,8 @@ def remaining_seconds(*, seconds_per_epoch: float, epochs_done: int, fold_epochs
 def cannot_finish_reason(*, needed_s: float, left_s: float | None, fold: int,
                          epoch: int) -> str | None:
     """Why the configuration stops because its remaining work exceeds the budget left, or None."""
-    if left_s is None or needed_s <= left_s:
+    if left_s is None or left_s <= 0 or needed_s <= left_s:
+        # Spent already: the budget itself cuts the fold, which stays resumable.
         return None
     return (f"stopped in fold {fold + 1} at epoch {epoch} by cost: its remaining folds need "
             f"about {needed_s / 60:.1f} min at its measured speed, the time budget has "

@@ -262,9 +262,14 @@ class CVTuner(kt.Tuner):
                 self._write_cv(trial, "RUNNING", folds, started, n_params=n_params)
                 if self.racing and k < len(self.data.folds) - 1:
                     if ref is None:  # read the other trials' records once per trial
+                        # A Hyperband round that promotes races against its top third
+                        # (search.racing, "Inside Hyperband"); the last round and the other
+                        # tuners against the best trial.
                         ref = racing.reference(racing.family_records(self.family_dir),
                                                objective=obj.name, direction=obj.direction,
-                                               budget=budget) or {}
+                                               budget=budget,
+                                               promoting=budget is not None
+                                               and budget < self.max_epochs) or {}
                     pruned = racing.prune_reason(record["best"].get(obj.name), k, ref,
                                                  objective=obj.name, direction=obj.direction)
                     if pruned:

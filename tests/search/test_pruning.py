@@ -92,6 +92,7 @@ def test_cost_estimates_and_rules():
                                   max_epochs=30, folds_left=0) == 10
     assert cost.cannot_finish_reason(needed_s=600, left_s=None, fold=0, epoch=2) is None
     assert cost.cannot_finish_reason(needed_s=600, left_s=601, fold=0, epoch=2) is None
+    assert cost.cannot_finish_reason(needed_s=600, left_s=0, fold=0, epoch=2) is None
     reason = cost.cannot_finish_reason(needed_s=600, left_s=300, fold=1, epoch=2)
     assert "fold 2 at epoch 2 by cost" in reason and "10.0 min" in reason and "5.0 min" in reason
     share = dict(spent_s=500, budget_s=1800, share=0.25, fold=0, epoch=3)

@@ -105,6 +105,11 @@ def test_time_budget_stops_inside_a_fold_at_an_epoch_end(tmp_path, synthetic_roo
         return ticks["t"]
 
     monkeypatch.setattr(engine, "TimeBudget", lambda minutes: TimeBudget(minutes, clock=clock))
+    # The fake budget clock runs far faster than the epochs: the cost rule (search.cost),
+    # which compares real epoch times with it, would stop the trial first.
+    from search import cost
+
+    monkeypatch.setattr(cost, "cannot_finish_reason", lambda **kw: None)
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=30, patience=30,
                       time_budget_min=1.0)
     assert run_search_job(cfg)["status"] == "budget_exhausted"
@@ -189,3 +194,18 @@ def test_resume_refuses_another_numeric_setup(tmp_path, synthetic_root):
     with pytest.raises(SearchError, match="replicas: saved 1, now 2.*--data-parallel 1"):
         check_runtime(Path(cfg.run_dir), {**runtime, "replicas": 2})
     check_runtime(Path(cfg.run_dir), {**runtime, "replicas": 2}, new_run=True)  # recorded
+
+
+def test_a_promoting_hyperband_round_races_against_its_top_third_not_the_leader():
+    folds = [0.99, 0.95, 0.93, 0.90, 0.85, 0.80]
+    records = [_cv(f"{i:04d}", "COMPLETED", [s, s], epochs=4) for i, s in enumerate(folds)]
+    kw = dict(objective="val_auc", direction="max")
+    leader = racing.reference(records, budget=4, **kw)
+    top_third = racing.reference(records, budget=4, promoting=True, **kw)
+    # 0.91 on fold 1 is 0.08 below the leader but within 0.05 of rank ceil(6/3) = 2 (0.95):
+    # Hyperband would likely promote it, so racing lets it finish its folds.
+    assert racing.prune_reason(0.91, 0, leader, **kw) is not None
+    assert top_third["folds"] == {0: 0.95, 1: 0.95}
+    assert racing.prune_reason(0.91, 0, top_third, **kw) is None
+    reason = racing.prune_reason(0.89, 0, top_third, **kw)
+    assert "the top third of 6 trials of this 4-epoch round's 0.9500" in reason
