@@ -11,9 +11,11 @@ same ``--time-budget``. Reported per variant:
   (models that did not learn).
 
 Variants (``--variants``): ``hyperband_before`` is KerasTuner's own bracket sizing as the
-service used it before this change (brackets from ``max_epochs`` alone; over-budget draws
+service used it before issue 12 (brackets from ``max_epochs`` alone; over-budget draws
 become failed trials; no racing); ``hyperband``, ``random`` and ``bayesian`` are today's
-oracles, each without (``_plain``) and with racing.
+oracles with everything on (racing after a fold, pruning inside a fold at epoch rungs, the
+cost rules under the time budget), ``_racing`` with racing only (the search as issue 12 left
+it) and ``_plain`` with none of them.
 
 The shared training folder is subsampled by patient (``--fraction``, default 0.25, whole
 patients only) so a variant trains several configurations within a budget of minutes on a
@@ -40,8 +42,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("hyperband_before", "hyperband_plain", "hyperband", "random_plain", "random",
-            "bayesian_plain", "bayesian")
+VARIANTS = ("hyperband_before", "hyperband_plain", "hyperband_racing", "hyperband",
+            "random_plain", "random_racing", "random", "bayesian_plain", "bayesian_racing",
+            "bayesian")
 
 
 def subsample(src: Path, dest: Path, fraction: float) -> Path:
@@ -95,6 +98,14 @@ def run_variant(name: str, data: Path, out: Path, minutes: float, args) -> dict[
                        racing=not (name.endswith("_plain") or name == "hyperband_before"),
                        run_dir=str(run_dir), overwrite=True, quiet=True,
                        space_file=args.space, tensorboard=None)
+    import search.cost as cost
+
+    full = "_" not in name
+    cfg.pruning = full
+    cfg.max_trial_share = cost.DEFAULT_MAX_TRIAL_SHARE if full else 1.0
+    original_cost = cost.cannot_finish_reason
+    if not full:  # the cost rule has no flag of its own: off for the variants of before
+        cost.cannot_finish_reason = lambda **kw: None
     original = oracles.CappedHyperbandOracle
     if name == "hyperband_before":
         oracles.CappedHyperbandOracle = _legacy_hyperband()
@@ -105,6 +116,7 @@ def run_variant(name: str, data: Path, out: Path, minutes: float, args) -> dict[
         run_search_job(cfg)
     finally:
         oracles.CappedHyperbandOracle = original
+        cost.cannot_finish_reason = original_cost
     wall = time.monotonic() - t0
     return summarise(run_dir, wall)
 

@@ -22,8 +22,7 @@ from search import (compat, cost, failpoints, failures, fold_fit, kt_files, raci
 from search.budget import BudgetExhausted, TimeBudget
 from search.fold_judge import TrialJudge, TrialStopped
 from search.diagnosis import combine
-from search.fold_records import fold_mean_std
-from search.oracles import PRUNED_METRIC
+from search.fold_records import fold_mean_std, oracle_metrics
 from search.probes import epoch_metric
 from search.progress import EpochBar, Progress
 from search.run_folder import disk_full_error, is_disk_full, read_json, write_json_atomic
@@ -336,18 +335,8 @@ class CVTuner(kt.Tuner):
 
     @staticmethod
     def _oracle_metrics(record: dict[str, Any]) -> dict[str, float]:
-        """The fold means the oracle scores; a pruned trial adds ``cxr_pruned`` = 1.
-
-        A trial stopped inside its first fold has no fold means: the oracle gets the partial
-        fold's metrics (measured where it stopped), so Bayesian and TPE learn from it.
-        """
-        metrics = dict(record.get("mean") or {})
-        partial = (record.get("stopped_in_fold") or {}).get("best") or {}
-        for key, value in partial.items():
-            metrics.setdefault(key, value)
-        if record.get("status") == "PRUNED":
-            metrics[PRUNED_METRIC] = 1.0
-        return metrics
+        """The fold means the oracle scores (search.fold_records.oracle_metrics)."""
+        return oracle_metrics(record)
 
     # -- after each trial ------------------------------------------------------------------------
     def on_trial_end(self, trial) -> None:

@@ -45,3 +45,25 @@ def best_epoch_index(fold: Mapping[str, Any]) -> int | None:
     """
     best = fold.get("best_epoch")
     return None if best is None else int(best) - int(fold.get("initial_epoch") or 0) - 1
+
+
+# The metric a pruned trial reports to the oracle (search.oracles reads it).
+PRUNED_METRIC = "cxr_pruned"
+
+
+def oracle_metrics(record: Mapping[str, Any]) -> dict[str, float]:
+    """The metrics a trial reports to the oracle, from its ``cv.json`` record.
+
+    The fold means; a trial stopped inside its first fold (``stopped_in_fold``) has none, so
+    the partial fold's metrics, measured where it stopped, fill what the means lack, and the
+    oracle (Bayesian, TPE) still learns from it. A ``PRUNED`` trial adds ``cxr_pruned`` = 1
+    (:data:`PRUNED_METRIC`): never the best, never promoted.
+    """
+    metrics = {k: float(v) for k, v in (record.get("mean") or {}).items() if v is not None}
+    partial = (record.get("stopped_in_fold") or {}).get("best") or {}
+    for key, value in partial.items():
+        if value is not None:
+            metrics.setdefault(key, float(value))
+    if record.get("status") == "PRUNED":
+        metrics[PRUNED_METRIC] = 1.0
+    return metrics

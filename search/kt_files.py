@@ -21,6 +21,7 @@ from keras_tuner.errors import FatalError
 
 from search import compat
 from search.errors import SearchError
+from search.fold_records import oracle_metrics
 from search.run_folder import DiskFullError, write_text_atomic
 
 ORACLE_BACKUP = "oracle.json.bak"
@@ -85,8 +86,8 @@ def trial_state_from_cv(cv: dict[str, Any], space: list[dict[str, Any]]) -> dict
     mean = cv.get("mean") or {}
     status = cv.get("status", "RUNNING")
     metrics = {}
-    if status == "PRUNED":  # KerasTuner's view: completed, with the racing flag (search.racing)
-        status, mean = "COMPLETED", {**mean, "cxr_pruned": 1.0}
+    if status == "PRUNED":  # KerasTuner's view: completed, with the pruned flag (search.racing)
+        status, mean = "COMPLETED", oracle_metrics(cv)
     if status == "COMPLETED":
         metrics = {name: {"direction": (direction if name == objective else
                                         "min" if name.endswith("loss") else "max"),

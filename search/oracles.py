@@ -40,7 +40,7 @@ from typing import Any, Callable
 import keras_tuner as kt
 import numpy as np
 
-from search import compat
+from search import compat, fold_records
 
 trial_module = compat.trial_module()
 
@@ -52,8 +52,9 @@ _NO_KT_FAILURE_LIMIT = 10**9
 # How many over-budget draws in a row before the space is declared exhausted. Each refusal is
 # a pure arithmetic count (spaces.common), so this costs milliseconds.
 MAX_REFUSED_DRAWS = 2000
-# The metric a racing-pruned trial reports (search.racing).
-PRUNED_METRIC = "cxr_pruned"
+# The metric a pruned trial reports (search.racing, search.pruning); defined with the record
+# reader that adds it (search.fold_records.oracle_metrics).
+PRUNED_METRIC = fold_records.PRUNED_METRIC
 ENDED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED,
          trial_module.TrialStatus.INVALID)
 

@@ -211,3 +211,22 @@ def test_max_trial_share_is_validated(share):
 
     with pytest.raises(SearchError, match="--max-trial-share"):
         validate(SearchConfig(max_trial_share=share))
+
+
+def test_a_trial_pruned_in_its_first_fold_reports_its_partial_score_also_after_repair():
+    from search.fold_records import oracle_metrics
+    from search.kt_files import trial_state_from_cv
+    from search.oracles import PRUNED_METRIC
+
+    cv = {"trial_id": "0004", "status": "PRUNED", "objective": "val_auc_geometric",
+          "direction": "max", "mean": {}, "hyperparameters": {},
+          "stopped_in_fold": {"fold": 0, "epoch": 2, "rule": "rung",
+                              "best": {"val_auc": 0.61, "val_auc_geometric": 0.55}}}
+    assert oracle_metrics(cv) == {"val_auc": 0.61, "val_auc_geometric": 0.55,
+                                  PRUNED_METRIC: 1.0}
+    state = trial_state_from_cv(cv, [])
+    assert state["status"] == "COMPLETED" and state["score"] == 0.55
+    assert state["metrics"]["metrics"][PRUNED_METRIC]["observations"][0]["value"] == [1.0]
+    # Finished folds' means win over the partial fold's metrics.
+    cv["mean"] = {"val_auc_geometric": 0.7}
+    assert oracle_metrics(cv)["val_auc_geometric"] == 0.7
