@@ -8,6 +8,9 @@ the estimate is taken from the second epoch on whenever the fold has one):
   folds still to run, at the epochs a fold of this search typically trains) needs more time
   than the budget has left, it stops now, saying so, instead of being cut at the budget with
   nothing to show. Its finished folds stay on disk and the search goes on to cheaper draws.
+  The rule waits until one trial of the family has completed: before that a search has no
+  result at all, and a trial the budget cuts stays resumable (a later session finishes it),
+  while a stopped one would not.
 * **Share.** No configuration may spend more than ``--max-trial-share`` of the budget
   (default 25%) before it has been judged against the others (by a rung of
   ``search.pruning`` or by racing after a fold). The first configuration is exempt: it has no

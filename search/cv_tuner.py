@@ -318,6 +318,7 @@ class CVTuner(kt.Tuner):
             n_folds=len(self.data.folds), pruning=self.pruning, time_budget=self.budget,
             max_share=self.max_trial_share,
             has_peers=any(r.get("status") in ("COMPLETED", "PRUNED", "FAILED") for r in others),
+            has_completed=any(r.get("status") == "COMPLETED" for r in others),
             typical_epochs=cost.typical_fold_epochs(epochs, round_epochs),
             spent_before_s=float(spent_before_s or 0.0))
 

@@ -40,6 +40,8 @@ class TrialJudge:
         time_budget: The family's ``search.budget.TimeBudget`` (its ``minutes`` may be None).
         max_share: ``--max-trial-share``.
         has_peers: Other trials of the family ended before this one.
+        has_completed: Another trial of the family completed (the cannot-finish rule waits for
+            one: until a search has a result, a trial the budget cuts stays resumable).
         typical_epochs: ``search.cost.typical_fold_epochs`` for this budget.
         spent_before_s: Seconds earlier sessions already spent on this trial.
         clock: Monotonic clock (injectable for tests).
@@ -48,12 +50,14 @@ class TrialJudge:
     def __init__(self, *, family_dir: Path, trial_id: str, metric: str, direction: str,
                  budget_epochs: int | None, n_folds: int, pruning: bool, time_budget,
                  max_share: float, has_peers: bool, typical_epochs: float,
+                 has_completed: bool = True,
                  spent_before_s: float = 0.0, clock: Callable[[], float] = time.monotonic):
         self.family_dir, self.trial_id = Path(family_dir), trial_id
         self.metric, self.direction = metric, direction
         self.budget_epochs, self.n_folds = budget_epochs, n_folds
         self.pruning, self.time_budget, self.max_share = pruning, time_budget, max_share
         self.has_peers, self.typical_epochs = has_peers, typical_epochs
+        self.has_completed = has_completed
         self._clock = clock
         self._start = clock() - spent_before_s
         # True once the trial passed a comparison with others (a rung with enough peers, or
@@ -121,7 +125,7 @@ class TrialJudge:
             fold_epochs=min(self.typical_epochs, round_epochs), max_epochs=round_epochs,
             folds_left=self.n_folds - fold - 1)
         reason = None
-        if len(durations) > 1:
+        if len(durations) > 1 and self.has_completed:
             reason = cost.cannot_finish_reason(needed_s=needed,
                                                left_s=self.time_budget.remaining_s,
                                                fold=fold, epoch=epoch)

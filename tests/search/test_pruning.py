@@ -125,6 +125,10 @@ def test_judge_stops_a_configuration_that_cannot_finish_in_the_budget_left(tmp_p
     # With room left it goes on.
     judge = _judge(tmp_path, _Budget(30, remaining_s=1000.0), clock=lambda: now[0])
     assert judge.decide(0, 2, 10, [0.6, 0.7], [60.0, 10.0], [], set()) is None
+    # Until a trial has completed the budget cut (resumable) is left to do it.
+    judge = _judge(tmp_path, _Budget(30, remaining_s=200.0), clock=lambda: now[0])
+    judge.has_completed = False
+    assert judge.decide(0, 2, 10, [0.6, 0.7], [60.0, 10.0], [], set()) is None
 
 
 def test_judge_share_rule_spares_judged_and_first_trials(tmp_path):
@@ -192,14 +196,20 @@ def test_no_pruning_flag_trains_every_epoch(tmp_path, synthetic_root, monkeypatc
 
 def test_a_configuration_that_cannot_finish_stops_by_cost(tmp_path, synthetic_root,
                                                           monkeypatch):
-    # Every configuration looks too slow for the budget left: each stops after its second
-    # epoch, saying so, and nothing completes (so the search goes on drawing).
-    monkeypatch.setattr(cost, "remaining_seconds", lambda **kw: 1e9)
-    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=3,
+    # After the first trial completes, every configuration looks too slow for the budget
+    # left: each stops after its second epoch, saying so. The quickest completed trial took
+    # far less than the budget left, so the search goes on drawing.
+    real = cost.remaining_seconds
+    monkeypatch.setattr(cost, "remaining_seconds",
+                        lambda **kw: 1e9 if kw["epochs_done"] >= 2 else real(**kw))
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=3,
                       time_budget_min=60)
     fam = run_search_job(cfg)["families"]["ann"]
-    assert fam["trials_pruned"] == 2
-    for rec in cv_records(Path(cfg.run_dir) / "ann").values():
+    assert (fam["trials_completed"], fam["trials_pruned"]) == (1, 2)
+    records = cv_records(Path(cfg.run_dir) / "ann")
+    assert records["trial_0000"]["status"] == "COMPLETED"  # nothing completed before it
+    for tid in ("trial_0001", "trial_0002"):
+        rec = records[tid]
         assert "by cost" in rec["reason"] and rec["stopped_in_fold"]["rule"] == "cost"
         assert rec["stopped_in_fold"]["epoch"] == 2
 
