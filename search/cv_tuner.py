@@ -349,11 +349,9 @@ class CVTuner(kt.Tuner):
             super().search(*fit_args, **fit_kwargs)
         except (BudgetExhausted, signals.SearchInterrupted) as exc:
             if self._open_trial is not None:
-                cv = self.read_cv(self._open_trial) or {}
-                cause = ("time budget spent" if isinstance(exc, BudgetExhausted)
-                         else f"interrupted ({exc})")
-                self._write_session(self._open_trial, stop_reason=tensorboard.stopped_reason(
-                    cause, len(cv.get("folds") or []), len(self.data.folds)))
+                self._write_session(self._open_trial, stopped_by=(
+                    "time budget spent" if isinstance(exc, BudgetExhausted)
+                    else f"interrupted ({exc})"))
             raise
 
     def on_trial_begin(self, trial) -> None:
@@ -385,11 +383,22 @@ class CVTuner(kt.Tuner):
         failures.check_consecutive(self.session_statuses, last_reason=reason)
         signals.check()
 
-    def _write_session(self, trial_id: str, stop_reason: str | None = None) -> None:
-        """The trial's HParams session; a logging failure is reported, never fatal."""
+    def _write_session(self, trial_id: str, stopped_by: str | None = None) -> None:
+        """The trial's HParams session; a logging failure is reported, never fatal.
+
+        Args:
+            trial_id: The trial.
+            stopped_by: What stopped the search inside the trial (``time budget spent``), or
+                None when the trial has ended.
+        """
         cv = self.read_cv(trial_id)
         if self.tensorboard_dir is None or not cv:
             return
+        stop_reason = None
+        if stopped_by is not None:
+            cv = tensorboard.with_fold_files(cv, self.trial_dir(trial_id))
+            stop_reason = tensorboard.stopped_reason(stopped_by, len(cv.get("folds") or []),
+                                                     len(self.data.folds))
         try:
             tensorboard.write_trial_session(self.tensorboard_dir, cv, stop_reason=stop_reason)
         except OSError as err:

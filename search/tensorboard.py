@@ -43,6 +43,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import shutil
 import socket
 import time
@@ -281,6 +282,34 @@ def write_trial_session(tb_dir: Path, cv: dict[str, Any], stop_reason: str | Non
     return writer.path
 
 
+def with_fold_files(cv: dict[str, Any], trial_dir: Path) -> dict[str, Any]:
+    """A trial that has not ended, with its folds and their means read from its ``fold<k>.json``
+    files when those are ahead of ``cv.json``: a stop can land between a fold's record and the
+    cv.json update, and the leaderboard counts the fold files of such a trial too.
+
+    Args:
+        cv: The trial's ``cv.json`` record (returned as it is once the trial has ended).
+        trial_dir: The trial's folder.
+    """
+    if cv.get("status") in ("COMPLETED", "FAILED", "PRUNED"):
+        return cv
+    from search.fold_records import fold_mean_std
+    from search.run_folder import read_json
+
+    folds = []
+    for path in sorted(Path(trial_dir).glob("fold*.json")):
+        if not re.fullmatch(r"fold\d+\.json", path.name):
+            continue
+        record = read_json(path, on_damage=lambda _path, _err: None)
+        if isinstance(record, dict) and isinstance(record.get("best"), dict):
+            folds.append(record)
+    if len(folds) <= len(cv.get("folds") or []):
+        return cv
+    mean, std = fold_mean_std([f["best"] for f in folds])
+    return {**cv, "mean": mean, "std": std,
+            "folds": [{"fold": f.get("fold"), **f["best"]} for f in folds]}
+
+
 def write_sessions(tb_dir: Path, family_dir: Path) -> int:
     """Rewrites the session of every trial of a family from its ``cv.json``.
 
@@ -295,9 +324,10 @@ def write_sessions(tb_dir: Path, family_dir: Path) -> int:
 
     n = 0
     for path in sorted(Path(family_dir).glob("trial_*/cv.json")):
-        cv = read_json(path)
+        # A damaged record is skipped here: the tuner repairs or reports it when it loads.
+        cv = read_json(path, on_damage=lambda _path, _err: None)
         if isinstance(cv, dict) and cv.get("trial_id") is not None and cv.get("family"):
-            write_trial_session(tb_dir, cv)
+            write_trial_session(tb_dir, with_fold_files(cv, path.parent))
             n += 1
     return n
 

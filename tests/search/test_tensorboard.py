@@ -144,6 +144,36 @@ def test_pruned_and_budget_cut_trials_appear_with_their_status_and_resume_update
     assert _metric(live["ann/trial_0002"], "cv/folds_finished") == 2
 
 
+def test_a_trial_interrupted_between_folds_appears_as_stopped(tmp_path, synthetic_root,
+                                                              monkeypatch):
+    import signal
+
+    from search import signals
+
+    fam_dir = tmp_path / "run" / "ann"
+    real_check = signals.check
+
+    def check():  # SIGTERM arrives once trial 0000 has finished its first fold
+        if (fam_dir / "trial_0000" / "fold0.json").exists():
+            raise signals.SearchInterrupted(signal.SIGTERM)
+        real_check()
+
+    monkeypatch.setattr(signals, "check", check)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
+    with pytest.raises(signals.SearchInterrupted):
+        run_search_job(cfg)
+    groups, _ = _dashboard(Path(cfg.run_dir) / "tensorboard")
+    group = groups["ann/trial_0000"]
+    assert _status(group) == "STATUS_UNKNOWN" and group["hparams"]["status"] == "STOPPED"
+    assert group["hparams"]["stop_reason"] == ("interrupted (SIGTERM) after 1 of 2 fold(s); "
+                                               "resuming the search finishes it")
+    assert _metric(group, "cv/folds_finished") == 1
+    # The stop landed after fold 0's record, before cv.json counted it: the record counts.
+    fold0 = json.loads((fam_dir / "trial_0000" / "fold0.json").read_text())
+    assert _metric(group, f"cv/mean_{cfg.objective}") == pytest.approx(
+        fold0["best"][cfg.objective], rel=1e-6)
+
+
 def test_every_cv_status_maps_to_a_dashboard_status_and_a_status_column(tmp_path):
     from search import tensorboard
 
@@ -152,12 +182,19 @@ def test_every_cv_status_maps_to_a_dashboard_status_and_a_status_column(tmp_path
     records = {"0000": {"status": "COMPLETED"}, "0001": {"status": "FAILED", "reason": "OOM"},
                "0002": {"status": "PRUNED", "reason": "pruned in fold 1 at epoch 2"},
                "0003": {"status": "RUNNING"}}  # left by a kill: no stop reason known
-    tensorboard.write_experiment(tmp_path, ["learning_rate"], ["cv/mean_val_auc"])
+    tensorboard.write_experiment(tmp_path, ["learning_rate"],
+                                 tensorboard.experiment_metrics("val_auc"))
     (tmp_path / "cnn").mkdir()
     for tid, extra in records.items():
         trial = tmp_path / "cnn" / f"trial_{tid}"
         trial.mkdir()
         (trial / "cv.json").write_text(json.dumps({**base, "trial_id": tid, **extra}))
+    # A kill landed after fold 1's record but before cv.json counted it: the fold files count,
+    # as in the leaderboard (the partial fold of a pruned trial does not).
+    for name, auc in (("fold0.json", 0.8), ("fold1.json", 0.6), ("pruned_fold2.json", 0.1)):
+        (tmp_path / "cnn" / "trial_0003" / name).write_text(json.dumps({"best": {"val_auc": auc}}))
+    (tmp_path / "cnn" / "trial_0004").mkdir()
+    (tmp_path / "cnn" / "trial_0004" / "cv.json").write_text("{damaged")  # skipped
     assert tensorboard.write_sessions(tmp_path, tmp_path / "cnn") == 4
     groups, _ = _dashboard(tmp_path)
     got = {name: (_status(g), g["hparams"]["status"], g["hparams"]["stop_reason"])
@@ -167,7 +204,10 @@ def test_every_cv_status_maps_to_a_dashboard_status_and_a_status_column(tmp_path
         "cnn/trial_0001": ("STATUS_FAILURE", "FAILED", "OOM"),
         "cnn/trial_0002": ("STATUS_UNKNOWN", "PRUNED", "pruned in fold 1 at epoch 2"),
         "cnn/trial_0003": ("STATUS_UNKNOWN", "STOPPED",
-                           "stopped after 1 fold(s); resuming the search finishes it")}
+                           "stopped after 2 fold(s); resuming the search finishes it")}
+    assert _metric(groups["cnn/trial_0003"], "cv/mean_val_auc") == pytest.approx(0.7)
+    assert _metric(groups["cnn/trial_0003"], "cv/folds_finished") == 2
+    assert _metric(groups["cnn/trial_0002"], "cv/folds_finished") == 1
 
 
 def test_search_writes_fold_curves_and_one_session_per_trial(tmp_path, synthetic_root):
