@@ -113,6 +113,7 @@ class CVTuner(kt.Tuner):
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.progress, self.budget = progress, budget
         self.session_statuses: list[str] = []
+        self._open_trial: str | None = None  # the trial between on_trial_begin and its end
         compat.quiet_failed_trial_tracebacks()
         kt_files.install_atomic_saves()
         if not overwrite and not compat.reads_chief_oracle():
@@ -339,7 +340,26 @@ class CVTuner(kt.Tuner):
         """The fold means the oracle scores (search.fold_records.oracle_metrics)."""
         return oracle_metrics(record)
 
-    # -- after each trial ------------------------------------------------------------------------
+    # -- around each trial -----------------------------------------------------------------------
+    def search(self, *fit_args, **fit_kwargs) -> None:
+        """KerasTuner's search loop; when the time budget or Ctrl-C/SIGTERM stops it inside a
+        trial, that trial's HParams session is written as ``STOPPED`` so TensorBoard lists it
+        (its finished folds are on disk and the resumed search finishes it)."""
+        self._open_trial = None
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        except (BudgetExhausted, signals.SearchInterrupted) as exc:
+            if self._open_trial is not None:
+                self._write_session(self._open_trial, stopped_by=(
+                    "time budget spent" if isinstance(exc, BudgetExhausted)
+                    else f"interrupted ({exc})"))
+            raise
+
+    def on_trial_begin(self, trial) -> None:
+        """KerasTuner's hook; remembers the trial for :meth:`search`'s stop handling."""
+        super().on_trial_begin(trial)
+        self._open_trial = trial.trial_id
+
     def on_trial_end(self, trial) -> None:
         """Saves (KerasTuner), prints the progress line, applies the consecutive-failure rule."""
         super().on_trial_end(trial)
@@ -359,17 +379,29 @@ class CVTuner(kt.Tuner):
             else failures.OVER_BUDGET if failures.is_over_budget(reason) else "FAILED")
         self.report(trial.trial_id)
         self._write_session(trial.trial_id)
+        self._open_trial = None
         failpoints.maybe_kill_after_trial(trial.trial_id)
         failures.check_consecutive(self.session_statuses, last_reason=reason)
         signals.check()
 
-    def _write_session(self, trial_id: str) -> None:
-        """The trial's HParams session; a logging failure is reported, never fatal."""
+    def _write_session(self, trial_id: str, stopped_by: str | None = None) -> None:
+        """The trial's HParams session; a logging failure is reported, never fatal.
+
+        Args:
+            trial_id: The trial.
+            stopped_by: What stopped the search inside the trial (``time budget spent``), or
+                None when the trial has ended.
+        """
         cv = self.read_cv(trial_id)
         if self.tensorboard_dir is None or not cv:
             return
+        stop_reason = None
+        if stopped_by is not None:
+            cv = tensorboard.with_fold_files(cv, self.trial_dir(trial_id))
+            stop_reason = tensorboard.stopped_reason(stopped_by, len(cv.get("folds") or []),
+                                                     len(self.data.folds))
         try:
-            tensorboard.write_trial_session(self.tensorboard_dir, cv)
+            tensorboard.write_trial_session(self.tensorboard_dir, cv, stop_reason=stop_reason)
         except OSError as err:
             self.progress.line(f"[{self.family}] warning: TensorBoard session of trial "
                                f"{trial_id} not written ({err}); the search goes on")

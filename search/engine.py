@@ -82,7 +82,8 @@ def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resum
 
 def _write_tensorboard_experiment(tb_dir: Path, config: SearchConfig, space,
                                   progress: Progress) -> None:
-    """The HParams experiment (every dimension of the searched families, the cv/ metrics)."""
+    """The HParams experiment (every dimension of the searched families, the cv/ metrics), and
+    the session of every trial already on disk (a resume lists the trials a kill left)."""
     from search import tensorboard
 
     names = [n for f in config.families for n in space.dims(f)]
@@ -91,6 +92,8 @@ def _write_tensorboard_experiment(tb_dir: Path, config: SearchConfig, space,
     try:
         tensorboard.write_experiment(tb_dir, names,
                                      tensorboard.experiment_metrics(config.objective))
+        for family in config.families:
+            tensorboard.write_sessions(tb_dir, Path(config.run_dir) / family)
     except OSError as err:
         progress.line(f"warning: TensorBoard files cannot be written to {tb_dir} ({err}); "
                       "the search goes on without them (--no-tensorboard silences this)")

@@ -38,6 +38,178 @@ def _session(mux, run: str):
     return start, end
 
 
+def _dashboard(tb_dir: Path, mux=None):
+    """The HParams dashboard's session groups, read as ``tensorboard --logdir`` serves them: the
+    plugin's ``/session_groups`` route over the Python data provider, asked what the dashboard
+    asks (every status allowed). ``mux``: a multiplexer to reload, as a server left open."""
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import hparams_plugin
+    from werkzeug.test import Client
+
+    if mux is None:
+        mux = plugin_event_multiplexer.EventMultiplexer()
+        mux.AddRunsFromDirectory(str(tb_dir))
+    mux.Reload()
+    plugin = hparams_plugin.HParamsPlugin(base_plugin.TBContext(
+        logdir=str(tb_dir), multiplexer=mux,
+        data_provider=data_provider.MultiplexerDataProvider(mux, str(tb_dir))))
+    request = {"experimentName": "", "colParams": [], "startIndex": 0, "sliceSize": 1000,
+               "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                   "STATUS_RUNNING"]}
+    response = Client(plugin.get_plugin_apps()["/session_groups"]).post(
+        "/", data=json.dumps(request))
+    assert response.status_code == 200, response.get_data()
+    groups = json.loads(response.get_data())["sessionGroups"]
+    return {g["name"]: g for g in groups}, mux
+
+
+def _status(group) -> str:
+    (session,) = group["sessions"]
+    return session.get("status", "STATUS_UNKNOWN")  # proto JSON leaves the default value out
+
+
+def _metric(group, tag: str) -> float | None:
+    values = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == tag]
+    return values[0] if values else None
+
+
+def test_pruned_and_budget_cut_trials_appear_with_their_status_and_resume_updates_them(
+        tmp_path, synthetic_root, monkeypatch):
+    import search.engine as engine
+    from search import racing
+    from search.budget import TimeBudget
+
+    # Trial 0000 completes; 0001 is pruned by racing after its first fold (a margin of -10
+    # prunes every trial that has a reference; only the first prune is let through); the time
+    # budget runs out once 0002 has finished its first fold (a clock that jumps then: no wall
+    # time involved), so 0002 is cut before its second fold.
+    monkeypatch.setattr(racing, "MARGIN", -10.0)
+    real_prune, pruned = racing.prune_reason, []
+
+    def prune_once(*args, **kwargs):
+        reason = real_prune(*args, **kwargs)
+        if reason and not pruned:
+            pruned.append(reason)
+            return reason
+        return None
+
+    monkeypatch.setattr(racing, "prune_reason", prune_once)
+    fam_dir = tmp_path / "run" / "ann"
+    clock = lambda: 1e9 if (fam_dir / "trial_0002" / "fold0.json").exists() else 0.0  # noqa: E731
+    monkeypatch.setattr(engine, "TimeBudget", lambda minutes: TimeBudget(minutes, clock=clock))
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=1, racing=True,
+                      time_budget_min=600.0)
+    assert run_search_job(cfg)["status"] == "budget_exhausted"
+    cvs = {tid: json.loads((fam_dir / f"trial_{tid}" / "cv.json").read_text())
+           for tid in ("0000", "0001", "0002")}
+    assert [cvs[t]["status"] for t in sorted(cvs)] == ["COMPLETED", "PRUNED", "RUNNING"]
+    assert len(cvs["0002"]["folds"]) == 1
+
+    tb_dir = Path(cfg.run_dir) / "tensorboard"
+    groups, mux = _dashboard(tb_dir)
+    assert sorted(groups) == ["ann/trial_0000", "ann/trial_0001", "ann/trial_0002"]
+    done, raced, cut = (groups[f"ann/trial_{t}"] for t in ("0000", "0001", "0002"))
+    assert _status(done) == "STATUS_SUCCESS"
+    assert (done["hparams"]["status"], done["hparams"]["stop_reason"]) == ("COMPLETED", "-")
+    # Neither pruned nor cut is running (nor failed): the plugin's unknown, and a status column.
+    assert _status(raced) == "STATUS_UNKNOWN"
+    assert raced["hparams"]["status"] == "PRUNED"
+    assert raced["hparams"]["stop_reason"] == cvs["0001"]["reason"]
+    assert _status(cut) == "STATUS_UNKNOWN"
+    assert cut["hparams"]["status"] == "STOPPED"
+    assert cut["hparams"]["stop_reason"] == ("time budget spent after 1 of 2 fold(s); resuming "
+                                             "the search finishes it")
+    obj = f"cv/mean_{cfg.objective}"
+    for tid, group in (("0001", raced), ("0002", cut)):  # the finished folds' partial metrics
+        assert _metric(group, obj) == pytest.approx(cvs[tid]["mean"][cfg.objective], rel=1e-6)
+        assert _metric(group, "cv/folds_finished") == 1
+
+    # The resumed search finishes 0002: its session is updated in place, not duplicated.
+    monkeypatch.setattr(engine, "TimeBudget", TimeBudget)
+    cfg.time_budget_min, cfg.racing = None, False
+    assert run_search_job(cfg)["status"] == "completed"
+    final = json.loads((fam_dir / "trial_0002" / "cv.json").read_text())
+    assert final["status"] == "COMPLETED" and len(final["folds"]) == 2
+    groups, _ = _dashboard(tb_dir)
+    assert sorted(groups) == ["ann/trial_0000", "ann/trial_0001", "ann/trial_0002"]
+    cut = groups["ann/trial_0002"]
+    assert _status(cut) == "STATUS_SUCCESS" and cut["hparams"]["status"] == "COMPLETED"
+    assert _metric(cut, "cv/folds_finished") == 2
+    assert _metric(cut, obj) == pytest.approx(final["mean"][cfg.objective], rel=1e-6)
+    assert _status(groups["ann/trial_0001"]) == "STATUS_UNKNOWN"
+    # A server left open across the resume shows the final status and metrics too.
+    live, _ = _dashboard(tb_dir, mux)
+    assert len(live) == 3 and _status(live["ann/trial_0002"]) == "STATUS_SUCCESS"
+    assert _metric(live["ann/trial_0002"], "cv/folds_finished") == 2
+
+
+def test_a_trial_interrupted_between_folds_appears_as_stopped(tmp_path, synthetic_root,
+                                                              monkeypatch):
+    import signal
+
+    from search import signals
+
+    fam_dir = tmp_path / "run" / "ann"
+    real_check = signals.check
+
+    def check():  # SIGTERM arrives once trial 0000 has finished its first fold
+        if (fam_dir / "trial_0000" / "fold0.json").exists():
+            raise signals.SearchInterrupted(signal.SIGTERM)
+        real_check()
+
+    monkeypatch.setattr(signals, "check", check)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
+    with pytest.raises(signals.SearchInterrupted):
+        run_search_job(cfg)
+    groups, _ = _dashboard(Path(cfg.run_dir) / "tensorboard")
+    group = groups["ann/trial_0000"]
+    assert _status(group) == "STATUS_UNKNOWN" and group["hparams"]["status"] == "STOPPED"
+    assert group["hparams"]["stop_reason"] == ("interrupted (SIGTERM) after 1 of 2 fold(s); "
+                                               "resuming the search finishes it")
+    assert _metric(group, "cv/folds_finished") == 1
+    # The stop landed after fold 0's record, before cv.json counted it: the record counts.
+    fold0 = json.loads((fam_dir / "trial_0000" / "fold0.json").read_text())
+    assert _metric(group, f"cv/mean_{cfg.objective}") == pytest.approx(
+        fold0["best"][cfg.objective], rel=1e-6)
+
+
+def test_every_cv_status_maps_to_a_dashboard_status_and_a_status_column(tmp_path):
+    from search import tensorboard
+
+    base = {"family": "cnn", "hyperparameters": {"learning_rate": 0.01},
+            "mean": {"val_auc": 0.8}, "std": {"val_auc": 0.0}, "folds": [{"fold": 0}]}
+    records = {"0000": {"status": "COMPLETED"}, "0001": {"status": "FAILED", "reason": "OOM"},
+               "0002": {"status": "PRUNED", "reason": "pruned in fold 1 at epoch 2"},
+               "0003": {"status": "RUNNING"}}  # left by a kill: no stop reason known
+    tensorboard.write_experiment(tmp_path, ["learning_rate"],
+                                 tensorboard.experiment_metrics("val_auc"))
+    (tmp_path / "cnn").mkdir()
+    for tid, extra in records.items():
+        trial = tmp_path / "cnn" / f"trial_{tid}"
+        trial.mkdir()
+        (trial / "cv.json").write_text(json.dumps({**base, "trial_id": tid, **extra}))
+    # A kill landed after fold 1's record but before cv.json counted it: the fold files count,
+    # as in the leaderboard (the partial fold of a pruned trial does not).
+    for name, auc in (("fold0.json", 0.8), ("fold1.json", 0.6), ("pruned_fold2.json", 0.1)):
+        (tmp_path / "cnn" / "trial_0003" / name).write_text(json.dumps({"best": {"val_auc": auc}}))
+    (tmp_path / "cnn" / "trial_0004").mkdir()
+    (tmp_path / "cnn" / "trial_0004" / "cv.json").write_text("{damaged")  # skipped
+    assert tensorboard.write_sessions(tmp_path, tmp_path / "cnn") == 4
+    groups, _ = _dashboard(tmp_path)
+    got = {name: (_status(g), g["hparams"]["status"], g["hparams"]["stop_reason"])
+           for name, g in groups.items()}
+    assert got == {
+        "cnn/trial_0000": ("STATUS_SUCCESS", "COMPLETED", "-"),
+        "cnn/trial_0001": ("STATUS_FAILURE", "FAILED", "OOM"),
+        "cnn/trial_0002": ("STATUS_UNKNOWN", "PRUNED", "pruned in fold 1 at epoch 2"),
+        "cnn/trial_0003": ("STATUS_UNKNOWN", "STOPPED",
+                           "stopped after 2 fold(s); resuming the search finishes it")}
+    assert _metric(groups["cnn/trial_0003"], "cv/mean_val_auc") == pytest.approx(0.7)
+    assert _metric(groups["cnn/trial_0003"], "cv/folds_finished") == 2
+    assert _metric(groups["cnn/trial_0002"], "cv/folds_finished") == 1
+
+
 def test_search_writes_fold_curves_and_one_session_per_trial(tmp_path, synthetic_root):
     from tensorboard.plugins.hparams import api_pb2, metadata
 
