@@ -139,7 +139,14 @@ def summarise(run_dir: Path, wall_s: float) -> dict[str, Any]:
         over_time.append({"trial_id": t["trial_id"], "t_s": round(elapsed, 1),
                           "status": t["status"], "best": best})
     configs = group_rounds(trials)
-    evaluated = [c for c in configs if c["status"] in ("COMPLETED", "PRUNED")]
+    stopped = {}  # trial id -> the rule that stopped it inside a fold (cv.json)
+    for t in trials:
+        cv = json.loads((Path(t["path"]) / "cv.json").read_text()) if t.get("path") else {}
+        stopped[t["trial_id"]] = (cv.get("stopped_in_fold") or {}).get("rule")
+    # A configuration stopped for cost (search.cost) was not judged on its quality.
+    by_cost = [c for c in configs if stopped.get(c["trial_id"]) == "cost"]
+    evaluated = [c for c in configs if c["status"] in ("COMPLETED", "PRUNED")
+                 and c not in by_cost]
     completed = [c for c in configs if c["status"] == "COMPLETED"]
     low = [c for c in evaluated if (c.get("mean") or {}).get("val_auc", 1.0) < 0.6]
     best_t = next((p["t_s"] for p in over_time if p["best"] == best), None)
@@ -147,6 +154,8 @@ def summarise(run_dir: Path, wall_s: float) -> dict[str, Any]:
     return {"objective": obj, "wall_s": round(wall_s, 1), "trials": len(trials),
             "failed": sum(t["status"] == "FAILED" for t in trials),
             "pruned": sum(t["status"] == "PRUNED" for t in trials),
+            "stopped_for_cost": len(by_cost),
+            "pruned_in_fold": sum(rule == "rung" for rule in stopped.values()),
             "configs_evaluated": len(evaluated), "configs_completed": len(completed),
             "configs_per_hour": round(len(evaluated) / hours, 1),
             "completed_per_hour": round(len(completed) / hours, 1),
@@ -156,16 +165,17 @@ def summarise(run_dir: Path, wall_s: float) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
     """The table RESULTS.md shows."""
-    lines = ["| variant | trials | configs evaluated (pruned) | configs/hour | completed/hour | "
-             "share < 0.6 AUC | failed | best objective (at s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | trials | configs evaluated (pruned; in a fold) | stopped for cost | "
+             "configs/hour | completed/hour | share < 0.6 AUC | failed | best objective (at s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in VARIANTS:
         r = results.get(name)
         if not r:
             continue
         best = "-" if r["best"] is None else f"{r['best']:.4f} ({r['best_at_s']:.0f})"
         share = "-" if r["share_below_0_6"] is None else f"{r['share_below_0_6']:.0%}"
-        lines.append(f"| {name} | {r['trials']} | {r['configs_evaluated']} ({r['pruned']}) | "
+        lines.append(f"| {name} | {r['trials']} | {r['configs_evaluated']} ({r['pruned']}; "
+                     f"{r.get('pruned_in_fold', 0)}) | {r.get('stopped_for_cost', 0)} | "
                      f"{r['configs_per_hour']} | {r['completed_per_hour']} | {share} | "
                      f"{r['failed']} | {best} |")
     return "\n".join(lines)

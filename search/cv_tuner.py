@@ -295,8 +295,6 @@ class CVTuner(kt.Tuner):
         if stopped:
             record = self._write_cv(trial, "PRUNED", folds, started, reason=stop_reason,
                                     n_params=n_params, stopped=stopped)
-            if stopped["rule"] == "cost":
-                self._end_if_nothing_fits(stop_reason)
         elif pruned:
             record = self._write_cv(trial, "PRUNED", folds, started, reason=pruned[0],
                                     n_params=n_params, racing_reference=pruned[1])
@@ -322,18 +320,6 @@ class CVTuner(kt.Tuner):
             has_completed=any(r.get("status") == "COMPLETED" for r in others),
             typical_epochs=cost.typical_fold_epochs(epochs, round_epochs),
             spent_before_s=float(spent_before_s or 0.0))
-
-    def _end_if_nothing_fits(self, reason: str) -> None:
-        """After a configuration stopped because it could not finish in the budget left: when
-        even the quickest completed trial took longer than what is left, drawing more trials
-        would only stop each of them the same way, so the family's search ends (resumable)."""
-        left = self.budget.remaining_s
-        durations = [r.get("duration_s") for r in racing.family_records(self.family_dir)
-                     if r.get("status") == "COMPLETED" and r.get("duration_s")]
-        if left is not None and durations and left < min(durations):
-            raise BudgetExhausted(
-                f"{reason}; the quickest completed trial took {min(durations) / 60:.1f} min, "
-                "so no new trial is started")
 
     @staticmethod
     def _oracle_metrics(record: dict[str, Any]) -> dict[str, float]:
