@@ -37,14 +37,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from search import pruning  # noqa: E402  (after the path insert)
 
 
-def load_curves(paths: list[Path], objective: str) -> list[dict[str, Any]]:
-    """``[{"name", "curve": [val_auc per epoch], "worth": final objective}]`` from the inputs."""
+def load_curves(paths: list[Path], objective: str, family: str | None = None
+                ) -> list[dict[str, Any]]:
+    """``[{"name", "curve": [val_auc per epoch], "worth": final objective}]`` from the inputs
+    (``family``: only that family's configurations of a ``priors.json``)."""
     out = []
     for path in paths:
         path = Path(path)
         if path.is_file():
             results = json.loads(path.read_text()).get("results", {})
             for name, r in results.items():
+                if family and r.get("family") != family:
+                    continue
                 if r.get("val_auc_curve") and r.get(objective) is not None:
                     out.append({"name": name, "curve": r["val_auc_curve"],
                                 "worth": r[objective]})
@@ -90,13 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("--objective", default="val_auc_geometric")
+    p.add_argument("--family", default=None, help="cnn or ann: filter a priors.json")
     p.add_argument("--max-epochs", type=int, default=30)
     p.add_argument("--top", type=int, default=3, help="configurations that count as winners")
     p.add_argument("--orders", type=int, default=200)
     p.add_argument("--graces", default="1,2,3")
     p.add_argument("--margins", default="0,0.02,0.05,0.1")
     args = p.parse_args(argv)
-    configs = load_curves(args.inputs, args.objective)
+    configs = load_curves(args.inputs, args.objective, args.family)
     if len(configs) < pruning.MIN_PEERS + 1:
         print(f"only {len(configs)} curves in {', '.join(map(str, args.inputs))}; the rule "
               f"needs {pruning.MIN_PEERS} peers before it judges anything", file=sys.stderr)
