@@ -109,11 +109,12 @@ def test_local_weights_file_through_weights_path_starts_every_fold(tmp_path, syn
     trial = next(iter(cv_records(run_dir / "transfer")))
     # The stem is frozen in both stages, so the fold's saved model still holds the file's
     # weights there: they came from --weights PATH, not from a fresh initialisation.
-    from spaces.transfer import TransferHyperModel
     import keras_tuner as kt
 
-    hm = TransferHyperModel((32, 32, 1), weights=None, space=__import__("spaces").load_space(
-        cfg.space_file))
+    from spaces import load_space
+    from spaces.transfer import TransferHyperModel
+
+    hm = TransferHyperModel((32, 32, 1), weights=None, space=load_space(cfg.space_file))
     hp = kt.HyperParameters()
     hp.values.update(cv_records(run_dir / "transfer")[trial]["hyperparameters"])
     model = hm.build(hp)
