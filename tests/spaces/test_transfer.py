@@ -59,11 +59,16 @@ def test_cpu_default_budget_refuses_xception_at_224_and_the_gpu_preset_accepts_i
     hp = _hp(backbone="xception", input_size=224)
     cpu = TransferHyperModel((64, 64, 1), max_params=default_max_params(64),
                              max_gflops=default_max_gflops(64), weights=None)
-    reason = cpu.refusal(hp)
+    assert cpu.refusal(kt.HyperParameters()) is None  # the defaults' first trial is built
+    reason = cpu.refusal(hp)  # over both limits; the parameter count is checked first
+    assert reason is not None and "20,863,529 parameters" in reason and "--max-params" in reason
+    flops_only = TransferHyperModel((64, 64, 1), max_params=10**9,
+                                    max_gflops=default_max_gflops(64), weights=None)
+    reason = flops_only.refusal(hp)
     assert reason is not None and "GFLOPs per image" in reason and "--max-gflops" in reason
     assert 8.0 < cpu.gflops(hp) < 10.0  # ~9.1 exact: 2 x multiply-adds of every convolution
-    with pytest.raises(kt.errors.FailedTrialError, match="--max-"):
-        cpu.build(hp)  # refused before any layer of the classifier is built
+    with pytest.raises(kt.errors.FailedTrialError, match="--max-gflops"):
+        flops_only.build(hp)  # refused before any layer of the classifier is built
     gpu = TransferHyperModel((128, 128, 1), max_params=GPU_PRESET["max_params"],
                              max_gflops=GPU_PRESET["max_gflops"], weights=None)
     assert gpu.refusal(hp) is None
