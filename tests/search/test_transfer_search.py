@@ -93,6 +93,14 @@ def test_search_resume_export_reload_predict_from_scratch(tmp_path, synthetic_ro
     ds = data_pipeline.load_dataset(synthetic_root, image_size=32, progress=False)
     prob = export.model.predict(ds.x[:6].astype("float32"), verbose=0).ravel()
     assert prob.shape == (6,) and np.all((prob >= 0) & (prob <= 1))
+    # The report reads the ensemble's first fold model at its backbone's last convolution.
+    from results.report.compare import compare_models
+
+    report = compare_models(run_dir, n_boot=20, n_gradcam=1, progress=False)
+    assert set(report["models"]) == {"transfer"}
+    cam = report["gradcam_transfer"]
+    assert cam["figure"] and Path(cam["figure"]).is_file(), cam
+    assert cam["layer"].startswith("backbone/")
 
 
 @pytest.mark.slow  # one trial, two folds, two compiled stages each: ~2 min
