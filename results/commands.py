@@ -17,8 +17,9 @@ def _add_run_and_model(parser: argparse.ArgumentParser) -> None:
     """The ``--run-dir`` and ``--model`` options shared by the commands that read a run."""
     parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
                         help="run folder (default: %(default)s)")
-    parser.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
-                        help="model family (default: %(default)s)")
+    parser.add_argument("--model", choices=("cnn", "ann", "transfer", "both"), default="both",
+                        help="model family; both = every family the run searched "
+                             "(default: %(default)s)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

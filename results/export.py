@@ -171,18 +171,24 @@ def _hyperparameters(record: dict[str, Any]) -> Any:
 
 def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
                 y_fit: np.ndarray, num_classes: int) -> Any:
+    """The family's hypermodel as the search built it (a transfer family's with its weights)."""
     import spaces
 
     space = cfg.get("space")
     space_cfg = (spaces.SpaceConfig.from_dict(space) if isinstance(space, dict)
-                 and all(f in space for f in spaces.FAMILIES) else spaces.load_space(
-                     cfg.get("space_file")))
+                 and family in space else spaces.load_space(cfg.get("space_file")))
     counts = np.bincount(y_fit, minlength=num_classes).tolist()
+    extra: dict[str, Any] = {}
+    if family == "transfer":
+        from spaces.transfer import resolve_weights
+
+        extra["weights"] = resolve_weights(cfg.get("weights"))
     return spaces.HYPERMODELS[family](
         input_shape=input_shape, num_classes=num_classes,
         class_counts=counts if min(counts) > 0 else None, space=space_cfg,
         max_params=int(cfg.get("max_params")
-                       or spaces.budget.default_max_params(int(cfg.get("image_size") or 64))))
+                       or spaces.budget.default_max_params(int(cfg.get("image_size") or 64))),
+        **extra)
 
 
 def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any], rank: int,
@@ -238,6 +244,8 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         folds = run_folds(run, y_pool, g_pool)
         fold_hm = _hypermodel(family, cfg, input_shape, y_pool, n_classes)
         fold_hm.with_augmentation = False  # exports carry no random layers
+        # Fold models get their weights from their files: no pretrained file is read first.
+        fold_hm.load_pretrained = False
         try:
             fold_models = [load_fold_models(t, fold_hm, _hyperparameters(t), len(folds),
                                             name=f"trial{t['trial_id']}") for t in trials]
@@ -453,15 +461,17 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
         ResultsError: no run folder, no completed trials, or a bad option.
     """
     run_dir = Path(run_dir)
-    if model not in ("cnn", "ann", "both"):
-        raise ResultsError(f"--model must be cnn, ann or both; got {model!r}.")
+    if model not in ("cnn", "ann", "transfer", "both"):
+        raise ResultsError(f"--model must be cnn, ann, transfer or both; got {model!r}.")
     if top_n < 1:
         raise ResultsError(f"--top-n must be at least 1; got {top_n}.")
     from results.leaderboard import best_trials
 
     kind, n_members = parse_ensemble(ensemble)
     run = with_data(load_run(run_dir), data)
-    families = FAMILIES if model == "both" else (model,)
+    # both: CNN and ANN (noted when missing), plus transfer when the run searched it.
+    families = (tuple(f for f in FAMILIES if f in ("cnn", "ann") or (run_dir / f).is_dir())
+                if model == "both" else (model,))
     note_live_search(run_dir, "exporting the best trial so far")
     ranked = {f: best_trials(run_dir, f, 10_000 if kind == "top" else top_n) for f in families}
     members = {f: distinct_configurations(r)[:n_members] for f, r in ranked.items()}

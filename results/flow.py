@@ -35,9 +35,13 @@ QUICKSTART: dict[str, Any] = {"image_size": 64, "folds": 3, "max_trials": 4, "ma
 # `run --preset gpu`: where a user of one modern GPU should start. 128 px (the resolution a GPU
 # user picks first; the budgets scale with it, spaces/budget.py), mixed precision (float16 on a
 # GPU), random search with up to 30 epochs and patience 6 so slow-learning augmented models get
-# a fair budget (README, "Selecting for new patients"), 30 trials per family.
+# a fair budget (README, "Selecting for new patients"), 30 trials per family. Budgets sized
+# for one GPU rather than scaled from 2 CPU cores: 50M parameters and 20 forward GFLOPs per
+# image take every pretrained backbone of the transfer family at 224 px (ResNet101: 42.7M,
+# 15.1 GFLOPs; Xception 20.9M, 9.1 GFLOPs), which the size-scaled CPU defaults refuse.
 GPU_PRESET: dict[str, Any] = {"image_size": 128, "folds": 3, "max_trials": 30, "max_epochs": 30,
                               "patience": 6, "tuner": "random", "mixed_precision": "auto",
+                              "max_params": 50_000_000, "max_gflops": 20.0,
                               "run_dir": "runs/gpu"}
 PRESETS = {"quickstart": QUICKSTART, "gpu": GPU_PRESET}
 _PRESET_KEYS = tuple(dict.fromkeys([*QUICKSTART, *GPU_PRESET]))

@@ -188,8 +188,8 @@ def build_leaderboard(run_dir: str | Path, family: str = "both", *,
             ``all``: one row per trial.
     """
     run_dir = check_run_dir(run_dir)
-    if family not in ("cnn", "ann", "both"):
-        raise ResultsError(f"--model must be cnn, ann or both, got {family!r}.")
+    if family not in ("cnn", "ann", "transfer", "both"):
+        raise ResultsError(f"--model must be cnn, ann, transfer or both, got {family!r}.")
     obj, dirn = run_objective(run_dir)
     trials = collect_trials(run_dir, family, notes=notes)
     if not trials:

@@ -86,8 +86,9 @@ def register(subparsers: Any) -> None:
                               "decision threshold is picked on the out-of-fold predictions of "
                               "the fold models (all k validation folds).")
     p.add_argument("--run-dir", required=True, help="the run folder of a search")
-    p.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
-                   help="which family to export (default: both)")
+    p.add_argument("--model", choices=("cnn", "ann", "transfer", "both"), default="both",
+                   help="which family to export (default: both, every family the run "
+                        "searched)")
     p.add_argument("--top-n", type=int, default=1, metavar="N",
                    help="export the N best trials of each family as rank1..rankN (default 1)")
     add_ensemble_argument(p)

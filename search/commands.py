@@ -22,8 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "search", help="search CNN/ANN hyperparameters with k-fold cross-validation (resumable)",
         description="Runs or resumes a hyperparameter search. Rerunning the same command on the "
                     "same --run-dir resumes it without losing finished folds.")
-    p.add_argument("--model", choices=("cnn", "ann", "both"), default="both",
-                   help="model family to search; both = one KerasTuner project each (default)")
+    p.add_argument("--model", choices=("cnn", "ann", "transfer", "both"), default="both",
+                   help="model family to search; both = cnn and ann, one KerasTuner project "
+                        "each (default); transfer = pretrained keras.applications backbones "
+                        "fine-tuned in stages (see README, Pretrained backbones)")
+    p.add_argument("--weights", default=None, metavar="imagenet|PATH|none",
+                   help="transfer family: the backbone's starting weights. imagenet (default) "
+                        "downloads through Keras' cache (~/.keras/models); PATH loads a local "
+                        "weights file (offline machines; fix the backbone in --space); none "
+                        "trains the backbone from scratch")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="chest_xray folder (train/<CLASS>/...); default: built-in synthetic data")
     p.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband")
@@ -139,6 +146,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         max_params=args.max_params, max_gflops=getattr(args, "max_gflops", None),
         run_dir=args.run_dir, overwrite=args.overwrite,
         tensorboard=getattr(args, "tensorboard", "auto"),
+        weights=getattr(args, "weights", None),
         quiet=args.quiet, command=list(argv if argv is not None else sys.argv),
         mixed_precision=getattr(args, "mixed_precision", "off"),
         jit_compile=getattr(args, "jit_compile", "auto"),

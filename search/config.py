@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SearchError
-from spaces import FAMILIES, METRIC_NAMES
+from spaces import DEFAULT_FAMILIES, FAMILIES, METRIC_NAMES
 from spaces.budget import DEFAULT_MAX_PARAMS, default_max_gflops, default_max_params
 from spaces.metrics import PROBE_OBJECTIVES
 
@@ -77,6 +77,9 @@ class SearchConfig:
     # TensorBoard event files (search.tensorboard): "auto" = RUN_DIR/tensorboard, None = off.
     # Recorded in run.json, not compared on resume: logging does not change what a trial means.
     tensorboard: str | None = "auto"
+    # The transfer family's backbone weights: "imagenet", a file path (made absolute), "none";
+    # None until resolve_weights (then "imagenet" when the transfer family is searched).
+    weights: str | None = None
     overwrite: bool = False
     # Distributed search (search.distributed); run control, so not recorded in run.json.
     role: str | None = None
@@ -87,8 +90,8 @@ class SearchConfig:
 
     @property
     def families(self) -> list[str]:
-        """The model families to search, in order."""
-        return list(FAMILIES) if self.model == "both" else [self.model]
+        """The model families to search, in order (``both``: CNN and ANN, not transfer)."""
+        return list(DEFAULT_FAMILIES) if self.model == "both" else [self.model]
 
     def to_record(self, space: dict[str, Any]) -> dict[str, Any]:
         """The ``config`` block of run.json (no run-control flags)."""
@@ -121,6 +124,18 @@ def resolve_budgets(config: SearchConfig) -> SearchConfig:
         config.max_params = default_max_params(config.image_size)
     if config.max_gflops is None:
         config.max_gflops = default_max_gflops(config.image_size)
+    return config
+
+
+def resolve_weights(config: SearchConfig) -> SearchConfig:
+    """Fills ``weights`` for the transfer family: ``imagenet`` when not given, a path made
+    absolute (so a resume from another folder finds it); None without the transfer family."""
+    if "transfer" not in config.families:
+        config.weights = None
+    elif config.weights is None:
+        config.weights = "imagenet"
+    elif config.weights not in ("imagenet", "none"):
+        config.weights = str(Path(config.weights).expanduser().resolve())
     return config
 
 
@@ -176,7 +191,15 @@ def validate(config: SearchConfig) -> SearchConfig:
     the names and numbers, so a typo fails in milliseconds.
     """
     _require(config.model in (*FAMILIES, "both"),
-             f"--model must be one of cnn, ann, both; got {config.model!r}.")
+             f"--model must be one of {', '.join(FAMILIES)}, both; got {config.model!r}.")
+    _require(config.weights is None or "transfer" in config.families,
+             f"--weights {config.weights} sets the pretrained backbone of the transfer family, "
+             f"but --model {config.model} does not search it (both = cnn and ann). Add "
+             "--model transfer, or leave --weights out.")
+    _require(config.weights is None or config.weights in ("imagenet", "none")
+             or Path(config.weights).expanduser().is_file(),
+             f"--weights {config.weights}: no such file. Give imagenet (Keras' download "
+             "cache), the path of a backbone weights file, or none (train from scratch).")
     _require(config.tuner in TUNERS,
              f"--tuner must be one of {', '.join(TUNERS)}; got {config.tuner!r}.")
     valid = valid_objectives()

@@ -289,7 +289,10 @@ class ScaledHyperModel(kt.HyperModel):
             if isinstance(val, (tuple, list)) and len(val) == 2:
                 kwargs["validation_data"] = (val[0][: len(val[0]) // n * n],
                                              val[1][: len(val[1]) // n * n])
-        return self.inner.fit(hp, model, x, y, *args, **kwargs)
+        # Under the strategy scope: the transfer family recompiles between its two stages
+        # inside fit, and the new optimizer's variables must be mirrored like the first's.
+        with self.plan.scope():
+            return self.inner.fit(hp, model, x, y, *args, **kwargs)
 
 
 def _trimming(evaluate: Any, n: int) -> Any:

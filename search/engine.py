@@ -22,7 +22,7 @@ from search import run_folder as rf
 from search.budget import BudgetExhausted, TimeBudget
 from search.config import (AUTO_OBJECTIVE, SearchConfig, check_two_classes,
                            objective_direction, resolve_budgets, resolve_min_epochs,
-                           resolve_objective, tensorboard_dir, validate)
+                           resolve_objective, resolve_weights, tensorboard_dir, validate)
 from search.errors import SearchError
 from search.lock import RunLock
 from search.memory import frozen_heap
@@ -125,10 +125,16 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
     from search.cv_tuner import CVTuner
     from search.oracles import make_oracle
 
+    extra: dict[str, Any] = {}
+    if family == "transfer":
+        from spaces.transfer import resolve_weights as keras_weights
+
+        extra["weights"] = keras_weights(config.weights)
+        progress.line(f"[{family}] {_weights_text(config.weights)}")
     hypermodel = spaces.HYPERMODELS[family](
         input_shape=tuple(int(d) for d in data.x.shape[1:]), num_classes=len(class_names),
         class_counts=[int(c) for c in counts], space=space, max_params=config.max_params,
-        max_gflops=config.max_gflops or None)
+        max_gflops=config.max_gflops or None, **extra)
     plan = plan or devices.DataParallelPlan()
     jit = devices.jit_compile_value(config.jit_compile)
     if plan.replicas > 1 or jit != "auto":
@@ -174,6 +180,31 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
             raise BudgetExhausted(f"time budget of {config.time_budget_min} min spent")
         distributed.mark_family_done(run_dir, family, served)
     return summary
+
+
+def _weights_text(weights: str | None) -> str:
+    """The progress line naming where the transfer family's backbone starts from."""
+    if weights == "none":
+        return ("weights none: the backbone starts from random weights and trains from "
+                "scratch with the head (no frozen stage); expect it to need far more epochs "
+                "and data than a pretrained one")
+    if weights == "imagenet":
+        return ("weights imagenet (Keras' cache): stage 1 trains the head on the frozen "
+                "backbone, stage 2 fine-tunes its top fine_tune_blocks blocks")
+    return (f"weights from {weights}: stage 1 trains the head on the frozen backbone, stage 2 "
+            "fine-tunes its top fine_tune_blocks blocks")
+
+
+def _check_transfer_weights(config: SearchConfig, space) -> None:
+    """Builds each backbone the space can draw once with the weights asked for, so an offline
+    machine without the cached files is refused before any data is loaded or trained."""
+    if "transfer" not in config.families:
+        return
+    from spaces.backbones import check_weights
+    from spaces.transfer import resolve_weights as keras_weights
+
+    keys = [str(k) for k in space.dims("transfer")["backbone"].possible_values()]
+    check_weights(keras_weights(config.weights), keys)
 
 
 def _check_refused_out(family: str, oracle, config: SearchConfig) -> None:
@@ -240,7 +271,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
 
     from search import compat, devices, distributed, failpoints
 
-    resolve_min_epochs(resolve_budgets(validate(config)))
+    resolve_min_epochs(resolve_budgets(resolve_weights(validate(config))))
     failpoints.check_env()  # a malformed CXR_TEST_KILL_AT is refused now, not mid-fit
     compat.check_supported()  # KerasTuner/TensorFlow internals (search/compat.py), named
     role = distributed.resolve_role(config.role, config.oracle, config.tuner_id)
@@ -251,6 +282,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     # the user's terminal without importing TensorFlow on other backends.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     space = spaces.load_space(config.space_file)
+    _check_transfer_weights(config, space)  # WeightsError (a SpaceError) before any training
     synthetic = config.data is None
     config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
     check_two_classes(data_pipeline.discover(config.data).class_names, config.data)

@@ -29,7 +29,7 @@ DATA_FILES_JSON = "data_files.json"  # {"data", "content_fingerprint", "files": 
 # (raising --max-trials extends a search); everything else changes what a trial means.
 COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "min_epochs", "patience", "objective", "image_size",
                  "color_mode", "positive_class", "space", "seed", "test_fraction", "max_params",
-                 "max_gflops")
+                 "max_gflops", "weights")
 
 
 def now_iso() -> str:
@@ -157,6 +157,10 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         a, b = saved.get(key), current.get(key)
         if key == "space":  # the effective dimensions matter, not where the file was
             a, b = _space_dims(a), _space_dims(b)
+            if isinstance(a, dict) and isinstance(b, dict):
+                # A family added to the service after the run was saved (transfer) was not
+                # searched by it, so its dimensions cannot differ.
+                b = {k: v for k, v in b.items() if k in a}
         if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
             if key == "space" and isinstance(a, dict) and isinstance(b, dict):
                 diffs.extend(space_differences(a, b))

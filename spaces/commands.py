@@ -6,17 +6,18 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds ``space --model {cnn,ann} [--space FILE] [--json]``."""
+    """Adds ``space --model {cnn,ann,transfer} [--space FILE] [--json]``."""
     parser = subparsers.add_parser(
         "space",
         help="print the effective search space of a model family",
         description=(
-            "Print every hyperparameter of the CNN or ANN search space: type, range or choices, "
+            "Print every hyperparameter of the CNN, ANN or transfer (pretrained backbone) search space: type, range or choices, "
             "default, and the condition under which it is active, after merging --space FILE "
             "onto the shipped defaults (spaces/default_space.toml)."
         ),
     )
-    parser.add_argument("--model", choices=("cnn", "ann"), required=True, help="model family")
+    parser.add_argument("--model", choices=("cnn", "ann", "transfer"), required=True,
+                        help="model family")
     parser.add_argument("--space", metavar="FILE", default=None,
                         help="TOML file narrowing, widening or fixing dimensions")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")

@@ -1,4 +1,4 @@
-"""What both families share: hyperparameter registration, the output layer, compile, budget, fit.
+"""What every family shares: hyperparameter registration, the output layer, compile, budget, fit.
 
 Activations: ``relu`` (the notes' default), ``elu`` (named by the notes; smooth, non-zero for
 negative inputs, so fewer dead units in deep dense stacks) and ``gelu`` (the smooth ReLU of modern
@@ -65,6 +65,9 @@ class BaseHyperModel(kt.HyperModel):
     """Shared validation, output, compile, parameter budget and fit of the two families."""
 
     family = ""
+    # The fix a budget refusal names, per family.
+    params_hint = "fewer layers, smaller base width, global_average head"
+    flops_hint = "fewer or narrower blocks at full resolution, no decreasing filter hierarchy"
 
     def __init__(self, input_shape: Sequence[int], num_classes: int = 2,
                  class_counts: Sequence[int] | None = None, space: SpaceConfig | None = None,
@@ -188,7 +191,7 @@ class BaseHyperModel(kt.HyperModel):
             raise kt.errors.FailedTrialError(
                 f"{self.family} model has {n_params:,} parameters, over the limit of "
                 f"{self.max_params:,} (input {self.input_shape}, {shown}). Raise --max-params or "
-                f"narrow the space (fewer layers, smaller base width, global_average head)."
+                f"narrow the space ({self.params_hint})."
             )
 
     def refusal(self, hp: kt.HyperParameters) -> str | None:
@@ -228,8 +231,7 @@ class BaseHyperModel(kt.HyperModel):
             raise kt.errors.FailedTrialError(
                 f"{self.family} model needs {g:.2f} GFLOPs per image, over the limit of "
                 f"{self.max_gflops:g} (input {self.input_shape}, {shown}): it would train for "
-                "a very long time. Raise --max-gflops or narrow the space (fewer or narrower "
-                "blocks at full resolution, no decreasing filter hierarchy).")
+                f"a very long time. Raise --max-gflops or narrow the space ({self.flops_hint}).")
 
     def loss_name(self) -> str:
         return "binary_crossentropy" if self.num_classes == 2 else "sparse_categorical_crossentropy"
@@ -268,23 +270,10 @@ class BaseHyperModel(kt.HyperModel):
         Returns:
             The Keras ``History``.
         """
-        import data_pipeline
         import keras
 
-        owned = sorted({"batch_size", "class_weight", "shuffle", "sample_weight"} & set(kwargs))
-        if owned:
-            raise TypeError(f"fit() sets {owned} from the hyperparameters; do not pass them.")
         values = register_values(hp, self.space, self.family)
-        # Augmentation, when on, is the model's own first layers (see build), so the batches
-        # carry raw pixels only; a model built without them (an export) is not augmented.
-        augment = None
-        weights = data_pipeline.class_weights(y) if values["class_weights"] else None
-        batch = int(values["batch_size"])
-        train = data_pipeline.ArrayBatches(x, y, batch, shuffle=True, seed=seed, augment=augment,
-                                           class_weight=weights)
-        if isinstance(validation_data, (tuple, list)):
-            validation_data = data_pipeline.ArrayBatches(validation_data[0], validation_data[1],
-                                                         batch)
+        train, validation_data = self.fit_batches(values, x, y, validation_data, seed, kwargs)
         callbacks = list(callbacks or [])
         schedule = make_schedule(values)
         if schedule is not None:
@@ -292,6 +281,30 @@ class BaseHyperModel(kt.HyperModel):
         return model.fit(train, validation_data=validation_data, epochs=epochs,
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
                          **kwargs)
+
+    @staticmethod
+    def fit_batches(values: dict[str, Any], x: Any, y: Any, validation_data: Any,
+                    seed: int | None, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        """The training and validation batches of :meth:`fit` (shared by every family).
+
+        Raises:
+            TypeError: ``kwargs`` holds a fit argument the hyperparameters own.
+        """
+        import data_pipeline
+
+        owned = sorted({"batch_size", "class_weight", "shuffle", "sample_weight"} & set(kwargs))
+        if owned:
+            raise TypeError(f"fit() sets {owned} from the hyperparameters; do not pass them.")
+        # Augmentation, when on, is the model's own first layers (see build), so the batches
+        # carry raw pixels only; a model built without them (an export) is not augmented.
+        weights = data_pipeline.class_weights(y) if values["class_weights"] else None
+        batch = int(values["batch_size"])
+        train = data_pipeline.ArrayBatches(x, y, batch, shuffle=True, seed=seed, augment=None,
+                                           class_weight=weights)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = data_pipeline.ArrayBatches(validation_data[0], validation_data[1],
+                                                         batch)
+        return train, validation_data
 
 
 def _architecture(values: dict[str, Any]) -> dict[str, Any]:
@@ -314,11 +327,12 @@ def dense_stack_flops(width: int, units: Sequence[int]) -> tuple[int, int]:
     return total, width
 
 
-def make_optimizer(values: dict[str, Any]) -> Any:
-    """The optimizer named by ``values`` at the initial learning rate."""
+def make_optimizer(values: dict[str, Any], scale: float = 1.0) -> Any:
+    """The optimizer named by ``values`` at the initial learning rate (times ``scale``: the
+    transfer family's fine-tuning stage)."""
     import keras
 
-    lr = float(values["learning_rate"])
+    lr = float(values["learning_rate"]) * scale
     name = values["optimizer"]
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=lr)
@@ -339,8 +353,9 @@ class ExponentialDecay:
         return self.lr0 * 0.1 ** (epoch / self.s)
 
 
-def make_schedule(values: dict[str, Any]) -> ExponentialDecay | None:
-    """The per-epoch learning-rate function, or None for a constant rate."""
+def make_schedule(values: dict[str, Any], scale: float = 1.0) -> ExponentialDecay | None:
+    """The per-epoch learning-rate function (its rates times ``scale``), or None for a
+    constant rate."""
     if values["lr_schedule"] == "exponential":
-        return ExponentialDecay(values["learning_rate"], values["lr_decay_epochs"])
+        return ExponentialDecay(values["learning_rate"] * scale, values["lr_decay_epochs"])
     return None

@@ -11,7 +11,7 @@ def describe_space(family: str, space: SpaceConfig | None = None) -> list[dict[s
     """One row per hyperparameter of ``family``, in registration order.
 
     Args:
-        family: ``"cnn"`` or ``"ann"``.
+        family: ``"cnn"``, ``"ann"`` or ``"transfer"``.
         space: The effective space; None for the shipped defaults.
 
     Returns:

@@ -30,8 +30,12 @@ def register_layers() -> dict[str, type]:
     """Defines and registers the custom layers with Keras (idempotent).
 
     Loading a saved model that uses them needs this first (``results.model_io.load_export``
-    calls it): Keras finds registered classes by name and does not import their module.
+    calls it): Keras finds registered classes by name and does not import their module. The
+    transfer family's ``BackboneInput`` (spaces/backbones.py) is registered here too.
     """
+    from spaces.backbones import register_input_layer
+
+    register_input_layer()
     return _layers()
 
 

@@ -9,7 +9,7 @@ User file format (``--space FILE``)::
     [common]                       # applies to both families
     learning_rate = 0.001          # a scalar fixes the dimension
     optimizer = ["adam", "sgd"]    # a list restricts the choices
-    [cnn]                          # family sections win over [common]
+    [cnn]                          # family sections ([cnn], [ann], [transfer]) win over [common]
     conv_blocks = {min = 2, max = 4}   # a table narrows or widens (within the hard bounds)
     dense_units = {min = 64, max = 256, default = 128}
 """
@@ -27,7 +27,10 @@ from typing import Any
 from data_pipeline.errors import UserError
 
 DEFAULT_SPACE_FILE = Path(__file__).with_name("default_space.toml")
-FAMILIES = ("cnn", "ann")
+FAMILIES = ("cnn", "ann", "transfer")
+# What ``--model both`` searches: the notes' two families. The transfer family (pretrained
+# backbones) is searched only when asked for (``--model transfer``): its default costs need a GPU.
+DEFAULT_FAMILIES = ("cnn", "ann")
 TYPES = ("int", "float", "choice", "bool")
 
 
@@ -78,6 +81,15 @@ CONDITIONS: dict[str, dict[str, tuple[Condition, ...]]] = {
     },
     "ann": {
         "dense_dropout_rate": (Condition("dense_dropout", ("all", "first_half", "second_half")),),
+    },
+    "transfer": {
+        "dense_units": (_DENSE_HEAD,),
+        "dense_hierarchy": (_DENSE_HEAD,),
+        "dense_dropout": (_DENSE_HEAD,),
+        "dense_dropout_rate": (_DENSE_HEAD, Condition("dense_dropout", ("all", "last"))),
+        # Stage 2 exists only when some blocks are unfrozen.
+        "head_epochs": (Condition("fine_tune_blocks", at_least=1),),
+        "fine_tune_lr_ratio": (Condition("fine_tune_blocks", at_least=1),),
     },
 }
 
@@ -149,9 +161,15 @@ class SpaceConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpaceConfig:
-        """Inverse of :meth:`to_dict` (for a space read back from ``run.json``)."""
+        """Inverse of :meth:`to_dict` (for a space read back from ``run.json``).
+
+        A family missing from ``data`` (a run recorded before the family existed) is left out;
+        :meth:`dims` then refuses it by name.
+        """
         families = {}
         for fam in FAMILIES:
+            if fam not in data:
+                continue
             dims = {}
             for name, d in data[fam].items():
                 d = dict(d)
@@ -187,7 +205,8 @@ def load_space(path: str | Path | None = None) -> SpaceConfig:
     user: dict[str, Any] = _read_toml(Path(path)) if path is not None else {}
     unknown = sorted(set(user) - {"common", *FAMILIES})
     if unknown:
-        raise SpaceError(f"{path}: unknown section(s) {unknown}; use [common], [cnn] or [ann].")
+        raise SpaceError(f"{path}: unknown section(s) {unknown}; use [common], [cnn], [ann] "
+                         "or [transfer].")
     families: dict[str, dict[str, Dim]] = {}
     for fam in FAMILIES:
         shipped_dims = {**base["common"], **base[fam]}

@@ -214,6 +214,10 @@ def explained_model(model: Any) -> tuple[Any, str | None]:
     """
     import keras
 
+    # An ensemble ends in an Average of member models; a transfer model's nested backbone is
+    # a part of one model, not a member.
+    if not any(isinstance(layer, keras.layers.Average) for layer in model.layers):
+        return model, None
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if not members:
         return model, None
@@ -272,8 +276,9 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
 
 
 def _gradcam(export: LoadedExport, data: dict[str, Any], prob: np.ndarray, out: Path,
-             n_each: int) -> dict[str, Any]:
-    """Grad-CAM figure of the CNN, or a note saying why there is none.
+             n_each: int, family: str = "cnn") -> dict[str, Any]:
+    """Grad-CAM figure of the CNN (or the transfer model: its backbone's last convolution),
+    or a note saying why there is none.
 
     Panels: the most confident correct and wrong calls, plus confident correct NORMAL films
     (where a border shortcut shows: the heat sits on the film's edges instead of the lungs).
@@ -299,7 +304,7 @@ def _gradcam(export: LoadedExport, data: dict[str, Any], prob: np.ndarray, out: 
     names = data["class_names"]
     captions = [f"{kind}: true {names[data['y'][i]]}\np={prob[i]:.2f} "
                 f"{Path(data['paths'][i]).name[:24]}" for i, kind in picks]
-    path = figs.gradcam_grid(data["x"][idx], res.heatmaps, captions, out / "gradcam_cnn.png")
+    path = figs.gradcam_grid(data["x"][idx], res.heatmaps, captions, out / f"gradcam_{family}.png")
     return {"figure": str(path), "layer": res.layer, "note": member_note,
             "examples": [{"path": data["paths"][i], "kind": kind, "probability": float(prob[i]),
                           "label": names[data["y"][i]]} for i, kind in picks]}
@@ -331,8 +336,8 @@ def single_vs_ensemble(run_dir: Path, exports: dict[str, LoadedExport], models: 
         for name, m, sc in (
                 ("ensemble", models[family], models[family]["shortcut"]),
                 ("single", evaluate(y, prob, t, data["class_names"]),
-                 shortcut_check(single.model, data["x"], y, shifted, cnn=family == "cnn",
-                                prob=prob))):
+                 shortcut_check(single.model, data["x"], y, shifted,
+                                cnn=family in ("cnn", "transfer"), prob=prob))):
             a = m["at_threshold"]
             rows[name] = {"threshold": m["threshold"], "roc_auc": a["roc_auc"],
                           "sensitivity": a["sensitivity"], "specificity": a["specificity"],
@@ -423,8 +428,8 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
 
     shifted = data_pipeline.shifted_sets(data["x"])
     for f, e in exports.items():
-        models[f]["shortcut"] = shortcut_check(e.model, data["x"], y, shifted, cnn=f == "cnn",
-                                               prob=probs[f])
+        models[f]["shortcut"] = shortcut_check(e.model, data["x"], y, shifted,
+                                               cnn=f in ("cnn", "transfer"), prob=probs[f])
         models[f]["ensemble"] = e.metadata.get("ensemble") or {"kind": "none"}
     variants = single_vs_ensemble(run_dir, exports, models, data, shifted)
     curve_data = {f: curves(y, probs[f]) for f in exports}
@@ -452,6 +457,12 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                _gradcam(exports["cnn"], data, probs["cnn"], fig_dir, n_gradcam))
     if gradcam.get("figure"):
         figures["gradcam"] = Path(gradcam["figure"])
+    gradcam_transfer = None
+    if "transfer" in exports:
+        gradcam_transfer = _gradcam(exports["transfer"], data, probs["transfer"], fig_dir,
+                                    n_gradcam, family="transfer")
+        if gradcam_transfer.get("figure"):
+            figures["gradcam_transfer"] = Path(gradcam_transfer["figure"])
 
     import keras
 
@@ -459,14 +470,15 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
         "source": data["source"], "synthetic": data["synthetic"], "n_test": int(y.size),
         "n_positive": int(y.sum()), "class_names": names, "positive_class": names[-1],
         "backend": keras.backend.backend(), "models": models, "bootstrap": boot,
-        "mcnemar": tests, "gradcam": gradcam, "curves": curve_data,
+        "mcnemar": tests, "gradcam": gradcam, "gradcam_transfer": gradcam_transfer,
+        "curves": curve_data,
         "single_vs_ensemble": variants,
         "figures": {k: str(v) for k, v in figures.items()},
     }
     write_json(out / "metrics.json", result)
     write_metrics_csv(result, out / "metrics.csv")
     md, page = write_report(build_blocks(result, figures), out,
-                            title=f"CNN vs ANN: {run_dir.name}")
+                            title=f"{' vs '.join(f.upper() for f in exports)}: {run_dir.name}")
     result["outputs"] = {"dir": str(out), "report_md": str(md), "report_html": str(page),
                          "metrics_json": str(out / "metrics.json"),
                          "metrics_csv": str(out / "metrics.csv")}

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-COLORS = {"cnn": "#1f77b4", "ann": "#d62728"}
+COLORS = {"cnn": "#1f77b4", "ann": "#d62728", "transfer": "#2ca02c"}
 
 
 def _plt() -> Any:

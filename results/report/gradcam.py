@@ -1,9 +1,11 @@
-"""Grad-CAM heatmaps for the exported CNN, under whichever Keras backend is running.
+"""Grad-CAM heatmaps for the exported CNN or transfer model, under whichever Keras backend.
 
 The model is split at its last convolution: ``features = body(x)`` and ``score = head(features)``
 are replayed layer by layer, so the gradient of the class score with respect to the feature maps
 can be taken with the backend's own autodiff (TensorFlow's GradientTape, ``jax.grad``, torch
-autograd). Replaying needs a plain chain of layers (what the project's CNN builds); the replay is
+autograd). A nested backbone (the transfer family) is one link of the chain, split at its output,
+the activation of its last convolution. Replaying needs a plain chain of layers (what the
+project's CNN and transfer models build); the replay is
 checked against the model's own output, and anything else degrades to a note instead of a wrong
 heatmap.
 """
@@ -29,17 +31,38 @@ class GradCamResult:
     layer: str
 
 
+def _is_conv(layer: Any) -> bool:
+    """A convolution, or a nested model holding one (the transfer family's ``backbone``)."""
+    import keras
+
+    convs = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
+    if isinstance(layer, convs):
+        return True
+    return isinstance(layer, keras.Model) and any(_is_conv(inner) for inner in layer.layers)
+
+
 def _chain(model: Any) -> tuple[list[Any], int]:
-    """The model's layers as a chain, and the index of the last convolution."""
+    """The model's layers as a chain, and the index of the last convolution.
+
+    A nested backbone counts as one convolution whose output is its last feature maps (the
+    activation after its last convolution, where the Keras Grad-CAM example reads Xception).
+    """
     import keras
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    convs = [i for i, layer in enumerate(layers)
-             if isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D,
-                                   keras.layers.DepthwiseConv2D))]
+    convs = [i for i, layer in enumerate(layers) if _is_conv(layer)]
     if not convs:
         raise GradCamUnavailable("the model has no convolution layer")
     return layers, convs[-1]
+
+
+def _layer_name(layer: Any) -> str:
+    """``backbone/<its output layer>`` for a nested backbone, else the layer's name."""
+    import keras
+
+    if isinstance(layer, keras.Model) and layer.layers:
+        return f"{layer.name}/{layer.layers[-1].name}"
+    return layer.name
 
 
 def _run(layers: list[Any], x: Any) -> Any:
@@ -127,7 +150,7 @@ def grad_cam(model: Any, x: np.ndarray, threshold: float = 0.5) -> GradCamResult
     for i, cam in enumerate(cams):
         peak = cam.max()
         out[i] = _resize(cam / peak if peak > 0 else cam, size)
-    return GradCamResult(heatmaps=out, probabilities=prob, layer=layers[last_conv].name)
+    return GradCamResult(heatmaps=out, probabilities=prob, layer=_layer_name(layers[last_conv]))
 
 
 def pick_examples(y_true: np.ndarray, prob: np.ndarray, threshold: float,

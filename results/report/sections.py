@@ -255,13 +255,16 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
                 "calibration": "Calibration (reliability) curve",
                 "learning_curves": "Learning curves of the winners (an ensemble: its first fold)",
                 "gradcam": "Grad-CAM of the CNN on confident correct and wrong test calls and "
-                           "on correct NORMAL films"}
+                           "on correct NORMAL films",
+                "gradcam_transfer": "Grad-CAM of the transfer model (its backbone's last "
+                                    "convolution) on the same kinds of test calls"}
     for key, caption in captions.items():
         if key in figures:
             blocks.append(Block("image", caption, path=Path(figures[key])))
-    note = (result.get("gradcam") or {}).get("note")
-    if note:
-        blocks.append(Block("p", note))
+    for key in ("gradcam", "gradcam_transfer"):
+        note = (result.get(key) or {}).get("note")
+        if note:
+            blocks.append(Block("p", note))
     return blocks
 
 

@@ -33,3 +33,20 @@ def test_gradcam_heatmaps_and_dense_model_degrades():
                               keras.layers.Dense(1, activation="sigmoid")])
     with pytest.raises(GradCamUnavailable, match="no convolution"):
         grad_cam(dense, imgs)
+
+
+def test_gradcam_reads_a_transfer_model_at_its_backbones_last_convolution():
+    import keras_tuner as kt
+
+    from results.report.compare import explained_model
+    from spaces.transfer import TransferHyperModel
+
+    hp = kt.HyperParameters()
+    hp.Fixed("backbone", "mobilenetv3small")
+    model = TransferHyperModel((32, 32, 1), weights=None).build(hp)
+    # The nested backbone is part of one model, not an ensemble member.
+    assert explained_model(model) == (model, None)
+    imgs = np.random.default_rng(1).integers(0, 255, (2, 32, 32, 1)).astype("uint8")
+    res = grad_cam(model, imgs)
+    assert res.layer.startswith("backbone/") and res.heatmaps.shape == (2, 32, 32)
+    assert np.all(np.isfinite(res.heatmaps)) and res.heatmaps.min() >= 0

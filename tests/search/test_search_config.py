@@ -105,3 +105,16 @@ def test_oracle_seed_honours_zero():
     seeds = {oracle_seed(s, "cnn") for s in range(50)}
     assert len(seeds) == 50 and 0 not in seeds
     assert oracle_seed(0, "cnn") != oracle_seed(0, "ann")
+
+
+def test_a_run_saved_before_the_transfer_family_still_resumes_and_weights_are_compared():
+    import spaces
+
+    space = spaces.load_space(None).to_dict()
+    old = {k: v for k, v in space.items() if k != "transfer"}  # run.json of an older version
+    saved = {"model": "both", "space": old}
+    assert rf.config_differences(saved, {"model": "both", "space": space, "weights": None}) == []
+    assert spaces.SpaceConfig.from_dict(old).dims("cnn")  # read back without the new family
+    changed = rf.config_differences({"model": "transfer", "space": space, "weights": "imagenet"},
+                                    {"model": "transfer", "space": space, "weights": "none"})
+    assert changed == ["weights: saved 'imagenet', now 'none'"]
