@@ -23,6 +23,23 @@ def regularizer(values: dict[str, Any]) -> Any:
     return keras.regularizers.L2(values["l2_strength"]) if values["l2"] else None
 
 
+def dense_head(x: Any, units: list[int], values: dict[str, Any]) -> Any:
+    """The dense head shared by the CNN and transfer families: ``dense<i>`` layers of ``units``
+    with the activation, L2 and ``dense_dropout`` placement of ``values`` (stable layer names:
+    Grad-CAM and exports find them)."""
+    import keras
+
+    drop = placement(values["dense_dropout"] or "none", len(units)) if units else []
+    for i, n in enumerate(units):
+        x = keras.layers.Dense(n, kernel_regularizer=regularizer(values),
+                               name=f"dense{i + 1}")(x)
+        x = keras.layers.Activation(values["activation"], name=f"dense{i + 1}_act")(x)
+        if drop[i]:
+            x = keras.layers.Dropout(values["dense_dropout_rate"],
+                                     name=f"dense{i + 1}_dropout")(x)
+    return x
+
+
 class CNNHyperModel(BaseHyperModel):
     """Convolutional classifier over every CNN dimension of the notes (see default_space.toml).
 
@@ -68,14 +85,7 @@ class CNNHyperModel(BaseHyperModel):
         if n_dense:
             units = layer_widths(values["dense_units"], n_dense, values["dense_hierarchy"],
                                  cap=MAX_UNITS)
-            drop = placement(values["dense_dropout"], n_dense)
-            for i in range(n_dense):
-                x = keras.layers.Dense(units[i], kernel_regularizer=regularizer(values),
-                                       name=f"dense{i + 1}")(x)
-                x = keras.layers.Activation(values["activation"], name=f"dense{i + 1}_act")(x)
-                if drop[i]:
-                    x = keras.layers.Dropout(values["dense_dropout_rate"],
-                                             name=f"dense{i + 1}_dropout")(x)
+            x = dense_head(x, units, values)
         return x
 
     def body_flops(self, values: dict[str, Any]) -> tuple[int, int]:

@@ -32,10 +32,10 @@ import keras_tuner as kt
 
 from spaces import backbones as bb
 from spaces.budget import DEFAULT_MAX_PARAMS
-from spaces.cnn import regularizer
+from spaces.cnn import dense_head
 from spaces.common import (BaseHyperModel, dense_params, dense_stack_flops, make_optimizer,
                            make_schedule, register_values)
-from spaces.hierarchy import layer_widths, placement
+from spaces.hierarchy import layer_widths
 from spaces.metrics import make_metrics
 from spaces.space import SpaceConfig, SpaceError
 
@@ -124,16 +124,7 @@ class TransferHyperModel(BaseHyperModel):
         x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
         if values["pool_dropout_rate"] > 0:
             x = keras.layers.Dropout(values["pool_dropout_rate"], name="head_dropout")(x)
-        units = self._head_units(values)
-        drop = placement(values["dense_dropout"] or "none", len(units)) if units else []
-        for i, n in enumerate(units):
-            x = keras.layers.Dense(n, kernel_regularizer=regularizer(values),
-                                   name=f"dense{i + 1}")(x)
-            x = keras.layers.Activation(values["activation"], name=f"dense{i + 1}_act")(x)
-            if drop[i]:
-                x = keras.layers.Dropout(values["dense_dropout_rate"],
-                                         name=f"dense{i + 1}_dropout")(x)
-        return x
+        return dense_head(x, self._head_units(values), values)
 
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
         """Parameters of the backbone (built once per side, cached) and of the dense head."""
