@@ -58,6 +58,20 @@ def auc(y: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(y, np.asarray(scores, dtype=float).ravel()))
 
 
+def batch_counts(y: np.ndarray, batches: np.ndarray) -> dict[int, dict[str, int]]:
+    """Images per acquisition batch of each class (``{class: {batch: count}}``)."""
+    y, batches = np.asarray(y).astype(int).ravel(), np.asarray(batches)
+    return {cls: {str(b): int(np.sum((y == cls) & (batches == b)))
+                  for b in np.unique(batches[y == cls])} for cls in (0, 1)}
+
+
+def batch_measurable(y: np.ndarray, batches: np.ndarray) -> bool:
+    """True when :func:`batch_auc` gives a value: a class with two batches of
+    ``MIN_BATCH_IMAGES`` or more (the rule the search's pre-check applies to every fold)."""
+    return any(sum(n >= MIN_BATCH_IMAGES for n in counts.values()) >= 2
+               for counts in batch_counts(y, batches).values())
+
+
 def batch_auc(y: np.ndarray, scores: np.ndarray, batches: np.ndarray | None) -> float | None:
     """Worst AUC of one acquisition batch of a class against all images of the other class.
 
@@ -68,9 +82,8 @@ def batch_auc(y: np.ndarray, scores: np.ndarray, batches: np.ndarray | None) -> 
         return None
     y, batches = np.asarray(y).astype(int).ravel(), np.asarray(batches)
     worst = None
-    for cls in (0, 1):
-        names = [b for b in np.unique(batches[y == cls])
-                 if np.sum((y == cls) & (batches == b)) >= MIN_BATCH_IMAGES]
+    for cls, counts in batch_counts(y, batches).items():
+        names = [b for b, n in counts.items() if n >= MIN_BATCH_IMAGES]
         if len(names) < 2:
             continue
         for b in names:
