@@ -205,8 +205,10 @@ def variant_blocks(variants: dict[str, Any]) -> list[Block]:
     return [Block("h2", "Ensemble vs single model"),
             Block("p", "The exported model averages the winner's fold models; the single model "
                        "is the same configuration retrained once on the training pool "
-                       "(rank1_single). Both thresholds come from the out-of-fold predictions "
-                       "of the fold models."),
+                       "(rank1_single). The ensemble's threshold comes from the out-of-fold "
+                       "predictions of its fold models (each early-stopped on its own "
+                       "validation fold), the single model's from its own validation slice "
+                       "(which also chose its early-stopping epoch)."),
             Block("table", headers=["model", "kind", "threshold", "ROC-AUC", "sensitivity",
                                     "specificity", "accuracy", "geometric AUC", "robust AUC",
                                     "border heat"], rows=rows)]
