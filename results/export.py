@@ -19,8 +19,8 @@ best epoch over the folds (``best_epoch`` counts from 1, so it is the epoch coun
 :func:`results.model_io.chosen_epochs`), with early stopping on the slice as a guard; its
 threshold is chosen on the slice (never the test split: its class mix differs). Because the
 slice also drove early stopping, the retrained score and the threshold's promise measured on it
-are optimistic; the cross-validation score is the honest estimate. Everything a later ``compare`` or ``predict``
-needs is written next to the model.
+are optimistic; the cross-validation score is the honest estimate. Everything a later
+``compare`` or ``predict`` needs is written next to the model.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ family ends within one epoch (plus the fold's evaluation) of its budget. A fold 
 naturally (its last epoch, or early stopping) in the epoch that spent the budget is kept. One
 cut short is discarded and restarts on resume: saving a partial fold would need the optimizer
 state and the early-stopping history to continue exactly, and a restarted fold gives the same
-model as an uninterrupted one. The search stops with ``BudgetExhausted``, a KerasTuner ``FatalError`` so the
-oracle does not mark the trial failed: the trial stays RUNNING in the oracle, its finished
-folds stay on disk, and rerunning the command resumes it under the same id.
+model as an uninterrupted one. The search stops with ``BudgetExhausted``, a KerasTuner
+``FatalError`` so the oracle does not mark the trial failed: the trial stays RUNNING in the
+oracle, its finished folds stay on disk, and rerunning the command resumes it under the same id.
 """
 
 from __future__ import annotations
