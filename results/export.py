@@ -257,10 +257,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                      f"out-of-fold predictions of the fold models ({len(folds)} fold(s), "
                      f"{int(seen.sum())} images)",
                 source=OUT_OF_FOLD,
-                scores=(f"each image scored by fold k's model of each of the {n_members} "
-                        f"trial(s) ({', '.join(str(t['trial_id']) for t in trials)}), "
-                        "averaged, where k is the fold whose validation images hold it: the "
-                        "members of the export that never trained on it"),
+                scores=_oof_scores_text([str(t["trial_id"]) for t in trials]),
                 members_per_score=n_members,
                 optimistic=True,
                 spread=threshold_spread(y_pool, oof, folds, oof_thresholds["threshold"],
@@ -349,6 +346,15 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                         threshold=float(thresholds["threshold"]),
                         n_params=int(model.count_params()), ensemble=ensemble,
                         score_source=score_source)
+
+
+def _oof_scores_text(trial_ids: list[str]) -> str:
+    """threshold.json's ``scores``: which models scored each image of the out-of-fold set."""
+    which = (f"fold k's model of trial {trial_ids[0]}" if len(trial_ids) == 1 else
+             f"the average of fold k's models of the {len(trial_ids)} trials "
+             f"({', '.join(trial_ids)})")
+    return (f"each image scored by {which}, where k is the fold whose validation images hold "
+            "it: the part of the export that never trained on it")
 
 
 # threshold.json "source": where the exported threshold was chosen.
