@@ -4,9 +4,13 @@ Every fold of a trial saved its best weights (``fold<k>.weights.h5``), and every
 shares the same patient-grouped folds (``make_folds(y[train_idx], groups[train_idx], k, seed)``).
 So without any retraining:
 
-- each training image has an out-of-fold score: the score of the fold model that did not see
-  it, which picks a decision threshold on all k validation folds instead of one slice that also
-  drove early stopping (the per-fold spread of that threshold is recorded too);
+- each training image has an out-of-fold score: the score of the fold model that did not train
+  on it (averaged over the trials of a top-N ensemble), which picks a decision threshold on all
+  k validation folds instead of one small slice (the per-fold spread of that threshold is
+  recorded too). It is not independent of training: each fold model was early-stopped and
+  restored on those same validation images, so the out-of-fold AUC and the sensitivity the
+  threshold promises are optimistic (``threshold.json`` says so:
+  ``"source": "out_of_fold_early_stopped"``);
 - the k fold models of a trial (``--ensemble folds``), or of the top N trials
   (``--ensemble top N``), average into one Keras model that takes raw pixels like any export.
 """

@@ -3,21 +3,24 @@
 ``--ensemble folds`` (the default) averages the winner's k fold models, whose best weights the
 search saved, into one model: no retraining. ``--ensemble top N`` averages the fold models of
 the N best distinct configurations. ``--ensemble none`` retrains one model as described below.
-In every case the exported threshold is chosen on the out-of-fold predictions of the fold
-models over all k validation folds (:mod:`results.ensemble`), and its per-fold spread is
-recorded in ``threshold.json``; a retrained model whose fold models are unavailable (data
-changed since the search, weights missing) falls back to its validation slice, and says so.
+An ensemble's threshold is chosen on the out-of-fold predictions of its fold models over all
+k validation folds (:mod:`results.ensemble`; ``"source": "out_of_fold_early_stopped"``), and
+its per-fold spread is recorded in ``threshold.json``. Those fold models were early-stopped and
+restored on the same validation images, so the promised sensitivity is optimistic, and
+``threshold.json`` says so. A retrained model (``--ensemble none``, ``rank1_single``) gets its
+own threshold, chosen on its own scores on its validation slice (``"source": "slice"``); the
+fold models' threshold is kept beside it under ``out_of_fold``, for reference only.
 
 Winners are the leaderboard's ranking (:func:`results.leaderboard.best_trials`), so ``export``,
 ``run`` and the leaderboard always agree on rank 1. A winner is retrained on the whole training
 pool (the run's ``train_idx``) minus one patient-grouped, stratified validation slice
 (``make_folds(..., k=1, seed)``), for the number of epochs cross-validation chose: the median
 best epoch over the folds (``best_epoch`` counts from 1, so it is the epoch count itself; see
-:func:`results.model_io.chosen_epochs`), with early stopping on the slice as a guard; the slice's own threshold is
-recorded beside the out-of-fold one (never the test split: its class mix differs). Because the
-slice also drove early stopping, the retrained score measured on it is optimistic; the
-cross-validation score is the honest estimate. Everything a later ``compare`` or ``predict``
-needs is written next to the model.
+:func:`results.model_io.chosen_epochs`), with early stopping on the slice as a guard; its
+threshold is chosen on the slice (never the test split: its class mix differs). Because the
+slice also drove early stopping, the retrained score and the threshold's promise measured on it
+are optimistic; the cross-validation score is the honest estimate. Everything a later
+``compare`` or ``predict`` needs is written next to the model.
 """
 
 from __future__ import annotations
@@ -256,11 +259,15 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
             oof = oof_scores(fold_models, x_pool, folds)
             seen = np.isfinite(oof)
             oof_thresholds = select_thresholds(y_pool[seen], oof[seen], target_sensitivity)
+            n_members = len(fold_models)
             oof_thresholds.update(
                 rule=f"highest threshold reaching sensitivity >= {target_sensitivity} on the "
                      f"out-of-fold predictions of the fold models ({len(folds)} fold(s), "
                      f"{int(seen.sum())} images)",
-                source="out_of_fold",
+                source=OUT_OF_FOLD,
+                scores=_oof_scores_text([str(t["trial_id"]) for t in trials]),
+                members_per_score=n_members,
+                optimistic=True,
                 spread=threshold_spread(y_pool, oof, folds, oof_thresholds["threshold"],
                                         target_sensitivity))
             oof_auc = auc(y_pool[seen], oof[seen])
@@ -270,24 +277,29 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
     if ensemble == "none":
         model, hist, slice_info = _retrain(run, record, dataset, train_idx, hp, epochs,
                                            objective, direction, target_sensitivity, verbose)
-        # The out-of-fold threshold covers all k validation folds, where the slice is one small
-        # part that also chose the epochs; the slice's own threshold is kept for reference and
-        # is the fallback when the fold models are not available (data changed, weights gone).
-        if oof_thresholds is not None:
-            thresholds = dict(oof_thresholds, slice=slice_info["thresholds"])
-        else:
-            thresholds = dict(slice_info["thresholds"], source="slice",
-                              note="the fold models were not available (data changed since the "
-                                   "search, or fold weights missing), so the threshold comes "
-                                   "from the retrained model's validation slice")
+        # The retrained model's own scores: the fold models were trained on less data for
+        # other epoch counts and score on another scale, so their threshold is not its own.
+        # Theirs is kept for reference only.
+        thresholds = dict(
+            slice_info["thresholds"], source=SLICE, optimistic=True,
+            note=(f"chosen on this retrained model's own scores on its validation slice "
+                  f"({slice_info['metadata']['n_validation']} images, patient-grouped, never "
+                  "trained on); the slice also chose when early stopping restored its weights, "
+                  "so the sensitivity it promises is somewhat optimistic"),
+            out_of_fold=oof_thresholds)
         scores, retrained = slice_info["scores"], slice_info["retrained"]
         score_source = "slice"
     else:
         thresholds = oof_thresholds
         thresholds["note"] = (
-            "chosen on the scores of single fold models on images they never saw; the "
-            "ensemble averages them, and averaged scores spread less, so check its operating "
-            "point on data from the site where it will be used")
+            "out-of-fold, but not independent of training: each fold model was early-stopped "
+            "and restored on the very validation images that score it here, so the "
+            "out-of-fold AUC and the sensitivity promised are optimistic."
+            + (" The exported model averages every fold model of its member(s), and k - 1 of "
+               "every k trained on each of these images, so no score of the ensemble itself "
+               "is out of fold; an average of models spreads less than one model, so check "
+               "the operating point on data from the site where it will be used."
+               if len(folds) > 1 else ""))
         members_flat = [m for ms in fold_models for m in ms]
         model = average_models(members_flat, input_shape, name=f"{family}_ensemble")
         scores, retrained, score_source = {"oof_auc": oof_auc}, oof_auc, "out_of_fold"
@@ -342,6 +354,20 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                         threshold=float(thresholds["threshold"]),
                         n_params=int(model.count_params()), ensemble=ensemble,
                         score_source=score_source)
+
+
+def _oof_scores_text(trial_ids: list[str]) -> str:
+    """threshold.json's ``scores``: which models scored each image of the out-of-fold set."""
+    which = (f"fold k's model of trial {trial_ids[0]}" if len(trial_ids) == 1 else
+             f"the average of fold k's models of the {len(trial_ids)} trials "
+             f"({', '.join(trial_ids)})")
+    return (f"each image scored by {which}, where k is the fold whose validation images hold "
+            "it: the part of the export that never trained on it")
+
+
+# threshold.json "source": where the exported threshold was chosen.
+OUT_OF_FOLD = "out_of_fold_early_stopped"  # fold models' scores on their own validation folds
+SLICE = "slice"  # the retrained model's scores on its validation slice
 
 
 def without_augmentation(hypermodel: Any, hp: Any, model: Any) -> Any:
@@ -521,7 +547,7 @@ def format_result(r: ExportResult) -> str:
         return (f"{r.family} rank{r.rank} (trial {r.trial_id}): {r.ensemble} ensemble, "
                 f"CV mean {r.cv_mean:.4f} ± {r.cv_std:.4f} | out-of-fold AUC "
                 f"{r.retrained_score:.4f} | {r.n_params:,} params, threshold {r.threshold:.4f} "
-                f"(out-of-fold) -> {r.path}")
+                f"(out-of-fold, early-stopped fold models) -> {r.path}")
     from search.probes import epoch_metric
 
     return (f"{r.family} rank{r.rank} (trial {r.trial_id}): CV {r.objective} "
@@ -529,7 +555,7 @@ def format_result(r: ExportResult) -> str:
             f"{epoch_metric(r.objective)} "
             f"{r.retrained_score:.4f} (on the slice that also drove early stopping) | "
             f"{r.epochs_run}/{r.epochs} epochs, {r.n_params:,} params, "
-            f"threshold {r.threshold:.4f} -> {r.path}")
+            f"threshold {r.threshold:.4f} (its slice) -> {r.path}")
 
 
 def note_live_search(run_dir: str | Path, what: str) -> bool:

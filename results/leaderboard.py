@@ -203,7 +203,8 @@ def build_leaderboard(run_dir: str | Path, family: str = "both", *,
 
 def best_trials(run_dir: str | Path, family: str, n: int = 1) -> list[dict[str, Any]]:
     """The ``n`` best completed configurations of one family, best first (for export): each
-    configuration's latest completed Hyperband round, pruned trials left out."""
+    configuration's latest completed Hyperband round; a configuration whose last round was
+    pruned or failed, and pruned trials, are left out (:func:`group_rounds`)."""
     obj, dirn = run_objective(run_dir)
     trials = [t for t in group_rounds(collect_trials(run_dir, family))
               if t["status"] == COMPLETED]

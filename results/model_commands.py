@@ -83,8 +83,10 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Adds ``export``, ``compare`` and ``predict`` to the CLI."""
     p = subparsers.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP + ". The "
-                              "decision threshold is picked on the out-of-fold predictions of "
-                              "the fold models (all k validation folds).")
+                              "decision threshold of an ensemble is picked on the out-of-fold "
+                              "predictions of its fold models (all k validation folds, where "
+                              "they were also early-stopped, so it reads optimistic); a "
+                              "retrained model's on its own validation slice.")
     p.add_argument("--run-dir", required=True, help="the run folder of a search")
     p.add_argument("--model", choices=("cnn", "ann", "transfer", "both"), default="both",
                    help="which family to export (default: both, every family the run "
@@ -97,8 +99,8 @@ def register(subparsers: Any) -> None:
                         "(rank1_single, which compare shows beside the ensemble)")
     p.add_argument("--target-sensitivity", type=unit_float, default=0.95, metavar="S",
                    help="the exported threshold is the highest one reaching this sensitivity "
-                        "on the out-of-fold predictions (default 0.95); the Youden threshold "
-                        "is recorded too")
+                        "on the out-of-fold predictions, or a retrained model's slice "
+                        "(default 0.95); the Youden threshold is recorded too")
     p.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                    help="Keras fit verbosity (default 0)")
     add_data_argument(p)

@@ -178,9 +178,12 @@ def group_rounds(trials: list[dict[str, Any]], pick: str = "latest") -> list[dic
 
     Args:
         trials: Records from :func:`collect_trials`.
-        pick: ``latest``: the configuration's latest completed round (its latest round when none
-            completed), the leaderboard's and export's row; ``first``: its first round, the
-            budget every configuration had (``analyze`` compares like budgets).
+        pick: ``latest``: the configuration's last round when it was pruned or failed (the
+            row shows that status, so the configuration is neither ranked nor exported: its
+            earlier, shorter round is not what it became), otherwise its latest completed
+            round (a round still running leaves it at the one before; its latest round when
+            none completed), the leaderboard's and export's row; ``first``: its first round,
+            the budget every configuration had (``analyze`` compares like budgets).
 
     Returns:
         The picked records, in the input order, each with ``rounds`` (how many rounds the
@@ -209,7 +212,8 @@ def group_rounds(trials: list[dict[str, Any]], pick: str = "latest") -> list[dic
             chosen = members[0]
         else:
             done = [m for m in members if m.get("status") == COMPLETED]
-            chosen = (done or members)[-1]
+            last = members[-1]
+            chosen = last if last.get("status") in (PRUNED, FAILED) else (done or members)[-1]
         epochs = (chosen.get("hyperparameters") or {}).get("tuner/epochs")
         picked[(family, str(chosen.get("trial_id")))] = {
             **chosen, "rounds": len(members), "configuration": first_id, "epochs": epochs}

@@ -1,12 +1,13 @@
 """Time budget (``--time-budget MINUTES``): stop at the end of the epoch that spends it.
 
 The budget is checked before each fold and at the end of every epoch (:class:`BudgetStop`), so a
-family ends within one epoch (plus the fold's evaluation) of its budget. A fold cut short is
-discarded and restarts on resume: saving a partial fold would need the optimizer state and the
-early-stopping history to continue exactly, and a restarted fold gives the same model as an
-uninterrupted one. The search stops with ``BudgetExhausted``, a KerasTuner ``FatalError`` so the
-oracle does not mark the trial failed: the trial stays RUNNING in the oracle, its finished
-folds stay on disk, and rerunning the command resumes it under the same id.
+family ends within one epoch (plus the fold's evaluation) of its budget. A fold that ended
+naturally (its last epoch, or early stopping) in the epoch that spent the budget is kept. One
+cut short is discarded and restarts on resume: saving a partial fold would need the optimizer
+state and the early-stopping history to continue exactly, and a restarted fold gives the same
+model as an uninterrupted one. The search stops with ``BudgetExhausted``, a KerasTuner
+``FatalError`` so the oracle does not mark the trial failed: the trial stays RUNNING in the
+oracle, its finished folds stay on disk, and rerunning the command resumes it under the same id.
 """
 
 from __future__ import annotations
@@ -68,9 +69,14 @@ class TimeBudget:
         budget = self
 
         class BudgetStop(keras.callbacks.Callback):
+            """Runs after EarlyStopping (fit_fold appends it last)."""
+
             def on_epoch_end(self, epoch, logs=None):
-                # A fit whose last epoch spent the budget is complete: keep it.
-                if budget.spent() and epoch + 1 < self.params.get("epochs", 0):
+                # A fit whose last epoch spent the budget is complete: keep it. So is one that
+                # early stopping already ended in this epoch (stop_training is set): its best
+                # weights are restored as in any finished fold, nothing was cut.
+                if (budget.spent() and epoch + 1 < self.params.get("epochs", 0)
+                        and not self.model.stop_training):
                     self.model.stop_training = True
                     budget.cut_fold = True
 

@@ -30,8 +30,14 @@ from search.progress import Progress, format_duration
 from search.signals import SearchInterrupted, handle_signals
 
 
-def _check_probe_objective(objective: str, ds, idx: np.ndarray) -> None:
-    """Refuses a probe objective the data cannot give, before any training starts."""
+def _check_probe_objective(objective: str, ds, idx: np.ndarray,
+                           folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Refuses a probe objective the data cannot give, before any training starts.
+
+    ``val_auc_batch`` is measured on each fold's validation images, so every fold must have a
+    class with two acquisition batches of ``MIN_BATCH_IMAGES`` (without one, the fold has no
+    objective and KerasTuner fails every trial).
+    """
     import data_pipeline
     from spaces.metrics import PROBE_OBJECTIVES
 
@@ -43,17 +49,28 @@ def _check_probe_objective(objective: str, ds, idx: np.ndarray) -> None:
             f"the data in {ds.root} has {len(ds.class_names)} classes ({ds.class_names}). Use "
             "--objective val_auc, or point --data at a two-class folder.")
     if objective == "val_auc_batch":
-        from search.probes import MIN_BATCH_IMAGES
+        from search.probes import MIN_BATCH_IMAGES, batch_counts, batch_measurable
 
         names = np.asarray([data_pipeline.acquisition_batch(ds.paths[i]) for i in idx])
         y = ds.y[idx]
-        if not any(len([b for b in set(names[y == c]) if np.sum((y == c) & (names == b))
-                        >= 3 * MIN_BATCH_IMAGES]) >= 2 for c in (0, 1)):
+        if not batch_measurable(y, names):
             raise SearchError(
                 f"--objective val_auc_batch needs a class whose files come from two acquisition "
-                f"batches (names IM-* and NORMAL2-IM-*, at least {3 * MIN_BATCH_IMAGES} images "
-                f"each); the files in {ds.root} do not mark them. Use --objective "
-                "val_auc_geometric or val_auc_robust instead.")
+                f"batches (names IM-* and NORMAL2-IM-*, at least {MIN_BATCH_IMAGES} images "
+                f"each in every fold); the files in {ds.root} do not mark them. Use "
+                "--objective val_auc_geometric or val_auc_robust instead.")
+        short = [k for k, (_, va) in enumerate(folds) if not batch_measurable(y[va], names[va])]
+        if short:
+            k = short[0]
+            counts = "; ".join(f"{ds.class_names[c]}: " + ", ".join(
+                f"{b or 'unmarked'} {n}" for b, n in sorted(per.items()))
+                for c, per in batch_counts(y[folds[k][1]], names[folds[k][1]]).items() if per)
+            raise SearchError(
+                f"--objective val_auc_batch needs, in every fold's validation images, a class "
+                f"with two acquisition batches (IM-* and NORMAL2-IM-*) of at least "
+                f"{MIN_BATCH_IMAGES} images each; with --folds {len(folds)}, "
+                f"{len(short)} fold(s) fall short (fold {k + 1}: {counts}). Use fewer --folds, "
+                "or --objective val_auc_geometric or val_auc_robust instead.")
 
 
 def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resuming: bool):
@@ -72,8 +89,8 @@ def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resum
         data_pipeline.save_split(split, ds, split_path)
     idx = np.asarray(split.train_idx)
     x, y, groups = ds.x[idx], ds.y[idx], ds.groups[idx]
-    _check_probe_objective(config.objective, ds, idx)
     folds = data_pipeline.make_folds(y, groups, config.folds, config.seed)
+    _check_probe_objective(config.objective, ds, idx, folds)
     progress.line(f"data: {len(ds.y)} images in {config.data} ({config.image_size} px "
                   f"{config.color_mode}), {len(idx)} for search in {config.folds} fold(s), "
                   f"{len(split.test_idx)} held out for the test report ({split.source})")

@@ -260,7 +260,10 @@ class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
     Each bracket is :func:`hyperband_plan` of the trials left when it starts, saved with the
     bracket (``plan``), so a resume or a raised ``--max-trials`` continues consistently. A
     round is promoted once every trial of the previous round has ended: the best completed,
-    unpruned trials continue from their weights, best first.
+    unpruned trials continue from their weights, best first. A round with more slots than
+    such candidates (failures, racing) shrinks to the trials promoted into it (its ``plan``
+    size is lowered, and saved), so they still go on to the last round at ``--max-epochs``;
+    only a round that gets no candidate at all ends the bracket.
     """
 
     def _start_new_bracket(self):
@@ -306,9 +309,14 @@ class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
                               if info["id"] not in chosen]
                 candidates = [t for t in candidates if t.status == "COMPLETED"
                               and t.score is not None and not is_pruned(t)]
-                if not candidates:  # failures or pruning emptied the round: end the bracket
-                    bracket["closed"] = True
-                    break
+                if not candidates:
+                    if not rounds[r]:  # failures or pruning left nothing to promote
+                        bracket["closed"] = True
+                        break
+                    # Fewer candidates than slots: the round shrinks to those already promoted
+                    # into it; ending the bracket here would strand them short of max_epochs.
+                    plan[r][0] = len(rounds[r])
+                    continue
                 best = sorted(candidates, key=lambda t: t.score,
                               reverse=self.objective.direction == "max")[0]
                 values = best.hyperparameters.values.copy()

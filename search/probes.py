@@ -13,6 +13,11 @@ shifted copies of ``data_pipeline.shifts``:
   names mark fewer than two batches;
 - ``val_auc_robust``: the worst of the clean AUC and every probe above.
 
+All of them, and the clean ``val_auc`` that :func:`probe_scores` returns with them, are the exact
+ROC-AUC (scikit-learn) of the restored model's scores: the fold record's ``val_auc`` is that one,
+not Keras' 200-threshold estimate at the best epoch (which stays in the per-epoch history, where
+early stopping reads it), so ``val_auc_robust`` never exceeds the recorded ``val_auc``.
+
 Each is a valid ``--objective``; each fold record gives their cost (``probe_seconds``).
 """
 
@@ -53,6 +58,20 @@ def auc(y: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(y, np.asarray(scores, dtype=float).ravel()))
 
 
+def batch_counts(y: np.ndarray, batches: np.ndarray) -> dict[int, dict[str, int]]:
+    """Images per acquisition batch of each class (``{class: {batch: count}}``)."""
+    y, batches = np.asarray(y).astype(int).ravel(), np.asarray(batches)
+    return {cls: {str(b): int(np.sum((y == cls) & (batches == b)))
+                  for b in np.unique(batches[y == cls])} for cls in (0, 1)}
+
+
+def batch_measurable(y: np.ndarray, batches: np.ndarray) -> bool:
+    """True when :func:`batch_auc` gives a value: a class with two batches of
+    ``MIN_BATCH_IMAGES`` or more (the rule the search's pre-check applies to every fold)."""
+    return any(sum(n >= MIN_BATCH_IMAGES for n in counts.values()) >= 2
+               for counts in batch_counts(y, batches).values())
+
+
 def batch_auc(y: np.ndarray, scores: np.ndarray, batches: np.ndarray | None) -> float | None:
     """Worst AUC of one acquisition batch of a class against all images of the other class.
 
@@ -63,9 +82,8 @@ def batch_auc(y: np.ndarray, scores: np.ndarray, batches: np.ndarray | None) -> 
         return None
     y, batches = np.asarray(y).astype(int).ravel(), np.asarray(batches)
     worst = None
-    for cls in (0, 1):
-        names = [b for b in np.unique(batches[y == cls])
-                 if np.sum((y == cls) & (batches == b)) >= MIN_BATCH_IMAGES]
+    for cls, counts in batch_counts(y, batches).items():
+        names = [b for b, n in counts.items() if n >= MIN_BATCH_IMAGES]
         if len(names) < 2:
             continue
         for b in names:
@@ -98,8 +116,10 @@ def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
         clean: The model's scores on ``x_val`` when the caller has them already (saves a pass).
 
     Returns:
-        ``{"val_auc_border", "val_auc_photometric", "val_auc_geometric", ["val_auc_batch"],
-        "val_auc_robust"}``; the robust minimum includes the clean AUC of the same predictions.
+        ``{"val_auc", "val_auc_border", "val_auc_photometric", "val_auc_geometric",
+        ["val_auc_batch"], "val_auc_robust"}``: ``val_auc`` is the exact clean AUC of the same
+        predictions, which the robust minimum includes; the caller records it in place of
+        Keras' approximate one so that the two use one definition.
     """
     if clean is None:
         clean = predict_scores(model, x_val)
@@ -110,4 +130,4 @@ def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
         out[BATCH] = by_batch
     values = [v for v in [auc(y_val, clean), *out.values()] if np.isfinite(v)]
     out[ROBUST] = float(min(values)) if values else float("nan")
-    return out
+    return {CLEAN: auc(y_val, clean), **out}

@@ -251,10 +251,10 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
         names; here they are measured on the test images).
     """
     from results.report.gradcam import GradCamUnavailable, border_share, grad_cam
-    from search.probes import auc, probe_scores
+    from search.probes import probe_scores
 
-    out: dict[str, Any] = {"clean": auc(y, prob)}
-    out.update(probe_scores(model, x, y, shifted, None, clean=prob))
+    scores = probe_scores(model, x, y, shifted, None, clean=prob)
+    out: dict[str, Any] = {"clean": scores.pop("val_auc"), **scores}
     out["border_share"] = out["border_share_normal"] = None
     out["note"] = None
     if cnn:

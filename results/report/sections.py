@@ -120,8 +120,14 @@ def verdict(result: dict[str, Any]) -> str:
 def flagged_models(models: dict[str, Any]) -> set[str]:
     """Models the verdict must not recommend: low specificity or a border shortcut."""
     return {n for n, m in models.items()
-            if m["at_threshold"]["specificity"] < MIN_SPECIFICITY
+            if _low_specificity(m["at_threshold"]["specificity"])
             or (m.get("shortcut") or {}).get("leans_on_border")}
+
+
+def _low_specificity(spec: float | None) -> bool:
+    """Below MIN_SPECIFICITY, or undefined (NaN or None: no negative test image), which must not
+    pass as acceptable (``nan < 0.70`` is false)."""
+    return spec is None or not spec >= MIN_SPECIFICITY
 
 
 def shortcut_warnings(models: dict[str, Any]) -> str:
@@ -129,7 +135,11 @@ def shortcut_warnings(models: dict[str, Any]) -> str:
     text = ""
     for name, m in models.items():
         spec = m["at_threshold"]["specificity"]
-        if spec < MIN_SPECIFICITY:
+        if spec is None or spec != spec:
+            text += (f" **Not ready for use:** the {name.upper()}'s specificity is undefined "
+                     "(no test image of the negative class), so nothing shows it clears "
+                     "healthy patients.")
+        elif spec < MIN_SPECIFICITY:
             text += (f" **Not ready for use:** the {name.upper()} clears only {_pct(spec)} of "
                      f"NORMAL films at its threshold (below {_pct(MIN_SPECIFICITY)}), so most "
                      "healthy patients it sees would be recalled.")
@@ -195,8 +205,10 @@ def variant_blocks(variants: dict[str, Any]) -> list[Block]:
     return [Block("h2", "Ensemble vs single model"),
             Block("p", "The exported model averages the winner's fold models; the single model "
                        "is the same configuration retrained once on the training pool "
-                       "(rank1_single). Both thresholds come from the out-of-fold predictions "
-                       "of the fold models."),
+                       "(rank1_single). The ensemble's threshold comes from the out-of-fold "
+                       "predictions of its fold models (each early-stopped on its own "
+                       "validation fold), the single model's from its own validation slice "
+                       "(which also chose its early-stopping epoch)."),
             Block("table", headers=["model", "kind", "threshold", "ROC-AUC", "sensitivity",
                                     "specificity", "accuracy", "geometric AUC", "robust AUC",
                                     "border heat"], rows=rows)]

@@ -233,6 +233,18 @@ def test_verdict_warns_on_low_specificity_and_border_reliance():
     assert "Shortcut:** the CNN leans on the film's borders" in text and "ANN" not in text
 
 
+def test_verdict_never_recommends_a_model_with_undefined_specificity():
+    from results.report.sections import flagged_models, shortcut_warnings
+
+    models = {"cnn": {"at_threshold": {"specificity": float("nan")}, "shortcut": {}},
+              "ann": {"at_threshold": {"specificity": None}, "shortcut": {}},
+              "ok": {"at_threshold": {"specificity": 0.9}, "shortcut": {}}}
+    assert flagged_models(models) == {"cnn", "ann"}
+    text = shortcut_warnings(models)
+    assert "the CNN's specificity is undefined" in text and "the ANN's" in text
+    assert "OK" not in text
+
+
 def test_verdict_says_which_test_supports_which_claim(report):
     from results.report.sections import verdict
 

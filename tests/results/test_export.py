@@ -70,7 +70,10 @@ def test_fold_ensemble_is_the_mean_of_the_fold_models_with_an_out_of_fold_thresh
     for k, (_, va) in enumerate(folds):
         oof[va] = models[k].predict(x[pool[va]], verbose=0).ravel()
     thr = export.threshold
-    assert thr["source"] == "out_of_fold" and thr["n_validation"] == len(pool)
+    assert thr["source"] == "out_of_fold_early_stopped" and thr["n_validation"] == len(pool)
+    # It says what it is: fold models early-stopped on these images, so optimistic.
+    assert thr["optimistic"] is True and thr["members_per_score"] == 1
+    assert "early-stopped" in thr["note"] and "no score of the ensemble" in thr["note"]
     op = operating_point(ds.y[pool], oof, thr["threshold"])
     for key in ("tp", "fp", "tn", "fn"):
         assert op[key] == thr["sensitivity_target"][key]
@@ -83,7 +86,7 @@ def test_fold_ensemble_is_the_mean_of_the_fold_models_with_an_out_of_fold_thresh
             operating_point(ds.y[pool[va]], oof[va], thr["threshold"])["specificity"])
 
 
-def test_single_export_retrains_and_keeps_the_slice_threshold_for_reference(
+def test_single_export_retrains_and_carries_its_own_slice_threshold(
         tmp_path: Path, exported_run: Path, synthetic_root: Path):
     import shutil
 
@@ -96,15 +99,19 @@ def test_single_export_retrains_and_keeps_the_slice_threshold_for_reference(
     export_winners(run_dir, model="cnn", progress=False, ensemble=["none"])
     export = load_export(run_dir / "exports" / "cnn" / "rank1")
     meta = export.metadata
-    assert meta["ensemble"]["kind"] == "none" and export.threshold["source"] == "out_of_fold"
+    # Its own threshold, not the fold models' (other models, other score scale).
+    thr = export.threshold
+    assert meta["ensemble"]["kind"] == "none" and thr["source"] == "slice"
+    assert meta["threshold_source"] == "slice" and thr["optimistic"] is True
+    assert thr["out_of_fold"]["source"] == "out_of_fold_early_stopped"  # for reference
     ds = data_pipeline.load_dataset(synthetic_root, image_size=16, progress=False)
     val = np.isin(np.asarray(ds.paths), meta["validation_paths"])
-    assert val.sum() == meta["n_validation"]
+    assert val.sum() == meta["n_validation"] == thr["n_validation"]
     prob = export.model.predict(ds.x[val].astype("float32"), verbose=0).ravel()
-    # The slice's own threshold is recorded with the counts of these very predictions.
-    op = operating_point(ds.y[val], prob, export.threshold["slice"]["threshold"])
+    # The exported threshold is recorded with the counts of these very predictions.
+    op = operating_point(ds.y[val], prob, thr["threshold"])
     for key in ("tp", "fp", "tn", "fn"):
-        assert op[key] == export.threshold["slice"]["sensitivity_target"][key]
+        assert op[key] == thr["sensitivity_target"][key]
     again = load_export(export.path).model.predict(ds.x[val].astype("float32"), verbose=0).ravel()
     assert np.allclose(prob, again, atol=1e-6)
 
@@ -136,8 +143,13 @@ def test_top_n_ensemble_averages_distinct_configurations(tmp_path: Path, exporte
     # The ensemble, and the rank-1 trial retrained once beside it for compare.
     assert [(r.ensemble, r.path.name) for r in results] == [("top", "rank1"),
                                                             ("none", "rank1_single")]
-    meta = load_export(run_dir / "exports" / "cnn" / "rank1").metadata
+    top = load_export(run_dir / "exports" / "cnn" / "rank1")
+    meta = top.metadata
     assert meta["ensemble"] == {"kind": "top", "members": ["0001", "0002"], "n_models": 4}
+    # The threshold is chosen on the members' fold-k models averaged, as the export averages.
+    assert top.threshold["members_per_score"] == 2 and "0001, 0002" in top.threshold["scores"]
+    single = load_export(run_dir / "exports" / "cnn" / "rank1_single")
+    assert single.threshold["source"] == "slice"
 
 
 @pytest.mark.parametrize("words", [["top"], ["top", "1"], ["all"], ["folds", "2"]])

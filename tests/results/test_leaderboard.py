@@ -262,3 +262,31 @@ def test_csv_floats_are_rounded_without_losing_what_matters(tmp_path: Path) -> N
     assert float(back["param_learning_rate"]) == pytest.approx(0.00031622776601683794, rel=1e-7)
     assert float(back["duration_s"]) == pytest.approx(1234.56789012, rel=1e-7)
     assert back["reason"] == ""
+
+
+@pytest.mark.parametrize("status", ["PRUNED", "FAILED"])
+def test_a_configuration_whose_last_round_ended_badly_is_not_ranked_or_exported(
+        fake_run_factory, trial_writer, status: str) -> None:
+    from results.leaderboard import best_trials
+
+    run_dir = fake_run_factory(with_running=False, with_failed=False)
+    # 0002 (the best first round) promoted to round 1 as 0006, which was pruned / failed.
+    values = {"tuner/trial_id": "0002", "tuner/round": 1, "tuner/epochs": 4}
+    trial_writer(run_dir / "cnn", "0006", values, status=status, fold_scores=[0.5],
+                 reason=f"{status.lower()} at fold 1")
+    rows = build_leaderboard(run_dir, "cnn")
+    assert rows[0]["trial_id"] == "0000" and rows[0]["rank"] == 1
+    row = next(r for r in rows if r["trial_id"] in ("0002", "0006"))
+    assert row["trial_id"] == "0006" and row["status"] == status and row["rank"] is None
+    assert row["rounds"] == 2
+    assert [t["trial_id"] for t in best_trials(run_dir, "cnn", 2)] == ["0000", "0001"]
+
+
+def test_a_round_still_running_leaves_the_configuration_at_its_completed_round(
+        fake_run_factory, trial_writer) -> None:
+    run_dir = fake_run_factory(with_running=False, with_failed=False)
+    values = {"tuner/trial_id": "0002", "tuner/round": 1, "tuner/epochs": 4}
+    trial_writer(run_dir / "cnn", "0006", values, status="RUNNING", fold_scores=[0.99],
+                 folds_done=1, write_cv=False)
+    rows = build_leaderboard(run_dir, "cnn")
+    assert rows[0]["trial_id"] == "0002" and rows[0]["rank"] == 1

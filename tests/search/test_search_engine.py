@@ -65,6 +65,8 @@ def test_search_each_tuner_writes_the_run_folder(tmp_path, synthetic_root, tuner
             assert set(PROBE_OBJECTIVES) - {"val_auc_batch"} <= set(fold["best"])
             assert fold["best"]["val_auc_robust"] <= min(
                 fold["best"][f"val_auc_{s}"] for s in ("border", "photometric", "geometric"))
+            # One AUC definition: the robust minimum never exceeds the recorded clean AUC.
+            assert fold["best"]["val_auc_robust"] <= fold["best"]["val_auc"]
             assert fold["probe_seconds"] >= 0 and cv["folds"][k]["probe_seconds"] >= 0
         trial = json.loads((run_dir / "ann" / name / "trial.json").read_text())
         assert trial["status"] == "COMPLETED"
@@ -237,3 +239,19 @@ def test_over_budget_default_cnn_at_128px_under_a_device_wrapper_is_skipped_not_
     assert record["n_params"] <= 2_000_000
     oracle = json.loads((Path(cfg.run_dir) / "cnn" / "oracle.json").read_text())
     assert oracle["cxr_refused_draws"] >= 1  # the defaults, at least
+
+
+def test_batch_objective_is_checked_per_fold_before_training(tmp_path):
+    """Enough images of both NORMAL batches overall, too few per fold with many folds: the
+    search is refused, naming --folds, before any trial trains."""
+    from data_pipeline import generate_synthetic
+
+    root = generate_synthetic(tmp_path / "data", seed=5, n_normal_patients=40,
+                              n_pneumonia_patients=20, images_per_patient=(3, 5),
+                              image_size=16, duplicates=0)
+    cfg = tiny_config(tmp_path, root, objective="val_auc_batch", folds=8, max_trials=1,
+                      max_epochs=1)
+    with pytest.raises(SearchError, match=r"--folds 8.*fold\(s\) fall short") as err:
+        run_search_job(cfg)
+    assert "fewer --folds" in str(err.value)
+    assert not list((Path(cfg.run_dir) / "ann").glob("trial_*/fold*.json"))
