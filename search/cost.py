@@ -65,18 +65,23 @@ def cannot_finish_reason(*, needed_s: float, left_s: float | None, fold: int,
 
 
 def share_reason(*, spent_s: float, budget_s: float | None, share: float, judged: bool,
-                 has_peers: bool, fold: int, epoch: int) -> str | None:
+                 has_peers: bool, fold: int, epoch: int,
+                 left_s: float | None = None) -> str | None:
     """Why the configuration stops for using more than ``share`` of the budget unjudged, or None.
 
     Args:
-        spent_s: Seconds the configuration has trained so far (all sessions).
+        spent_s: Seconds the configuration has trained in this session (the budget is per
+            session, so is its share).
         budget_s: The family's whole time budget in seconds (None: no budget, no rule).
         share: ``--max-trial-share``.
         judged: It already passed a comparison with other trials.
         has_peers: Other trials ended before it (the first configuration is exempt).
+        left_s: Seconds the budget has left (spent: the budget cut applies, not this rule).
     """
     if budget_s is None or judged or not has_peers or spent_s <= share * budget_s:
         return None
+    if left_s is not None and left_s <= 0:
+        return None  # spent already: the budget itself cuts the fold, which stays resumable
     return (f"stopped in fold {fold + 1} at epoch {epoch} by cost: {spent_s / 60:.1f} min, more "
             f"than {share:.0%} of the {budget_s / 60:g}-min budget, before it could be judged "
             "against the other trials (--max-trial-share)")

@@ -224,12 +224,15 @@ class CVTuner(kt.Tuner):
         n_params = None
         self._write_cv(trial, "RUNNING", folds, started)
         obj = self.oracle.objective
-        budget = epochs if "tuner/epochs" in values else None
+        # Hyperband: the round, as (last epoch, first epoch); a fresh single round at
+        # max_epochs is not the continued last round of a bracket (search.racing.budget_of).
+        budget = ((epochs, initial_epoch) if "tuner/epochs" in values else None)
         pruned = None
         stopped = None
         ref = None  # the best trial to race against (search.racing); {} when there is none
+        # A promoted Hyperband configuration was judged by its promotion already.
         judge = self._judge(trial.trial_id, budget, epochs - initial_epoch,
-                            spent_before_s=(done or {}).get("duration_s", 0.0))
+                            judged=past_id is not None)
         try:
             for k, (tr, va) in enumerate(self.data.folds):
                 record = fold_fit.load_finished_fold(tdir, k)
@@ -269,7 +272,7 @@ class CVTuner(kt.Tuner):
                                                objective=obj.name, direction=obj.direction,
                                                budget=budget,
                                                promoting=budget is not None
-                                               and budget < self.max_epochs) or {}
+                                               and budget[0] < self.max_epochs) or {}
                     pruned = racing.prune_reason(record["best"].get(obj.name), k, ref,
                                                  objective=obj.name, direction=obj.direction)
                     if pruned:
@@ -302,8 +305,8 @@ class CVTuner(kt.Tuner):
             record = self._write_cv(trial, "COMPLETED", folds, started, n_params=n_params)
         return self._oracle_metrics(record)
 
-    def _judge(self, trial_id: str, budget: int | None, round_epochs: int,
-               spent_before_s: float) -> TrialJudge:
+    def _judge(self, trial_id: str, budget: tuple[int, int] | None, round_epochs: int,
+               judged: bool) -> TrialJudge:
         """The trial's judge (search.fold_judge): rung pruning and the cost rules."""
         obj = self.oracle.objective
         others = [r for r in racing.family_records(self.family_dir)
@@ -318,8 +321,7 @@ class CVTuner(kt.Tuner):
             max_share=self.max_trial_share,
             has_peers=any(r.get("status") in ("COMPLETED", "PRUNED", "FAILED") for r in others),
             has_completed=any(r.get("status") == "COMPLETED" for r in others),
-            typical_epochs=cost.typical_fold_epochs(epochs, round_epochs),
-            spent_before_s=float(spent_before_s or 0.0))
+            typical_epochs=cost.typical_fold_epochs(epochs, round_epochs), judged=judged)
 
     @staticmethod
     def _oracle_metrics(record: dict[str, Any]) -> dict[str, float]:

@@ -43,15 +43,15 @@ class TrialJudge:
         has_completed: Another trial of the family completed (the cannot-finish rule waits for
             one: until a search has a result, a trial the budget cuts stays resumable).
         typical_epochs: ``search.cost.typical_fold_epochs`` for this budget.
-        spent_before_s: Seconds earlier sessions already spent on this trial.
+        judged: It was already judged against others (a promoted Hyperband configuration).
         clock: Monotonic clock (injectable for tests).
     """
 
     def __init__(self, *, family_dir: Path, trial_id: str, metric: str, direction: str,
-                 budget_epochs: int | None, n_folds: int, pruning: bool, time_budget,
+                 budget_epochs: tuple[int, int] | None, n_folds: int, pruning: bool, time_budget,
                  max_share: float, has_peers: bool, typical_epochs: float,
-                 has_completed: bool = True,
-                 spent_before_s: float = 0.0, clock: Callable[[], float] = time.monotonic):
+                 has_completed: bool = True, judged: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
         self.family_dir, self.trial_id = Path(family_dir), trial_id
         self.metric, self.direction = metric, direction
         self.budget_epochs, self.n_folds = budget_epochs, n_folds
@@ -59,15 +59,16 @@ class TrialJudge:
         self.has_peers, self.typical_epochs = has_peers, typical_epochs
         self.has_completed = has_completed
         self._clock = clock
-        self._start = clock() - spent_before_s
+        # This session's time only: the budget, and so its share, is per session.
+        self._start = clock()
         # True once the trial passed a comparison with others (a rung with enough peers, or
-        # racing after a fold): the share rule no longer applies.
-        self.judged = False
+        # racing after a fold; promotion by Hyperband): the share rule no longer applies.
+        self.judged = judged
         self.stop: tuple[str, str, int] | None = None  # (reason, rule, epochs into the round)
 
     @property
     def spent_s(self) -> float:
-        """Seconds this trial has trained, earlier sessions included."""
+        """Seconds this trial has trained in this session."""
         return self._clock() - self._start
 
     def callback(self, fold: int, round_epochs: int):
@@ -81,7 +82,10 @@ class TrialJudge:
         rung_set = set(pruning.rungs(round_epochs))
 
         class Judge(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
+            # Per fold, not per fit: the transfer family fits a fold in two stages (two
+            # ``fit`` calls with the same callbacks), and the rungs count the whole round.
+            def __init__(self):
+                super().__init__()
                 self.values: list[float] = []
                 self.durations: list[float] = []
 
@@ -92,6 +96,8 @@ class TrialJudge:
                 self.durations.append(judge._clock() - self._t0)
                 value = (logs or {}).get(judge.metric)
                 self.values.append(float("nan") if value is None else float(value))
+                if self.model.stop_training:
+                    return  # early stopping (or a signal) already ended the fold: keep it
                 reason = judge.decide(fold, len(self.values), round_epochs, self.values,
                                       self.durations, peers, rung_set)
                 if reason is not None:
@@ -131,7 +137,8 @@ class TrialJudge:
                                                fold=fold, epoch=epoch)
         reason = reason or cost.share_reason(
             spent_s=self.spent_s, budget_s=minutes * 60.0, share=self.max_share,
-            judged=self.judged, has_peers=self.has_peers, fold=fold, epoch=epoch)
+            judged=self.judged, has_peers=self.has_peers, fold=fold, epoch=epoch,
+            left_s=self.time_budget.remaining_s)
         if reason is not None:
             self.stop = (reason, "cost", epoch)
         return reason

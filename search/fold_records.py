@@ -59,10 +59,12 @@ def oracle_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     oracle (Bayesian, TPE) still learns from it. A ``PRUNED`` trial adds ``cxr_pruned`` = 1
     (:data:`PRUNED_METRIC`): never the best, never promoted.
     """
-    metrics = {k: float(v) for k, v in (record.get("mean") or {}).items() if v is not None}
+    # A NaN (an AUC of one class, a diverged partial fold) would poison the Gaussian process.
+    metrics = {k: float(v) for k, v in (record.get("mean") or {}).items()
+               if v is not None and np.isfinite(v)}
     partial = (record.get("stopped_in_fold") or {}).get("best") or {}
     for key, value in partial.items():
-        if value is not None:
+        if value is not None and np.isfinite(value):
             metrics.setdefault(key, float(value))
     if record.get("status") == "PRUNED":
         metrics[PRUNED_METRIC] = 1.0

@@ -153,7 +153,7 @@ def verdict(value: float, epoch: int, fold: int, peers: list[dict[str, Any]], *,
 
 
 def peer_curves(family_dir: Path, fold: int, *, metric: str, direction: str,
-                budget: int | None, exclude: str | None = None) -> list[dict[str, Any]]:
+                budget: tuple[int, int] | None, exclude: str | None = None) -> list[dict[str, Any]]:
     """The curves of every other trial on ``fold`` at the same epoch ``budget`` (read once per
     fold; workers' trials included, since they share the family folder).
 

@@ -23,8 +23,9 @@ Inside Hyperband. A round that promotes (every round but the last) does not look
 trial but for its top third, the configurations it will continue; the slow learners it exists
 for are often not the leader after a short round but are in its top third. So in such a round
 a trial races against the top-third boundary of the completed trials of the same round length
-on each fold (the score at rank ``ceil(n / 3)``, the rank Hyperband promotes down to), not
-against the leader: it is pruned only when it cannot plausibly be promoted. The last round,
+on each fold (the score at rank ``ceil(n / 3)``: the share Hyperband promotes, a third,
+counted over every completed trial of that round length, which is slightly more lenient than
+the planned promotion slots of one bracket), not against the leader: it is pruned only when it cannot plausibly be promoted. The last round,
 whose trials compete for the best, races against the best as the other tuners do.
 
 A pruned trial keeps its finished folds (``cv.json`` status ``PRUNED``); it reports its partial
@@ -45,9 +46,18 @@ MARGIN = 0.05
 LOSS_MARGIN = 0.25
 
 
-def budget_of(cv: dict[str, Any]) -> int | None:
-    """A trial's epoch budget per fold: its Hyperband round's epochs, or None (one budget)."""
-    return (cv.get("hyperband") or {}).get("epochs")
+def budget_of(cv: dict[str, Any]) -> tuple[int, int] | None:
+    """A trial's epoch budget per fold: its Hyperband round as ``(epochs, initial_epoch)``
+    (``tuner/epochs``, ``tuner/initial_epoch``), or None for the tuners with one budget.
+
+    Both ends, because a fresh single round at ``--max-epochs`` (the plan's fallback when few
+    trials are left) and a bracket's continued last round end at the same epoch, yet one
+    starts from scratch and the other from carried weights.
+    """
+    hb = cv.get("hyperband") or {}
+    if hb.get("epochs") is None:
+        return None
+    return int(hb["epochs"]), int(hb.get("initial_epoch") or 0)
 
 
 def reference(records: Iterable[dict[str, Any]], *, objective: str, direction: str,
@@ -75,7 +85,8 @@ def reference(records: Iterable[dict[str, Any]], *, objective: str, direction: s
             for f in cv.get("folds", []):
                 if f.get(objective) is not None:
                     folds.setdefault(int(f["fold"]), []).append(f[objective])
-        return {"trial_id": f"the top third of {len(peers)} trials of this {budget}-epoch round",
+        return {"trial_id": f"the top third of {len(peers)} trials of this "
+                            f"{budget[0] - budget[1]}-epoch round",
                 "folds": {k: sorted(v, reverse=direction == "max")[min(rank, len(v)) - 1]
                           for k, v in folds.items()}}
     pick = max if direction == "max" else min

@@ -197,8 +197,7 @@ def test_no_pruning_flag_trains_every_epoch(tmp_path, synthetic_root, monkeypatc
 def test_a_configuration_that_cannot_finish_stops_by_cost(tmp_path, synthetic_root,
                                                           monkeypatch):
     # After the first trial completes, every configuration looks too slow for the budget
-    # left: each stops after its second epoch, saying so. The quickest completed trial took
-    # far less than the budget left, so the search goes on drawing.
+    # left: each stops after its second epoch, saying so, and the search goes on drawing.
     real = cost.remaining_seconds
     monkeypatch.setattr(cost, "remaining_seconds",
                         lambda **kw: 1e9 if kw["epochs_done"] >= 2 else real(**kw))
@@ -240,3 +239,44 @@ def test_a_trial_pruned_in_its_first_fold_reports_its_partial_score_also_after_r
     # Finished folds' means win over the partial fold's metrics.
     cv["mean"] = {"val_auc_geometric": 0.7}
     assert oracle_metrics(cv)["val_auc_geometric"] == 0.7
+
+
+def test_judge_callback_counts_the_whole_round_across_two_fits_and_keeps_an_ended_fold(
+        tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    ticks = iter(range(0, 10_000, 10))  # every look at the clock is 10 s later
+    judge = _judge(tmp_path, _Budget(30, remaining_s=1.0), clock=lambda: next(ticks))
+    cb = judge.callback(0, 10)
+    cb.set_model(model)
+    for epoch in (0, 1):  # stage 1 of a two-stage fit (the transfer family)
+        cb.on_epoch_begin(epoch)
+        model.stop_training = epoch == 1  # early stopping ended stage 1 at its 2nd epoch
+        cb.on_epoch_end(epoch, {"val_auc": 0.6})
+    # The cost rule would fire at epoch 2 (1 s left), but early stopping already ended the
+    # fold in that epoch: it is kept, not stopped.
+    assert judge.stop is None
+    model.stop_training = False
+    cb.on_train_begin()  # stage 2: a second fit with the same callbacks
+    cb.on_epoch_begin(2)
+    cb.on_epoch_end(2, {"val_auc": 0.7})
+    assert cb.values == [0.6, 0.6, 0.7] and judge.stop[2] == 3  # epochs of the round
+
+
+def test_peers_of_a_hyperband_round_share_both_its_ends(tmp_path):
+    from search.racing import budget_of
+
+    assert budget_of({"hyperband": {"epochs": 10, "initial_epoch": 4}}) == (10, 4)
+    assert budget_of({"hyperband": {"epochs": 10, "initial_epoch": 0}}) == (10, 0)
+    assert budget_of({"hyperband": None}) is None
+    for tid, start in (("0000", 4), ("0001", 0)):
+        d = tmp_path / f"trial_{tid}"
+        d.mkdir()
+        (d / "cv.json").write_text(json.dumps(
+            {"trial_id": tid, "hyperband": {"epochs": 10, "initial_epoch": start}}))
+        (d / "fold0.json").write_text(json.dumps({"history": {"val_auc": [0.9]}}))
+    # A fresh 10-epoch round is not compared with a continued 4->10 round.
+    peers = pruning.peer_curves(tmp_path, 0, metric="val_auc", direction="max",
+                                budget=(10, 0), exclude="x")
+    assert len(peers) == 1

@@ -32,7 +32,7 @@ def test_rule_compares_the_same_fold_at_the_same_budget():
     assert "fold 1" in reason and "0000" in reason and "0.9000" in reason
     assert racing.prune_reason(0.76, 1, ref, **kw) is None        # fold 2 is harder for all
     assert racing.prune_reason(0.5, 0, None, **kw) is None        # nothing to race against yet
-    hb = racing.reference(records, objective="val_auc", direction="max", budget=10)
+    hb = racing.reference(records, objective="val_auc", direction="max", budget=(10, 0))
     assert hb["trial_id"] == "0002"
     loss = racing.reference([_cv("0000", "COMPLETED", [0.4], objective="val_loss")],
                             objective="val_loss", direction="min", budget=None)
@@ -200,8 +200,8 @@ def test_a_promoting_hyperband_round_races_against_its_top_third_not_the_leader(
     folds = [0.99, 0.95, 0.93, 0.90, 0.85, 0.80]
     records = [_cv(f"{i:04d}", "COMPLETED", [s, s], epochs=4) for i, s in enumerate(folds)]
     kw = dict(objective="val_auc", direction="max")
-    leader = racing.reference(records, budget=4, **kw)
-    top_third = racing.reference(records, budget=4, promoting=True, **kw)
+    leader = racing.reference(records, budget=(4, 0), **kw)
+    top_third = racing.reference(records, budget=(4, 0), promoting=True, **kw)
     # 0.91 on fold 1 is 0.08 below the leader but within 0.05 of rank ceil(6/3) = 2 (0.95):
     # Hyperband would likely promote it, so racing lets it finish its folds.
     assert racing.prune_reason(0.91, 0, leader, **kw) is not None
