@@ -56,9 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "trial's score on that same fold at the same epoch budget; it is "
                         "recorded as pruned, never exported (see README, Racing)")
     p.add_argument("--no-pruning", dest="pruning", action="store_false",
-                   help="never stop a trial inside a fold. By default a fold is judged at epochs "
-                        "2, 6, 18, ... of its round against the earlier trials' curves on the "
-                        "same fold and stopped when it is more than 0.05 (val_loss: 25%%) below "
+                   help="never stop a trial inside a fold. By default a fold is judged at epoch "
+                        "patience+1 of its round (4 with patience 3), then x3, against the "
+                        "earlier trials' curves on the same fold and stopped when it is more than 0.05 (val_loss: 25%%) below "
                         "their top third; recorded as pruned (see README, Pruning)")
     p.add_argument("--max-trial-share", type=float, default=0.25, metavar="F",
                    help="with --time-budget: a trial may spend at most this share of the budget "

@@ -17,8 +17,8 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import (compat, cost, failpoints, failures, fold_fit, kt_files, racing, signals,
-                    tensorboard)
+from search import (compat, cost, failpoints, failures, fold_fit, kt_files, pruning, racing,
+                    signals, tensorboard)
 from search.budget import BudgetExhausted, TimeBudget
 from search.fold_judge import TrialJudge, TrialStopped
 from search.diagnosis import combine
@@ -321,7 +321,8 @@ class CVTuner(kt.Tuner):
             max_share=self.max_trial_share,
             has_peers=any(r.get("status") in ("COMPLETED", "PRUNED", "FAILED") for r in others),
             has_completed=any(r.get("status") == "COMPLETED" for r in others),
-            typical_epochs=cost.typical_fold_epochs(epochs, round_epochs), judged=judged)
+            typical_epochs=cost.typical_fold_epochs(epochs, round_epochs), judged=judged,
+            grace=pruning.grace_for(self.patience))
 
     @staticmethod
     def _oracle_metrics(record: dict[str, Any]) -> dict[str, float]:

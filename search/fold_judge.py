@@ -44,20 +44,22 @@ class TrialJudge:
             one: until a search has a result, a trial the budget cuts stays resumable).
         typical_epochs: ``search.cost.typical_fold_epochs`` for this budget.
         judged: It was already judged against others (a promoted Hyperband configuration).
+        grace: The first rung (None: ``search.pruning.GRACE_EPOCHS``); the search passes
+            ``search.pruning.grace_for(patience)``.
         clock: Monotonic clock (injectable for tests).
     """
 
     def __init__(self, *, family_dir: Path, trial_id: str, metric: str, direction: str,
                  budget_epochs: tuple[int, int] | None, n_folds: int, pruning: bool, time_budget,
                  max_share: float, has_peers: bool, typical_epochs: float,
-                 has_completed: bool = True, judged: bool = False,
+                 has_completed: bool = True, judged: bool = False, grace: int | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.family_dir, self.trial_id = Path(family_dir), trial_id
         self.metric, self.direction = metric, direction
         self.budget_epochs, self.n_folds = budget_epochs, n_folds
         self.pruning, self.time_budget, self.max_share = pruning, time_budget, max_share
         self.has_peers, self.typical_epochs = has_peers, typical_epochs
-        self.has_completed = has_completed
+        self.has_completed, self.grace = has_completed, grace
         self._clock = clock
         # This session's time only: the budget, and so its share, is per session.
         self._start = clock()
@@ -79,7 +81,7 @@ class TrialJudge:
         peers = (pruning.peer_curves(self.family_dir, fold, metric=self.metric,
                                      direction=self.direction, budget=self.budget_epochs,
                                      exclude=self.trial_id) if self.pruning else [])
-        rung_set = set(pruning.rungs(round_epochs))
+        rung_set = set(pruning.rungs(round_epochs, grace=self.grace))
 
         class Judge(keras.callbacks.Callback):
             # Per fold, not per fit: the transfer family fits a fold in two stages (two

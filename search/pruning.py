@@ -7,7 +7,11 @@ asynchronous successive halving (ASHA; Optuna's ``SuccessiveHalvingPruner``) doe
 
 * **Rungs.** A fold is judged at the end of epochs ``grace, grace * 3, grace * 9, ...`` of
   its round (counted from the round's first epoch, so a continued Hyperband round has rungs
-  too), never at the fold's last epoch (the fold ends there anyway).
+  too), never at the fold's last epoch (the fold ends there anyway). The grace period is
+  the early-stopping window, ``patience + 1`` epochs (at least :data:`GRACE_EPOCHS`): a curve
+  that does not improve at all is early stopping's to end, and a slow starter that early
+  stopping tolerates is not judged before it could have (the CNN with batch norm sat at
+  ``val_auc`` 0.50 for 4 epochs on the shared data before it learnt, benchmarks/RESULTS.md).
 * **Peers.** The trial's running best of the epoch metric (what early stopping would restore)
   is compared with the running best, at the same epoch of the same fold, of the earlier trials
   with the same epoch budget (a Hyperband round is compared with its own round length only):
@@ -42,7 +46,7 @@ from search.racing import LOSS_MARGIN, MARGIN, budget_of
 from search.run_folder import read_json
 
 # Measured (benchmarks/pruning_replay.py): see the module docstring.
-GRACE_EPOCHS = 2
+GRACE_EPOCHS = 2  # the smallest grace period; the search uses grace_for(patience)
 RUNG_FACTOR = 3
 KEEP_FRACTION = 1 / 3
 MIN_PEERS = 3
@@ -51,6 +55,12 @@ MIN_PEERS = 3
 def pruned_fold_json(trial_dir: Path, fold: int) -> Path:
     """Where the curve of a fold pruned before its end is kept (peers read it)."""
     return Path(trial_dir) / f"pruned_fold{fold}.json"
+
+
+def grace_for(patience: int) -> int:
+    """The first rung for an early-stopping ``patience``: ``patience + 1``, at least
+    :data:`GRACE_EPOCHS`."""
+    return max(GRACE_EPOCHS, int(patience) + 1)
 
 
 def rungs(max_epochs: int, grace: int | None = None, factor: int = RUNG_FACTOR) -> list[int]:

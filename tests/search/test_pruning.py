@@ -19,6 +19,8 @@ def _peer(values, finished=True, direction="max"):
 
 
 def test_rungs_grow_geometrically_below_the_rounds_last_epoch():
+    assert pruning.grace_for(3) == 4 and pruning.grace_for(6) == 7 and pruning.grace_for(0) == 2
+    assert pruning.rungs(30, grace=pruning.grace_for(3)) == [4, 12]
     assert pruning.rungs(30, grace=2) == [2, 6, 18]
     assert pruning.rungs(10, grace=1) == [1, 3, 9]
     assert pruning.rungs(2, grace=2) == []  # the fold ends at 2 anyway
@@ -153,12 +155,12 @@ def test_a_hopeless_curve_is_pruned_inside_its_fold_and_resumes_as_pruned(
         tmp_path, synthetic_root, monkeypatch):
     from results.leaderboard import build_leaderboard
 
-    # Judge at epoch 1 against one peer with a margin no curve can meet: the first trial
-    # completes, every later one stops at its first epoch.
-    monkeypatch.setattr(pruning, "GRACE_EPOCHS", 1)
+    # Judge at epoch 2 (patience 1 + 1) against one peer with a margin no curve can meet: the
+    # first trial completes, every later one stops at its second epoch.
     monkeypatch.setattr(pruning, "MIN_PEERS", 1)
     monkeypatch.setattr(pruning, "MARGIN", -10.0)
-    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=2, pruning=True)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=3, patience=1,
+                      pruning=True)
     fam = run_search_job(cfg)["families"]["ann"]
     assert (fam["trials_completed"], fam["trials_pruned"], fam["trials_failed"]) == (1, 2, 0)
     family_dir = Path(cfg.run_dir) / "ann"
@@ -166,30 +168,30 @@ def test_a_hopeless_curve_is_pruned_inside_its_fold_and_resumes_as_pruned(
     for tid in ("trial_0001", "trial_0002"):
         rec = records[tid]
         assert rec["status"] == "PRUNED" and rec["folds"] == []
-        assert rec["reason"].startswith("pruned in fold 1 at epoch 1")
+        assert rec["reason"].startswith("pruned in fold 1 at epoch 2")
         assert rec["stopped_in_fold"]["rule"] == "rung"
         assert rec["stopped_in_fold"]["best"]["val_auc_geometric"] is not None
         partial = json.loads((family_dir / tid / "pruned_fold0.json").read_text())
-        assert partial["epochs_trained"] == 1 and partial["stopped_at_epoch"] == 1
+        assert partial["epochs_trained"] == 2 and partial["stopped_at_epoch"] == 2
         assert not (family_dir / tid / "fold0.json").exists()
     events = fit_events(family_dir)
     rows = build_leaderboard(cfg.run_dir, "ann")
     assert [(r["trial_id"], r["rank"], r["status"]) for r in rows] == [
         ("0000", 1, "COMPLETED"), ("0001", None, "PRUNED"), ("0002", None, "PRUNED")]
     log = (Path(cfg.run_dir) / "search.log").read_text()
-    assert "PRUNED (pruned in fold 1 at epoch 1" in log
+    assert "PRUNED (pruned in fold 1 at epoch 2" in log
     assert "2 pruned (2 inside a fold, 0 after a fold)" in log
     # Rerunning the finished search trains nothing again.
-    run_search_job(tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=2,
-                               pruning=True))
+    run_search_job(tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=3,
+                               patience=1, pruning=True))
     assert fit_events(family_dir) == events
 
 
 def test_no_pruning_flag_trains_every_epoch(tmp_path, synthetic_root, monkeypatch):
-    monkeypatch.setattr(pruning, "GRACE_EPOCHS", 1)
     monkeypatch.setattr(pruning, "MIN_PEERS", 1)
     monkeypatch.setattr(pruning, "MARGIN", -10.0)
-    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=2, pruning=False)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=3, patience=1,
+                      pruning=False)
     fam = run_search_job(cfg)["families"]["ann"]
     assert (fam["trials_completed"], fam["trials_pruned"]) == (2, 0)
 
