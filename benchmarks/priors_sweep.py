@@ -106,25 +106,26 @@ def _grid() -> dict[str, tuple[str, dict[str, Any]]]:
 GRID = _grid()
 
 
-class EpochTimer:
-    """Wall seconds of every epoch (a Keras callback built lazily: keras imports late)."""
+def epoch_timer() -> Any:
+    """A Keras callback recording the wall seconds of every epoch in ``.seconds``.
 
-    def __new__(cls):
-        import keras
+    Built on call because Keras is imported late (after the argument checks).
+    """
+    import keras
 
-        class _Timer(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.seconds: list[float] = []
-                self._t0 = 0.0
+    class _Timer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self._t0 = 0.0
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._t0 = time.perf_counter()
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._t0)
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._t0)
 
-        return _Timer()
+    return _Timer()
 
 
 def load_fold(data: str, image_size: int, folds: int, fold: int, seed: int) -> dict[str, Any]:
@@ -155,7 +156,7 @@ def run_one(name: str, family: str, overrides: dict[str, Any], d: dict[str, Any]
     hp = _hp(values)
     trial_dir = scratch / name
     trial_dir.mkdir(parents=True, exist_ok=True)
-    timer = EpochTimer()
+    timer = epoch_timer()
     start = time.monotonic()
     rec = fit_fold(hypermodel=hm, hp=hp, trial_id=name, trial_dir=trial_dir, family_dir=scratch,
                    fold=args.fold, x_tr=d["x_tr"], y_tr=d["y_tr"], x_va=d["x_va"], y_va=d["y_va"],
