@@ -199,11 +199,19 @@ def make_sampler(seed: int, n_startup_trials: int = 0) -> Any:
     """
     import optuna
 
+    kwargs: dict[str, Any] = {}
+    major, minor = (int(x) for x in optuna.__version__.split(".")[:2])
+    if (major, minor) < (4, 9):
+        # Before 4.9 a parameter first drawn outside its group is logged as a warning on every
+        # trial; 4.9 turned that off and deprecated the argument.
+        kwargs["warn_independent_sampling"] = False
     with warnings.catch_warnings():
-        # group=True is marked experimental; the warning is not the user's concern.
+        # multivariate, group and constant_liar are marked experimental (group still is in
+        # Optuna 5); the warning is not the user's concern.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
-                                          seed=seed, n_startup_trials=n_startup_trials)
+                                          seed=seed, n_startup_trials=n_startup_trials,
+                                          **kwargs)
 
 
 def study_from_trials(trials: list, space: dict[str, ParamMap], direction: str,
