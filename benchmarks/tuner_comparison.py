@@ -163,7 +163,11 @@ def main() -> int:
     t_start = time.perf_counter()
     for tuner in args.tuners:
         for seed in range(1, args.seeds + 1):
+            t0 = time.perf_counter()
             results[tuner].append(run_tuner(tuner, args.trials, seed, hypermodel, hps))
+            best = max(s or 0.0 for s in results[tuner][-1]["scores"])
+            print(f"{tuner} seed {seed}: best {best:.4f} ({time.perf_counter() - t0:.0f} s)",
+                  file=sys.stderr, flush=True)
     wall = time.perf_counter() - t_start
 
     tunable = [hp for hp in hps.space if not isinstance(hp, kt.engine.hyperparameters.Fixed)]

@@ -197,3 +197,14 @@ def test_tiny_search_with_tpe_end_to_end_and_extended(tmp_path, synthetic_root):
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 6
     for frozen, record in zip(study.trials, records.values()):
         assert frozen.value == pytest.approx(record["mean"][record["objective"]])
+
+
+def test_over_budget_and_repeated_proposals_are_redrawn_never_trials(tmp_path):
+    oracle = _oracle("tpe", tmp_path, _toy_space(), max_trials=15)
+    # "over budget" exactly where TPE would go (x near 0.8): every trial must avoid it
+    oracle.refusal = lambda v: "over budget" if v.get("x", 0) > 0.6 else None
+    trials = _run(oracle, _toy_score, 20)
+    assert len(trials) == 15  # N asked, N trained
+    assert all(v.get("x", 0) <= 0.6 for _, v in trials)
+    assert oracle.refused_draws > 0 and "model" in oracle.proposals.values()
+    assert len({json.dumps(v, sort_keys=True) for _, v in trials}) == 15
