@@ -25,6 +25,8 @@ model is best on the X-rays is what ``benchmarks/search_efficiency.py`` measures
 Usage:
   .venv/bin/python benchmarks/tuner_comparison.py [--trials 30] [--seeds 5]
       [--tuners random bayesian tpe] [--json out.json]
+  # the tuners in separate processes, then one table from their files:
+  .venv/bin/python benchmarks/tuner_comparison.py --load a.json b.json
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One BLAS thread: the seconds per proposal then compare the tuners' own work, and the Gaussian
+# process's linear algebra does not spin threads against other jobs on a shared 2-core machine
+# (with the default threads it took minutes per proposal there under load).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -142,14 +149,58 @@ def best_so_far(scores: list[float | None]) -> list[float]:
     return out
 
 
+def print_table(results: dict[str, list[dict]], trials: int, header: list[str]) -> None:
+    """The best-so-far table (mean over seeds, per trial) and the per-tuner summary."""
+    tuners = list(results)
+    for line in header:
+        print(line)
+    curves = {t: [best_so_far(r["scores"]) for r in rs] for t, rs in results.items()}
+    print("| trial | " + " | ".join(f"{t}" for t in tuners) + " |")
+    print("| ---: |" + " ---: |" * len(tuners))
+    for i in range(trials):
+        row = [statistics.mean(c[i] for c in curves[t] if len(c) > i) for t in tuners]
+        print(f"| {i + 1} | " + " | ".join(f"{x:.4f}" for x in row) + " |")
+    print()
+    print(f"| tuner | seeds | final best, mean +- sd | trials <= {POOR} or failed | "
+          "model proposals per run | seconds per proposal |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for t in tuners:
+        finals = [c[-1] for c in curves[t]]
+        every = [s for r in results[t] for s in r["scores"]]
+        poor = sum(s is None or s <= POOR for s in every) / max(1, len(every))
+        prop = statistics.mean(x for r in results[t] for x in r["propose_s"])
+        models = statistics.mean(r["model_proposals"] for r in results[t])
+        sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
+        print(f"| {t} | {len(finals)} | {statistics.mean(finals):.4f} +- {sd:.4f} | "
+              f"{poor:.0%} | {models:.1f} | {prop:.3f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--tuners", nargs="+", default=["random", "bayesian", "tpe"],
                     choices=("random", "bayesian", "tpe"))
-    ap.add_argument("--json", default=None, help="also write the raw results here")
+    ap.add_argument("--json", default=None,
+                    help="also write the raw results here (after every run, so a stopped "
+                         "benchmark keeps what it finished)")
+    ap.add_argument("--load", nargs="+", default=None, metavar="JSON",
+                    help="print one table from files written by --json; runs nothing")
+    ap.add_argument("--first-seeds", type=int, default=None, metavar="K",
+                    help="with --load: only seeds 1..K of each tuner (paired seeds: the same "
+                         "oracle seed gives every tuner the same random start)")
     args = ap.parse_args()
+    machine = (f"# machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+               f"python {platform.python_version()}")
+    if args.load:
+        results, trials, header = {}, 0, []
+        for path in args.load:
+            saved = json.loads(Path(path).read_text())
+            results.update({t: rs[:args.first_seeds] for t, rs in saved["results"].items()})
+            trials = max(trials, saved["args"]["trials"])
+            header.append(f"# from {path}: {saved['header']}")
+        print_table(results, trials, header)
+        return 0
 
     import keras_tuner as kt
 
@@ -159,6 +210,10 @@ def main() -> int:
     hypermodel = CNNHyperModel(input_shape=(64, 64, 1), max_gflops=1.0)
     hps = kt.HyperParameters()
     hypermodel.declare_hyperparameters(hps)
+    tunable = [hp for hp in hps.space if not isinstance(hp, kt.engine.hyperparameters.Fixed)]
+    title = (f"{args.trials} trials x {args.seeds} seeds on the constructed surrogate over the "
+             f"shipped CNN space ({len(tunable)} tunable dimensions, "
+             f"{sum(bool(hp.conditions) for hp in tunable)} conditional)")
     results: dict[str, list[dict]] = {t: [] for t in args.tuners}
     t_start = time.perf_counter()
     for tuner in args.tuners:
@@ -168,34 +223,14 @@ def main() -> int:
             best = max(s or 0.0 for s in results[tuner][-1]["scores"])
             print(f"{tuner} seed {seed}: best {best:.4f} ({time.perf_counter() - t0:.0f} s)",
                   file=sys.stderr, flush=True)
+            if args.json:
+                wall = time.perf_counter() - t_start
+                Path(args.json).write_text(json.dumps(
+                    {"args": vars(args), "header": f"{title}; {machine[2:]}; wall {wall:.0f} s",
+                     "results": results}, indent=1))
     wall = time.perf_counter() - t_start
-
-    tunable = [hp for hp in hps.space if not isinstance(hp, kt.engine.hyperparameters.Fixed)]
-    print(f"# tuner comparison: {args.trials} trials x {args.seeds} seeds on the constructed "
-          f"surrogate over the shipped CNN space ({len(tunable)} tunable dimensions, "
-          f"{sum(bool(hp.conditions) for hp in tunable)} conditional)")
-    print(f"# machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"python {platform.python_version()}; wall {wall:.0f} s")
-    curves = {t: [best_so_far(r["scores"]) for r in rs] for t, rs in results.items()}
-    print("trial | " + " | ".join(f"{t} best so far (mean of seeds)" for t in args.tuners))
-    for i in range(args.trials):
-        row = [statistics.mean(c[i] for c in curves[t] if len(c) > i) for t in args.tuners]
-        print(f"{i + 1:5d} | " + " | ".join(f"{x:.4f}" for x in row))
-    print()
-    print("tuner | final best (mean +- sd over seeds) | trials scoring <= "
-          f"{POOR} or failed | model proposals | seconds per proposal (mean)")
-    for t in args.tuners:
-        finals = [c[-1] for c in curves[t]]
-        every = [s for r in results[t] for s in r["scores"]]
-        poor = sum(s is None or s <= POOR for s in every) / max(1, len(every))
-        prop = statistics.mean(x for r in results[t] for x in r["propose_s"])
-        models = statistics.mean(r["model_proposals"] for r in results[t])
-        sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
-        print(f"{t} | {statistics.mean(finals):.4f} +- {sd:.4f} | {poor:.0%} | "
-              f"{models:.1f} | {prop:.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results},
-                                              indent=1))
+    print_table(results, args.trials, [f"# tuner comparison: {title}",
+                                       f"{machine}; wall {wall:.0f} s"])
     return 0
 
 
