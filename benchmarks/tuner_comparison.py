@@ -3,9 +3,8 @@
 
 The tuners are the service's own oracles (``search.oracles.make_oracle``: the trial cap, the
 defaults first, the real over-budget refusal of the CNN space at 64 px), proposing over the
-real shipped CNN space (``spaces/default_space.toml``: its tunable dimensions, about half of
-them conditional).
-What they are scored on is **not** training: it is a constructed response surface
+real shipped CNN space (``spaces/default_space.toml``: 32 tunable dimensions, 11 of them
+conditional). What they are scored on is **not** training: it is a constructed response surface
 (:func:`surrogate_auc`) so that every tuner can be run many times, with several seeds, in
 minutes on a CPU. Its shape encodes what this project has seen or assumes, not measurements:
 

@@ -1,8 +1,8 @@
 """TPE (Optuna's Tree-structured Parzen Estimator) proposing inside a KerasTuner oracle.
 
 ``--tuner tpe``. KerasTuner's Gaussian process sees a conditional space as one flat vector
-(inactive dimensions at their defaults), so it models the CNN space's 36 conditional dimensions
-badly; TPE models "good" and "bad" configurations as densities per parameter and, with
+(inactive dimensions at their defaults), so it models the CNN space's 11 conditional dimensions
+(of 32) badly; TPE models "good" and "bad" configurations as densities per parameter and, with
 ``group=True``, per group of parameters that occur together, so a dimension only counts where
 it is active. Optuna's :class:`~optuna.samplers.TPESampler` does the modelling; the oracle stays
 a KerasTuner oracle (:class:`CappedTPEOracle`), so the trial cap, defaults-first, over-budget
