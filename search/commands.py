@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from search.config import DEFAULT_MAX_PARAMS, DEFAULT_OBJECTIVE, SearchConfig
+from search.config import DEFAULT_MAX_PARAMS, DEFAULT_OBJECTIVE, TUNERS, SearchConfig
 
 _HELP_MAX_TRIALS = (
     "trials to run per model family (completed, pruned or failed; configurations refused as "
     "over budget are not trials). hyperband: each round of a promoted configuration is one "
     "trial, and each bracket is sized from the trials left, so the best configurations reach "
     "--max-epochs (10 trials, 10 epochs: 8 configurations x 4 epochs, the best 2 continue to 10). "
-    "bayesian/random: the number of configurations tried. Raise it on an existing run folder to "
-    "extend a finished search (default 10)")
+    "bayesian/tpe/random: the number of configurations tried. Raise it on an existing run "
+    "folder to extend a finished search (default 10)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "trains the backbone from scratch")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="chest_xray folder (train/<CLASS>/...); default: built-in synthetic data")
-    p.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband")
+    p.add_argument("--tuner", choices=TUNERS, default="hyperband",
+                   help="hyperband (default): successive halving over epochs; bayesian: "
+                        "Gaussian process; tpe: Optuna's TPE, which models conditional "
+                        "dimensions where they are active; random. bayesian and tpe draw "
+                        "30%% of --max-trials (3 to 10) at random first, the defaults first")
     p.add_argument("--folds", type=int, default=3, metavar="K",
                    help="patient-grouped stratified folds (1 = one 20%% hold-out; default 3)")
     p.add_argument("--max-trials", type=int, default=10, metavar="N", help=_HELP_MAX_TRIALS)

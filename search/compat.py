@@ -20,6 +20,9 @@ exists:
   ``_current_iteration`` state); ``BayesianOptimizationOracle._vectorize_trials``, with its
   helpers ``_random_populate_space``, ``_get_hp_bounds``, ``_vector_to_values``,
   ``_nonfixed_space`` and attributes ``gpr``, ``_random_state``.
+* ``search/tpe.py`` (``CappedTPEOracle``): ``Oracle.populate_space``, ``get_state``,
+  ``set_state``; it reads the oracle's ``seed`` and its trials' ``hyperparameters``, ``status``
+  and ``score`` (public attributes).
 * ``search/cv_tuner.py``: ``Tuner._populate_initial_space`` (no model built to discover the
   space), ``run_trial``, ``on_trial_end``, ``load_model``, ``save_model``.
 * ``search/distributed/_chief.py``: ``Oracle.create_trial``, ``update_trial``, ``end_trial``

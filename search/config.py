@@ -28,7 +28,7 @@ def resolve_objective(objective: str, n_classes: int) -> str:
     return TWO_CLASS_OBJECTIVE if n_classes == 2 else "val_auc"
 from spaces.metrics import objective_direction as _space_objective_direction
 
-TUNERS = ("hyperband", "bayesian", "random")
+TUNERS = ("hyperband", "bayesian", "tpe", "random")
 COLOR_MODES = ("grayscale", "rgb")
 
 

@@ -247,7 +247,8 @@ def _runtime(plan) -> dict[str, Any]:
 
 
 def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> None:
-    """Hyperband's bracket (and a warning when it cannot promote); Bayesian's random start."""
+    """Hyperband's bracket (and a warning when it cannot promote); Bayesian's and TPE's random
+    start."""
     from search import oracles
 
     if config.tuner == "hyperband":
@@ -261,6 +262,12 @@ def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> No
         n = oracles.bayesian_initial_points(config.max_trials)
         progress.line(f"[{family}] bayesian: {n} random trial(s) (the defaults first), then the "
                       "Gaussian process proposes")
+    elif config.tuner == "tpe":
+        from search.tpe import tpe_startup_trials
+
+        n = tpe_startup_trials(config.max_trials)
+        progress.line(f"[{family}] tpe: {n} random trial(s) (the defaults first), then Optuna's "
+                      "TPE proposes")
 
 
 def _fit_seconds(family_dir: Path) -> float:

@@ -455,7 +455,7 @@ def make_oracle(tuner: str, *, objective: str, direction: str, max_trials: int,
     """Builds the capped oracle for ``--tuner``.
 
     Args:
-        tuner: ``hyperband``, ``bayesian`` or ``random``.
+        tuner: ``hyperband``, ``bayesian``, ``tpe`` (``search.tpe``) or ``random``.
         objective: Metric name, e.g. ``val_auc``.
         direction: ``max`` or ``min``.
         max_trials: The trial cap.
@@ -475,6 +475,12 @@ def make_oracle(tuner: str, *, objective: str, direction: str, max_trials: int,
         oracle = CappedBayesianOracle(max_trials=None,
                                       num_initial_points=bayesian_initial_points(max_trials),
                                       **common)
+        oracle.proposals = {}
+    elif tuner == "tpe":
+        from search.tpe import CappedTPEOracle, tpe_startup_trials  # imports this module
+
+        oracle = CappedTPEOracle(max_trials=None, **common)
+        oracle.n_startup_trials = tpe_startup_trials(max_trials)
         oracle.proposals = {}
     else:
         oracle = CappedRandomOracle(max_trials=None, **common)
