@@ -113,7 +113,9 @@ def test_build_under_jax_backend():
             "assert keras.backend.backend() == 'jax'\n"
             "for f, M in HYPERMODELS.items():\n"
             "    hp = kt.HyperParameters(); hp.Fixed('output_bias', True); hp.Fixed('l2', True)\n"
-            "    m = M((16, 16, 1), class_counts=[3, 5]).build(hp)\n"
+            # No download in tests: the transfer family's backbone is built from scratch.
+            "    kw = {'weights': None} if f == 'transfer' else {}\n"
+            "    m = M((16, 16, 1), class_counts=[3, 5], **kw).build(hp)\n"
             "    m.predict(keras.ops.zeros((2, 16, 16, 1)), verbose=0)\n")
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
