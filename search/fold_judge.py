@@ -120,8 +120,7 @@ class TrialJudge:
             if reason is not None:
                 self.stop = (reason, "rung", epoch)
                 return reason
-            reached = [p for p in peers if pruning.value_at(p, epoch) is not None]
-            if len(reached) >= pruning.MIN_PEERS:
+            if len(pruning.values_at(peers, epoch)) >= pruning.MIN_PEERS:
                 self.judged = True
         minutes = getattr(self.time_budget, "minutes", None)
         if minutes is None:

@@ -113,6 +113,11 @@ def value_at(peer: dict[str, Any], epoch: int) -> float | None:
     return best[-1] if peer["finished"] else None
 
 
+def values_at(peers: list[dict[str, Any]], epoch: int) -> list[float]:
+    """The finite running bests of the peers that reached ``epoch`` (the rung's field)."""
+    return [v for v in (value_at(p, epoch) for p in peers) if v is not None and math.isfinite(v)]
+
+
 def boundary(values: list[float], direction: str, keep_fraction: float) -> float:
     """The value at rank ``ceil(n * keep_fraction)`` (1 = best) of ``values``."""
     ordered = sorted(values, reverse=direction == "max")
@@ -141,8 +146,7 @@ def verdict(value: float, epoch: int, fold: int, peers: list[dict[str, Any]], *,
     """
     min_peers = MIN_PEERS if min_peers is None else min_peers
     keep_fraction = KEEP_FRACTION if keep_fraction is None else keep_fraction
-    reached = [v for v in (value_at(p, epoch) for p in peers) if v is not None
-               and math.isfinite(v)]
+    reached = values_at(peers, epoch)
     if len(reached) < min_peers or value is None:
         return None
     edge = boundary(reached, direction, keep_fraction)
