@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from spaces.cnn import regularizer
-from spaces.common import BaseHyperModel, dense_params, dense_stack_flops
+from spaces.common import BaseHyperModel, batch_norm, dense_params, dense_stack_flops
 from spaces.hierarchy import layer_widths, placement
 
 MAX_UNITS = 4096  # cap of the hierarchy: 10 increasing layers from 1024 would reach 512k units
@@ -38,10 +38,10 @@ class ANNHyperModel(BaseHyperModel):
             x = keras.layers.Dense(units[i], use_bias=bn != "before_activation",
                                    kernel_regularizer=regularizer(values), name=tag)(x)
             if bn == "before_activation":
-                x = keras.layers.BatchNormalization(name=f"{tag}_bn")(x)
+                x = batch_norm(name=f"{tag}_bn")(x)
             x = keras.layers.Activation(values["activation"], name=f"{tag}_act")(x)
             if bn == "after_activation":
-                x = keras.layers.BatchNormalization(name=f"{tag}_bn")(x)
+                x = batch_norm(name=f"{tag}_bn")(x)
             if drop[i]:
                 x = keras.layers.Dropout(values["dense_dropout_rate"], name=f"{tag}_dropout")(x)
         return x

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spaces.common import BaseHyperModel, dense_params, dense_stack_flops
+from spaces.common import BaseHyperModel, batch_norm, dense_params, dense_stack_flops
 from spaces.hierarchy import layer_widths, placement
 
 MAX_FILTERS = 512  # cap of the filter hierarchy: 5 increasing blocks from 64 would reach 1024
@@ -69,10 +69,10 @@ class CNNHyperModel(BaseHyperModel):
                                         kernel_regularizer=regularizer(values),
                                         name=f"{tag}_conv{c + 1}")(x)
                 if use_bn and bn == "before_activation":
-                    x = keras.layers.BatchNormalization(name=f"{tag}_bn{c + 1}")(x)
+                    x = batch_norm(name=f"{tag}_bn{c + 1}")(x)
                 x = keras.layers.Activation(values["activation"], name=f"{tag}_act{c + 1}")(x)
                 if use_bn and bn == "after_activation":
-                    x = keras.layers.BatchNormalization(name=f"{tag}_bn{c + 1}")(x)
+                    x = batch_norm(name=f"{tag}_bn{c + 1}")(x)
             # "same" padding: a 5-block net on small images never pools down to zero pixels.
             x = pool(2, padding="same", name=f"block{b + 1}_pool")(x)
             if dropout[b]:

@@ -23,6 +23,21 @@ from spaces.space import SpaceConfig, SpaceError, load_space
 
 
 # Training-time dimensions: applied by fit(), not by the layers.
+# Batch-norm momentum of the CNN and ANN bodies. Keras' default (0.99) averages the moving
+# statistics over ~100 steps, so for the first epochs of a short fold the inference-mode
+# statistics lag far behind the weights: validation AUC sits near chance although training
+# learns (the "slow starter" of benchmarks/RESULTS.md "Priors"). benchmarks/ladder_curves.py
+# measures both values; see "The ladder" in benchmarks/RESULTS.md.
+BN_MOMENTUM = 0.99
+
+
+def batch_norm(name: str):
+    """A BatchNormalization layer with the space's :data:`BN_MOMENTUM`."""
+    import keras
+
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
 FIT_DIMS = ("batch_size", "augmentation", "augmentation_strength", "augmentation_ranges",
             "class_weights", "lr_schedule", "lr_decay_epochs")
 

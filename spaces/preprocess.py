@@ -21,9 +21,6 @@ from typing import Any
 
 _LAYERS: dict[str, type] = {}
 LEVELS = 256
-# Histogram bins compared per step: the step holds a (batch, pixels, _CHUNK) float tensor, about
-# 100 MB for a batch of 64 RGB images at 224 px.
-_CHUNK = 8
 
 
 def register_layers() -> dict[str, type]:
@@ -74,14 +71,15 @@ def _layers() -> dict[str, type]:
                 n *= d
             levels = ops.cast(ops.round(ops.clip(ops.reshape(x, (-1, n)), 0.0, 1.0)
                                         * (LEVELS - 1)), "int32")
-            counts = []
-            for start in range(0, LEVELS, _CHUNK):
-                bins = ops.arange(start, start + _CHUNK, dtype="int32")
-                hit = ops.equal(ops.expand_dims(levels, -1), bins)
-                counts.append(ops.sum(ops.cast(hit, "float32"), axis=1))
-            cdf = ops.cumsum(ops.concatenate(counts, axis=1), axis=1)  # (batch, 256)
-            present = ops.concatenate([cdf[:, :1] > 0, cdf[:, 1:] > cdf[:, :-1]], axis=1)
-            cdf_min = ops.min(ops.where(present, cdf, float(n)), axis=1, keepdims=True)
+            # The histogram by one scatter-add of (image, level) pairs: O(pixels) per image.
+            # The first version compared every pixel with all 256 levels (a one-hot), which
+            # cost 4x the basic CNN's whole forward pass (issue 29; benchmarks/space_cost.py).
+            batch = ops.shape(levels)[0]
+            rows = ops.repeat(ops.expand_dims(ops.arange(batch, dtype="int32"), 1), n, axis=1)
+            pairs = ops.stack([ops.reshape(rows, (-1,)), ops.reshape(levels, (-1,))], axis=1)
+            counts = ops.scatter(pairs, ops.ones((batch * n,), "float32"), (batch, LEVELS))
+            cdf = ops.cumsum(counts, axis=1)  # (batch, 256)
+            cdf_min = ops.min(ops.where(counts > 0, cdf, float(n)), axis=1, keepdims=True)
             mapped = ops.take_along_axis(cdf, levels, axis=1)
             out = (mapped - cdf_min) / ops.maximum(float(n) - cdf_min, 1.0)
             return ops.reshape(ops.cast(out, x.dtype), (-1, *dims))

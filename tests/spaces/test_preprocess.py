@@ -37,6 +37,24 @@ def test_histogram_equalization_matches_the_textbook_mapping():
     assert out[0].min() == 0.0 and out[0].max() == pytest.approx(1.0)
 
 
+def test_fast_equalization_gives_the_reference_pixels_in_a_compiled_model():
+    """The scatter-add histogram (issue 29) maps every pixel exactly as the textbook mapping,
+    in graph mode (predict), for RGB films, a constant film and a batch that is not a multiple
+    of predict's batch size."""
+    import keras
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (5, 12, 12, 3)).astype("float32") / 255.0
+    x[1] = 0.5  # constant: every pixel maps to 0 (n - cdf_min is 0, the floor of 1 applies)
+    x[2] = np.clip(x[2] * 0.2 + 0.4, 0, 1)  # low contrast
+    inp = keras.Input((12, 12, 3))
+    model = keras.Model(inp, _layers()["HistogramEqualization"]()(inp))
+    out = model.predict(x, batch_size=2, verbose=0)
+    for i in (0, 2, 3, 4):
+        np.testing.assert_allclose(out[i], _equalize_reference(x[i]), atol=1e-6)
+    assert np.all(out[1] == 0.0)
+
+
 def test_per_image_standardization_removes_exposure():
     rng = np.random.default_rng(1)
     base = rng.uniform(0.0, 0.6, (1, 16, 16, 1)).astype("float32")
