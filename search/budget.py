@@ -21,6 +21,11 @@ class BudgetExhausted(FatalError):
     """The time budget is spent; the run is resumable."""
 
 
+class SearchEnded(BudgetExhausted):
+    """The budget left cannot take a new configuration to its first ladder rung
+    (``search.cost.search_end_reason``); the run is resumable, the next trial stays queued."""
+
+
 class TimeBudget:
     """Wall-clock budget of one model family in one search command (each family gets its own).
 

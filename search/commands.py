@@ -54,21 +54,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="per model family: stop at the end of the epoch that spends it (the fold "
                         "in progress restarts on resume; finished folds are kept); the run stays "
                         "resumable")
-    p.add_argument("--no-racing", dest="racing", action="store_false",
-                   help="train every fold of every trial. By default a trial stops after a fold "
-                        "whose score is more than 0.05 (val_loss: 25%%) worse than the best "
-                        "trial's score on that same fold at the same epoch budget; it is "
-                        "recorded as pruned, never exported (see README, Racing)")
-    p.add_argument("--no-pruning", dest="pruning", action="store_false",
-                   help="never stop a trial inside a fold. By default a fold is judged at epoch "
-                        "patience+1 of its round (4 with patience 3), then x3, against the "
-                        "earlier trials' curves on the same fold and stopped when it is more than 0.05 (val_loss: 25%%) below "
-                        "their top third; recorded as pruned (see README, Pruning)")
+    p.add_argument("--no-ladder", dest="ladder", action="store_false",
+                   help="train every fold of every configuration. By default every "
+                        "configuration climbs a successive-halving ladder: it is ranked by the "
+                        "objective after --first-rung epochs of its first fold, then 3x as many, "
+                        "then at the end of that fold, and goes on only while it is in the top "
+                        "third of the configurations that reached the same rung; the others are "
+                        "recorded as pruned, never exported (see README, The ladder)")
+    # The two rules the ladder replaced: same effect as --no-ladder, kept for old scripts.
+    p.add_argument("--no-racing", "--no-pruning", dest="ladder", action="store_false",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--first-rung", type=int, default=2, metavar="E",
+                   help="epochs of the first fold after which the ladder first ranks a "
+                        "configuration (default 2; measured in benchmarks/RESULTS.md, The ladder)")
+    p.add_argument("--ladder-brackets", type=int, default=1, metavar="B",
+                   help="brackets side by side (Hyperband over the ladder): trial i joins "
+                        "bracket i mod B, first judged at rung i mod B, so slow starters in the "
+                        "later brackets are judged later (default 1)")
     p.add_argument("--max-trial-share", type=float, default=0.25, metavar="F",
                    help="with --time-budget: a trial may spend at most this share of the budget "
-                        "before it is judged against the others, and a trial whose remaining "
-                        "folds cannot finish in the budget left stops at once, saying so "
-                        "(default 0.25; 1 turns the share rule off)")
+                        "before a ladder rung compares it with another configuration; one "
+                        "stopped so is censored (no tuner learns from it) (default 0.25; 1 "
+                        "turns the rule off)")
     p.add_argument("--objective", default=DEFAULT_OBJECTIVE, metavar="NAME",
                    help="val_<metric>, val_loss, or a shortcut probe (val_auc_geometric, "
                         "val_auc_border, val_auc_photometric, val_auc_batch, val_auc_robust); "
@@ -141,8 +148,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
     return SearchConfig(
         data=args.data, model=args.model, tuner=args.tuner, folds=args.folds,
         max_trials=args.max_trials, max_epochs=args.max_epochs, patience=args.patience,
-        min_epochs=getattr(args, "min_epochs", None), racing=getattr(args, "racing", True),
-        pruning=getattr(args, "pruning", True),
+        min_epochs=getattr(args, "min_epochs", None), ladder=getattr(args, "ladder", True),
+        first_rung=getattr(args, "first_rung", 2),
+        ladder_brackets=getattr(args, "ladder_brackets", 1),
         max_trial_share=getattr(args, "max_trial_share", 0.25),
         time_budget_min=args.time_budget, objective=args.objective, image_size=args.image_size,
         color_mode=args.color_mode, positive_class=args.positive_class,

@@ -49,12 +49,14 @@ class SearchConfig:
     # resolved before run.json records it. Unused by bayesian and random.
     min_epochs: int | None = None
     patience: int = 3
-    # Stop a trial after a fold that cannot plausibly beat the best one (search.racing).
-    racing: bool = True
-    # Stop a trial inside a fold at an epoch rung when its curve is hopeless (search.pruning).
-    pruning: bool = True
-    # With a time budget: the share of it a trial may spend before it is judged against the
-    # others (search.cost).
+    # The successive-halving ladder (search.ladder): judge every configuration at rungs of
+    # fold-epochs and continue only the top third; False trains every fold of every trial.
+    ladder: bool = True
+    # Epochs of the ladder's first rung, and how many brackets run side by side.
+    first_rung: int = 2
+    ladder_brackets: int = 1
+    # With a time budget: the share of it a trial may spend before a ladder rung compares it
+    # with another configuration (search.cost).
     max_trial_share: float = 0.25
     time_budget_min: float | None = None
     objective: str = DEFAULT_OBJECTIVE
@@ -219,6 +221,15 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"{config.min_epochs}. It is Hyperband's first round; leave it out for a third of "
              "--max-epochs.")
     _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
+    _require(isinstance(config.first_rung, int) and 1 <= config.first_rung <= config.max_epochs,
+             f"--first-rung must be a whole number of epochs from 1 to --max-epochs "
+             f"({config.max_epochs}); got {config.first_rung}. It is when the ladder first "
+             "compares configurations; leave it out for 2, or use --no-ladder to train every "
+             "fold of every configuration.")
+    _require(isinstance(config.ladder_brackets, int) and 1 <= config.ladder_brackets <= 4,
+             f"--ladder-brackets must be from 1 to 4; got {config.ladder_brackets}. Bracket b "
+             "is first judged at rung b, so more brackets protect slow starters at the cost of "
+             "fewer configurations judged.")
     _require(isinstance(config.max_trial_share, (int, float))
              and 0.0 < config.max_trial_share <= 1.0,
              f"--max-trial-share must be a fraction of the time budget above 0 and at most 1 "

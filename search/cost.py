@@ -1,67 +1,33 @@
-"""Cost-aware scheduling under ``--time-budget``: what a configuration will cost, and when to stop it.
+"""Cost under ``--time-budget``: when a configuration is stopped for what it costs, and when the
+search ends instead of drawing a configuration it cannot judge.
 
-Two rules, both judged at the end of every epoch from the configuration's own measured speed
-(seconds per epoch of its latest epoch; the first epoch also traces and compiles the model, so
-the estimate is taken from the second epoch on whenever the fold has one):
+Quality is the ladder's business (``search.ladder``); these rules only look at time, and what
+they stop is **censored**, never scored: the tuners learn nothing about the quality of a
+configuration stopped for its cost (``cxr_censored``, ``search.oracle_base.is_censored``).
 
-* **Cannot finish.** When the configuration's remaining work (the rest of this fold plus its
-  folds still to run, at the epochs a fold of this search typically trains) needs more time
-  than the budget has left, it stops now, saying so, instead of being cut at the budget with
-  nothing to show. Its finished folds stay on disk and the search goes on to cheaper draws.
-  The rule waits until one trial of the family has completed: before that a search has no
-  result at all, and a trial the budget cuts stays resumable (a later session finishes it),
-  while a stopped one would not.
-* **Share.** No configuration may spend more than ``--max-trial-share`` of the budget
-  (default 25%) before it has been judged against the others (by a rung of
-  ``search.pruning`` or by racing after a fold). The first configuration is exempt: it has no
-  one to be judged against, and it is the space's defaults (the notes' basic model).
+* **Share.** No configuration may spend more than ``--max-trial-share`` of the budget (default
+  25%) before a ladder rung has compared it with another configuration. The first
+  configuration is exempt (it has no one to be compared with, and it is the space's defaults);
+  so is every configuration once a rung has compared it, and every configuration when the
+  ladder is off (``--no-ladder``: nothing would ever compare it). A configuration stopped so is
+  recorded ``PRUNED`` with ``censored`` and the reason.
+* **Search end.** Before a new configuration starts, the search compares the budget left with
+  the median time the earlier configurations of the same round length took to reach their
+  first rung (:func:`search_end_reason`). When it cannot get there, the search stops and says
+  so: a configuration that cannot reach a rung cannot be judged, and its time is better kept.
+  That configuration stays queued and resumable, like a trial the budget cuts.
+* **Budget cut.** A trial the budget cuts (``search.budget``) is never stopped by a rule: it
+  stays ``RUNNING`` and resumable, its finished folds kept, whatever rungs it passed.
 
-Both stop the trial as ``PRUNED`` with the reason; neither applies without a time budget.
+Earlier versions also stopped a trial whose remaining folds "could not finish" at its measured
+speed, even one the other rules had judged good, and reported its partial score to the tuners:
+a promoted configuration was discarded for good, and the tuners learnt that "expensive" means
+"bad". The ladder judges early enough that the budget cut does that job without either harm.
 """
 
 from __future__ import annotations
 
-import statistics
-from typing import Iterable
-
 DEFAULT_MAX_TRIAL_SHARE = 0.25
-
-
-def typical_fold_epochs(epochs_trained: Iterable[int], max_epochs: int) -> float:
-    """Epochs a fold of this search typically trains: the median over finished folds of the
-    same budget (early stopping ends most before ``max_epochs``), or ``max_epochs`` when none
-    finished yet."""
-    seen = [int(e) for e in epochs_trained if e]
-    if not seen:
-        return float(max_epochs)
-    return float(min(max_epochs, statistics.median(seen)))
-
-
-def remaining_seconds(*, seconds_per_epoch: float, epochs_done: int, fold_epochs: float,
-                      max_epochs: int, folds_left: int) -> float:
-    """Seconds the configuration still needs: this fold to its typical length (at least one
-    more epoch unless it is at ``max_epochs``), then ``folds_left`` whole folds.
-
-    Args:
-        seconds_per_epoch: Its measured speed.
-        epochs_done: Epochs of the current fold trained so far.
-        fold_epochs: :func:`typical_fold_epochs`.
-        max_epochs: The fold's epoch cap (the round's length for Hyperband).
-        folds_left: Folds after the current one.
-    """
-    this_fold = max(fold_epochs - epochs_done, 1.0 if epochs_done < max_epochs else 0.0)
-    return seconds_per_epoch * (this_fold + folds_left * fold_epochs)
-
-
-def cannot_finish_reason(*, needed_s: float, left_s: float | None, fold: int,
-                         epoch: int) -> str | None:
-    """Why the configuration stops because its remaining work exceeds the budget left, or None."""
-    if left_s is None or left_s <= 0 or needed_s <= left_s:
-        # Spent already: the budget itself cuts the fold, which stays resumable.
-        return None
-    return (f"stopped in fold {fold + 1} at epoch {epoch} by cost: its remaining folds need "
-            f"about {needed_s / 60:.1f} min at its measured speed, the time budget has "
-            f"{max(0.0, left_s) / 60:.1f} min left")
 
 
 def share_reason(*, spent_s: float, budget_s: float | None, share: float, judged: bool,
@@ -74,14 +40,33 @@ def share_reason(*, spent_s: float, budget_s: float | None, share: float, judged
             session, so is its share).
         budget_s: The family's whole time budget in seconds (None: no budget, no rule).
         share: ``--max-trial-share``.
-        judged: It already passed a comparison with other trials.
+        judged: A ladder rung already compared it with another configuration.
         has_peers: Other trials ended before it (the first configuration is exempt).
+        fold: The fold (0-based; named in the reason).
+        epoch: Epochs into the fold.
         left_s: Seconds the budget has left (spent: the budget cut applies, not this rule).
     """
     if budget_s is None or judged or not has_peers or spent_s <= share * budget_s:
         return None
     if left_s is not None and left_s <= 0:
         return None  # spent already: the budget itself cuts the fold, which stays resumable
-    return (f"stopped in fold {fold + 1} at epoch {epoch} by cost: {spent_s / 60:.1f} min, more "
-            f"than {share:.0%} of the {budget_s / 60:g}-min budget, before it could be judged "
-            "against the other trials (--max-trial-share)")
+    return (f"stopped in fold {fold + 1} at epoch {epoch} by cost (censored, not scored): "
+            f"{spent_s / 60:.1f} min, more than {share:.0%} of the {budget_s / 60:g}-min "
+            "budget, before any ladder rung could compare it with another configuration "
+            "(--max-trial-share)")
+
+
+def search_end_reason(*, left_s: float | None, first_rung_s: float | None) -> str | None:
+    """Why the search ends before starting a new configuration, or None to start it.
+
+    Args:
+        left_s: Seconds the time budget has left (None: no budget).
+        first_rung_s: ``search.ladder.seconds_to_first_rung`` of the earlier configurations
+            (None: none reached a rung yet, so there is nothing to estimate from).
+    """
+    if left_s is None or first_rung_s is None or left_s >= first_rung_s:
+        return None
+    return (f"search ended with {max(0.0, left_s) / 60:.1f} min of the time budget left: a new "
+            f"configuration needs about {first_rung_s / 60:.1f} min to reach its first ladder "
+            "rung (the median of this search's configurations), so it could not be judged. "
+            "Run the same command with a larger --time-budget to go on; nothing is lost")

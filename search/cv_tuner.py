@@ -17,9 +17,9 @@ from typing import Any
 import keras_tuner as kt
 import numpy as np
 
-from search import (compat, cost, failpoints, failures, fold_fit, kt_files, pruning, racing,
-                    signals, tensorboard)
-from search.budget import BudgetExhausted, TimeBudget
+from search import (compat, cost, failpoints, failures, fold_fit, kt_files, ladder, signals,
+                    tensorboard)
+from search.budget import BudgetExhausted, SearchEnded, TimeBudget
 from search.fold_judge import TrialJudge, TrialStopped
 from search.diagnosis import combine
 from search.fold_records import fold_mean_std, oracle_metrics
@@ -95,20 +95,23 @@ class CVTuner(kt.Tuner):
             TensorFlow (``search.devices``), or None.
         tensorboard_dir: Where to write TensorBoard event files (``search.tensorboard``), or
             None.
-        racing: Stop a trial after a fold that cannot plausibly beat the best (search.racing).
-        pruning: Stop a trial inside a fold at an epoch rung when its curve is hopeless
-            (search.pruning).
-        max_trial_share: With a time budget, the share of it a trial may spend before it is
-            judged against the others (search.cost).
+        first_rung: Epochs of the ladder's first rung (search.ladder); None: no ladder
+            (``--no-ladder``), every trial trains every fold.
+        ladder_brackets: Brackets of the ladder (``--ladder-brackets``).
+        max_trial_share: With a time budget, the share of it a trial may spend before a ladder
+            rung compares it with another configuration (search.cost).
     """
 
     def __init__(self, oracle, hypermodel, *, data: FoldData, family: str, run_dir: Path,
                  max_epochs: int, patience: int, seed: int, progress: Progress,
                  budget: TimeBudget, overwrite: bool = False, distribution_strategy=None,
-                 tensorboard_dir: Path | None = None, racing: bool = True,
-                 pruning: bool = True, max_trial_share: float = cost.DEFAULT_MAX_TRIAL_SHARE):
+                 tensorboard_dir: Path | None = None,
+                 first_rung: int | None = ladder.DEFAULT_FIRST_RUNG,
+                 ladder_brackets: int = ladder.DEFAULT_BRACKETS,
+                 max_trial_share: float = cost.DEFAULT_MAX_TRIAL_SHARE):
         self.data, self.family = data, family
-        self.racing, self.pruning, self.max_trial_share = racing, pruning, max_trial_share
+        self.first_rung, self.ladder_brackets = first_rung, ladder_brackets
+        self.max_trial_share = max_trial_share
         self.tensorboard_dir = tensorboard_dir
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.progress, self.budget = progress, budget
@@ -167,8 +170,8 @@ class CVTuner(kt.Tuner):
 
     def _write_cv(self, trial, status: str, folds: list[dict], started: float,
                   reason: str | None = None, n_params: int | None = None,
-                  racing_reference: str | None = None,
-                  stopped: dict[str, Any] | None = None) -> dict[str, Any]:
+                  stopped: dict[str, Any] | None = None, censored: bool = False
+                  ) -> dict[str, Any]:
         obj = self.oracle.objective
         mean, std = fold_mean_std([f["best"] for f in folds])
         previous = self.read_cv(trial.trial_id) or {}
@@ -188,10 +191,13 @@ class CVTuner(kt.Tuner):
                                 + time.monotonic() - started, 3),
             "diagnosis": combine(f["diagnosis"] for f in folds) if folds else None,
             "reason": reason,
-            "racing_reference": racing_reference,
-            # Stopped inside a fold (search.pruning or search.cost): where, by which rule, and
-            # the partial fold's metrics (the oracle's score when no fold finished).
+            # Stopped by a cost rule (search.cost): the tuners take it as censored, not scored.
+            "censored": bool(censored),
+            # Stopped inside a fold (ladder rung or cost): where, by which rule, and the partial
+            # fold's metrics (the oracle's score when no fold finished).
             "stopped_in_fold": stopped,
+            # The rungs it reached (search.ladder): later trials and workers rank against them.
+            "ladder": previous.get("ladder"),
             "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items()
                                 if not k.startswith("tuner/")},
             "hyperband": {k.split("/")[1]: trial.hyperparameters.values[k] for k in _HB_KEYS
@@ -203,6 +209,17 @@ class CVTuner(kt.Tuner):
         return record
 
     # -- the trial -----------------------------------------------------------------------------
+    def _record_rung(self, trial_id: str, entry: dict[str, Any]) -> None:
+        """Writes one ladder rung into the trial's cv.json at once (peers read it from there)."""
+        cv = self.read_cv(trial_id) or {}
+        ladder_record = cv.get("ladder") or {
+            "bracket": ladder.bracket_of(trial_id, self.ladder_brackets), "rungs": []}
+        ladder_record["rungs"] = [e for e in ladder_record["rungs"]
+                                  if int(e["rung"]) != int(entry["rung"])] + [entry]
+        cv["ladder"] = ladder_record
+        with critical():
+            write_json_atomic(self.trial_dir(trial_id) / "cv.json", cv)
+
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         """Cross-validates one hyperparameter set; returns the fold means to the oracle."""
         done = self.read_cv(trial.trial_id)
@@ -215,6 +232,17 @@ class CVTuner(kt.Tuner):
         initial_epoch = int(values.get("tuner/initial_epoch", 0))
         past_id = values.get("tuner/trial_id")
         tdir = self.trial_dir(trial.trial_id)
+        # Hyperband: the round, as (last epoch, first epoch); a fresh single round at
+        # max_epochs is not the continued last round of a bracket (search.ladder.budget_of).
+        budget = ((epochs, initial_epoch) if "tuner/epochs" in values else None)
+        records = ladder.family_records(self.family_dir)
+        if not done or not (done.get("folds") or (done.get("ladder") or {}).get("rungs")):
+            # A new configuration: can it still reach its first rung? (search.cost)
+            why = cost.search_end_reason(
+                left_s=self.budget.remaining_s,
+                first_rung_s=ladder.seconds_to_first_rung(records, budget))
+            if why:
+                raise SearchEnded(why)
         started = time.monotonic()
         if done:  # carry the earlier sessions' time into duration_s
             with critical():
@@ -224,14 +252,10 @@ class CVTuner(kt.Tuner):
         n_params = None
         self._write_cv(trial, "RUNNING", folds, started)
         obj = self.oracle.objective
-        # Hyperband: the round, as (last epoch, first epoch); a fresh single round at
-        # max_epochs is not the continued last round of a bracket (search.racing.budget_of).
-        budget = ((epochs, initial_epoch) if "tuner/epochs" in values else None)
-        pruned = None
         stopped = None
-        ref = None  # the best trial to race against (search.racing); {} when there is none
-        # A promoted Hyperband configuration was judged by its promotion already.
-        judge = self._judge(trial.trial_id, budget, epochs - initial_epoch,
+        judge = self._judge(trial.trial_id, budget, epochs - initial_epoch, records,
+                            passed={int(e["rung"]) for e in ((done or {}).get("ladder") or {})
+                                    .get("rungs", []) if e.get("promoted")},
                             judged=past_id is not None)
         try:
             for k, (tr, va) in enumerate(self.data.folds):
@@ -263,22 +287,13 @@ class CVTuner(kt.Tuner):
                 n_params = record.get("n_params", n_params)
                 folds.append(record)
                 self._write_cv(trial, "RUNNING", folds, started, n_params=n_params)
-                if self.racing and k < len(self.data.folds) - 1:
-                    if ref is None:  # read the other trials' records once per trial
-                        # A Hyperband round that promotes races against its top third
-                        # (search.racing, "Inside Hyperband"); the last round and the other
-                        # tuners against the best trial.
-                        ref = racing.reference(racing.family_records(self.family_dir),
-                                               objective=obj.name, direction=obj.direction,
-                                               budget=budget,
-                                               promoting=budget is not None
-                                               and budget[0] < self.max_epochs) or {}
-                    pruned = racing.prune_reason(record["best"].get(obj.name), k, ref,
-                                                 objective=obj.name, direction=obj.direction)
-                    if pruned:
-                        pruned = (pruned, ref["trial_id"])
+                if k < len(self.data.folds) - 1:
+                    mean, _ = fold_mean_std([f["best"] for f in folds])
+                    why = judge.at_fold_end(k, mean.get(obj.name))
+                    if why:
+                        stopped = {"fold": k, "epoch": None, "rule": "ladder", "best": None}
+                        stop_reason = why
                         break
-                    judge.judged = judge.judged or bool(ref)
         except TrialStopped as stop:
             stop_reason, n_params = stop.reason, n_params or stop.record.get("n_params")
             stopped = {"fold": stop.record["fold"], "epoch": stop.record["stopped_at_epoch"],
@@ -297,32 +312,26 @@ class CVTuner(kt.Tuner):
             raise kt.errors.FailedTrialError(reason) from exc
         if stopped:
             record = self._write_cv(trial, "PRUNED", folds, started, reason=stop_reason,
-                                    n_params=n_params, stopped=stopped)
-        elif pruned:
-            record = self._write_cv(trial, "PRUNED", folds, started, reason=pruned[0],
-                                    n_params=n_params, racing_reference=pruned[1])
+                                    n_params=n_params, stopped=stopped,
+                                    censored=stopped["rule"] == "cost")
         else:
             record = self._write_cv(trial, "COMPLETED", folds, started, n_params=n_params)
         return self._oracle_metrics(record)
 
     def _judge(self, trial_id: str, budget: tuple[int, int] | None, round_epochs: int,
-               judged: bool) -> TrialJudge:
-        """The trial's judge (search.fold_judge): rung pruning and the cost rules."""
-        obj = self.oracle.objective
-        others = [r for r in racing.family_records(self.family_dir)
-                  if str(r.get("trial_id")) != str(trial_id)]
-        epochs = [f.get("epochs_trained") for r in others
-                  if r.get("status") == "COMPLETED" and racing.budget_of(r) == budget
-                  for f in r.get("folds") or []]
+               records: list[dict[str, Any]], passed: set[int], judged: bool) -> TrialJudge:
+        """The trial's judge (search.fold_judge): the ladder's rungs and the cost rule."""
         return TrialJudge(
-            family_dir=self.family_dir, trial_id=trial_id,
-            metric=epoch_metric(obj.name), direction=obj.direction, budget_epochs=budget,
-            n_folds=len(self.data.folds), pruning=self.pruning, time_budget=self.budget,
+            family_dir=self.family_dir, trial_id=trial_id, objective=self.oracle.objective.name,
+            direction=self.oracle.objective.direction, budget_epochs=budget,
+            round_epochs=round_epochs, first_rung=self.first_rung,
+            brackets=self.ladder_brackets, time_budget=self.budget,
             max_share=self.max_trial_share,
-            has_peers=any(r.get("status") in ("COMPLETED", "PRUNED", "FAILED") for r in others),
-            has_completed=any(r.get("status") == "COMPLETED" for r in others),
-            typical_epochs=cost.typical_fold_epochs(epochs, round_epochs), judged=judged,
-            grace=pruning.grace_for(self.patience))
+            has_peers=any(str(r.get("trial_id")) != str(trial_id)
+                          and r.get("status") in ("COMPLETED", "PRUNED", "FAILED")
+                          for r in records),
+            passed=passed, judged=judged,
+            on_rung=lambda entry: self._record_rung(trial_id, entry))
 
     @staticmethod
     def _oracle_metrics(record: dict[str, Any]) -> dict[str, float]:
@@ -362,7 +371,7 @@ class CVTuner(kt.Tuner):
             cv.update({"status": "FAILED", "reason": reason[0]})
             write_json_atomic(self.trial_dir(trial.trial_id) / "cv.json", cv)
             reason = cv["reason"]
-        # A pruned trial is a finished decision, not a failure (search.racing).
+        # A pruned trial is a finished decision, not a failure (search.ladder).
         self.session_statuses.append(
             "COMPLETED" if status == "COMPLETED"
             else failures.OVER_BUDGET if failures.is_over_budget(reason) else "FAILED")

@@ -167,8 +167,10 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
                         max_epochs=config.max_epochs, patience=config.patience,
                         seed=config.seed, progress=progress, budget=budget,
                         distribution_strategy=plan.strategy,
-                        tensorboard_dir=tensorboard_dir(config), racing=config.racing,
-                        pruning=config.pruning, max_trial_share=config.max_trial_share)
+                        tensorboard_dir=tensorboard_dir(config),
+                        first_rung=config.first_rung if config.ladder else None,
+                        ladder_brackets=config.ladder_brackets,
+                        max_trial_share=config.max_trial_share)
     if worker:
         progress.line(f"[{family}] worker {role.tuner_id}: running the trials the chief hands "
                       "out")
@@ -259,13 +261,11 @@ def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> No
         if warning:
             progress.line(f"[{family}] warning: {warning}")
     elif config.tuner == "bayesian":
-        n = oracles.bayesian_initial_points(config.max_trials)
+        n = oracles.startup_trials(config.max_trials)
         progress.line(f"[{family}] bayesian: {n} random trial(s) (the defaults first), then the "
                       "Gaussian process proposes")
     elif config.tuner == "tpe":
-        from search.tpe import tpe_startup_trials
-
-        n = tpe_startup_trials(config.max_trials)
+        n = oracles.startup_trials(config.max_trials)
         progress.line(f"[{family}] tpe: {n} random trial(s) (the defaults first), then Optuna's "
                       "TPE proposes")
 
@@ -444,14 +444,13 @@ def _done_text(run_dir: Path, config: SearchConfig) -> str:
         cvs = [rf.read_json(p) or {} for p in sorted((run_dir / family).glob("trial_*/cv.json"))]
         done = sum(c.get("status") == "COMPLETED" for c in cvs)
         failed = sum(c.get("status") == "FAILED" for c in cvs)
-        pruned = [c for c in cvs if c.get("status") == "PRUNED"]
-        in_fold = sum(bool(c.get("stopped_in_fold")) for c in pruned)
+        pruned = [c for c in cvs if c.get("status") == "PRUNED" and not c.get("censored")]
+        censored = sum(c.get("status") == "PRUNED" and bool(c.get("censored")) for c in cvs)
         folds = sum(len(list(p.parent.glob("fold*.json"))) for p in
                     (run_dir / family).glob("trial_*/cv.json"))
-        how = (f" ({in_fold} inside a fold, {len(pruned) - in_fold} after a fold)"
-               if in_fold else " (after a fold, by racing)")
         parts.append(f"{family}: {len(cvs)} trial(s): {done} completed, "
-                     + (f"{len(pruned)} pruned{how}, " if pruned else "")
+                     + (f"{len(pruned)} pruned by the ladder, " if pruned else "")
+                     + (f"{censored} stopped for cost (censored), " if censored else "")
                      + f"{failed} failed, {folds} fold(s) trained")
     return "; ".join(parts) + "."
 

@@ -40,6 +40,12 @@ def fold_weights(trial_dir: Path, fold: int) -> Path:
     return Path(trial_dir) / f"fold{fold}.weights.h5"
 
 
+def pruned_fold_json(trial_dir: Path, fold: int) -> Path:
+    """Where the curve of a fold stopped before its end is kept (the record of a ladder rung or
+    a cost stop inside the fold; TensorBoard and ``results`` read it)."""
+    return Path(trial_dir) / f"pruned_fold{fold}.json"
+
+
 def load_finished_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
     """The fold's record if the fold finished (record and weights on disk), else None."""
     record = read_json(fold_json(trial_dir, fold))
@@ -97,15 +103,17 @@ def _save_stopped_fold(judge, model, hist: dict[str, list[float]], best: dict[st
                        fold: int, trial_dir: Path, family_dir: Path, trial_id: str,
                        x_va: np.ndarray, y_va: np.ndarray, probe, initial_epoch: int,
                        fit_seconds: float, n_params: int) -> None:
-    """Saves a fold the judge stopped (``pruned_fold<k>.json``: later trials compare with its
-    curve) and raises TrialStopped. No weights: a stopped fold is never exported or continued."""
+    """Saves a fold the judge stopped (``pruned_fold<k>.json``, its partial curve) and raises
+    TrialStopped. No weights: a stopped fold is never exported or continued."""
     from search.fold_judge import TrialStopped
-    from search.pruning import pruned_fold_json
 
-    reason, rule, epoch = judge.stop
-    if probe is not None:
+    reason, rule, epoch, measured = judge.stop
+    if measured:
+        # Stopped at a ladder rung: the objective measured there is the trial's score.
+        best.update(measured)
+    elif probe is not None:
         # The objective may be a probe: measure it on the weights the fold stopped with, so the
-        # oracle learns from a score of the same kind as the other trials'.
+        # record holds a score of the same kind as the other trials'.
         best.update(probes.probe_scores(model, x_va, y_va, *probe))
     record = {"fold": fold, "history": hist, "initial_epoch": initial_epoch,
               "epochs_trained": len(next(iter(hist.values()), [])), "stopped_at_epoch": epoch,
@@ -115,6 +123,19 @@ def _save_stopped_fold(judge, model, hist: dict[str, list[float]], best: dict[st
         write_json_atomic(pruned_fold_json(trial_dir, fold), record)
         log_fit_event(family_dir, trial_id, fold, "end")
     raise TrialStopped(reason, rule, record)
+
+
+def _rung_measure(objective: str, x_va: np.ndarray, y_va: np.ndarray, probe):
+    """How a ladder rung measures the objective on the current weights (search.fold_judge):
+    the probe for a probe objective, else the epoch's logged metric."""
+
+    def measure(model, logs: dict) -> dict[str, float]:
+        if objective in probes.PROBE_METRICS and probe is not None:
+            return probes.objective_scores(model, objective, x_va, y_va, *probe)
+        value = logs.get(probes.epoch_metric(objective))
+        return {} if value is None else {objective: float(value)}
+
+    return measure
 
 
 # A fresh session per fold; what the fit leaves in the backend is released after it, also
@@ -158,7 +179,7 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
         search.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung, or cost).
     """
-    objective = probes.epoch_metric(objective)
+    full_objective, objective = objective, probes.epoch_metric(objective)
     fseed = fold_seed(seed, fold)
     keras.utils.set_random_seed(fseed)
     model = hypermodel.build(hp)
@@ -192,7 +213,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         *(extra_callbacks or []),
     ]
     if judge is not None:
-        callbacks.append(judge.callback(fold, epochs - initial_epoch))
+        callbacks.append(judge.callback(fold, epochs - initial_epoch,
+                                        _rung_measure(full_objective, x_va, y_va, probe)))
     if budget is not None:
         callbacks.append(budget.callback())
     if failpoints.active():

@@ -1,12 +1,19 @@
-"""Judging a trial during its folds: the epoch-end seam for rung pruning and cost-aware stops.
+"""Judging a trial while it trains: the seam where the ladder and the cost rule meet the fit.
 
-:class:`TrialJudge` holds one trial's state across its folds (time spent, whether it has
-already been compared with other trials) and gives ``search.fold_fit`` one Keras callback per
-fold. The callback applies, at the end of every epoch, the rules of ``search.pruning`` (a
-hopeless curve at a rung) and ``search.cost`` (cannot finish within the budget; more than its
-share of the budget unjudged); the first that fires stops the fit, and ``fit_fold`` raises
-:class:`TrialStopped` after saving the partial curve. The rules are pure functions; this module
-only feeds them what the fit measures.
+:class:`TrialJudge` holds one trial's state across its folds (its ladder bracket, the rungs it
+passed, the time it spent) and gives ``search.fold_fit`` one Keras callback per fold. At the end
+of every epoch the callback
+
+* at a ladder rung inside the fold (``search.ladder``), measures the objective on the current
+  weights and asks the ladder whether the configuration goes on (the tuner asks again at the
+  end of the fold for the fold-end rung, :meth:`TrialJudge.at_fold_end`);
+* under ``--time-budget``, applies the share rule of ``search.cost`` to a configuration no rung
+  has compared with another yet.
+
+The first rule that fires stops the fit and ``fit_fold`` raises :class:`TrialStopped` after
+saving the partial curve. Each rung's measurement is handed to ``on_rung`` at once (the tuner
+writes it to ``cv.json``, where later trials and other workers read it). The rules are pure
+functions of their modules; this one only feeds them what the fit measures.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from search import cost, pruning
+from search import cost, ladder
 
 
 class TrialStopped(Exception):
@@ -26,120 +33,159 @@ class TrialStopped(Exception):
         self.reason, self.rule, self.record = reason, rule, record
 
 
+# Measures the objective on the model's current weights: (model, epoch logs) -> {metric: value}.
+Measure = Callable[[Any, dict], dict[str, float]]
+
+
 class TrialJudge:
     """One trial's judge across its folds.
 
     Args:
-        family_dir: The family's project folder (peers' curves are read from it).
+        family_dir: The family's project folder (the peers' ``cv.json`` are read from it).
         trial_id: The judged trial.
-        metric: The epoch metric (``search.probes.epoch_metric`` of the objective).
+        objective: The search objective (``val_auc_geometric``, ``val_auc``, ``val_loss``...).
         direction: ``max`` or ``min``.
-        budget_epochs: ``search.racing.budget_of`` of the trial (peers share it).
-        n_folds: Folds of the search.
-        pruning: Apply the rung rule (``--no-pruning`` turns it off).
+        budget_epochs: ``search.ladder.budget_of`` of the trial (peers share it).
+        round_epochs: Epochs of each fold's round (``--max-epochs``; a Hyperband round's length).
+        first_rung: ``--first-rung``; None turns the ladder off (``--no-ladder``).
+        brackets: ``--ladder-brackets``.
         time_budget: The family's ``search.budget.TimeBudget`` (its ``minutes`` may be None).
         max_share: ``--max-trial-share``.
-        has_peers: Other trials of the family ended before this one.
-        has_completed: Another trial of the family completed (the cannot-finish rule waits for
-            one: until a search has a result, a trial the budget cuts stays resumable).
-        typical_epochs: ``search.cost.typical_fold_epochs`` for this budget.
-        judged: It was already judged against others (a promoted Hyperband configuration).
-        grace: The first rung (None: ``search.pruning.GRACE_EPOCHS``); the search passes
-            ``search.pruning.grace_for(patience)``.
+        has_peers: Other trials of the family ended before this one (the first is exempt from
+            the share rule).
+        passed: Rung indices the trial already passed (a resumed trial, from its ``cv.json``).
+        judged: It was already compared with another configuration (a promoted Hyperband
+            configuration, or a rung with peers in an earlier session).
+        on_rung: Called with each rung's entry as soon as it is measured.
         clock: Monotonic clock (injectable for tests).
     """
 
-    def __init__(self, *, family_dir: Path, trial_id: str, metric: str, direction: str,
-                 budget_epochs: tuple[int, int] | None, n_folds: int, pruning: bool, time_budget,
-                 max_share: float, has_peers: bool, typical_epochs: float,
-                 has_completed: bool = True, judged: bool = False, grace: int | None = None,
+    def __init__(self, *, family_dir: Path, trial_id: str, objective: str, direction: str,
+                 budget_epochs: tuple[int, int] | None, round_epochs: int,
+                 first_rung: int | None, brackets: int = ladder.DEFAULT_BRACKETS,
+                 time_budget=None, max_share: float = cost.DEFAULT_MAX_TRIAL_SHARE,
+                 has_peers: bool = False, passed: set[int] | None = None, judged: bool = False,
+                 on_rung: Callable[[dict[str, Any]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.family_dir, self.trial_id = Path(family_dir), trial_id
-        self.metric, self.direction = metric, direction
-        self.budget_epochs, self.n_folds = budget_epochs, n_folds
-        self.pruning, self.time_budget, self.max_share = pruning, time_budget, max_share
-        self.has_peers, self.typical_epochs = has_peers, typical_epochs
-        self.has_completed, self.grace = has_completed, grace
+        self.family_dir, self.trial_id = Path(family_dir), str(trial_id)
+        self.objective, self.direction = objective, direction
+        self.budget_epochs = budget_epochs
+        self.rungs = ([] if first_rung is None
+                      else ladder.rungs(round_epochs, first=first_rung))
+        self.bracket = ladder.bracket_of(self.trial_id, brackets)
+        self.time_budget, self.max_share, self.has_peers = time_budget, max_share, has_peers
+        self.passed = set(passed or ())
+        self.judged = judged
+        self.on_rung = on_rung or (lambda entry: None)
         self._clock = clock
         # This session's time only: the budget, and so its share, is per session.
         self._start = clock()
-        # True once the trial passed a comparison with others (a rung with enough peers, or
-        # racing after a fold; promotion by Hyperband): the share rule no longer applies.
-        self.judged = judged
-        self.stop: tuple[str, str, int] | None = None  # (reason, rule, epochs into the round)
+        # (reason, rule, epochs into the round, scores measured at the stop or None)
+        self.stop: tuple[str, str, int, dict[str, float] | None] | None = None
+        self.censored = False
+
+    @property
+    def enabled(self) -> bool:
+        """The ladder is on."""
+        return bool(self.rungs)
 
     @property
     def spent_s(self) -> float:
         """Seconds this trial has trained in this session."""
         return self._clock() - self._start
 
-    def callback(self, fold: int, round_epochs: int):
-        """The Keras callback for one fold of ``round_epochs`` epochs."""
+    def in_fold_rungs(self, fold: int) -> dict[int, ladder.Rung]:
+        """``{epoch: rung}`` of the rungs inside ``fold``."""
+        return {r.epoch: r for r in self.rungs if r.fold == fold and r.epoch is not None}
+
+    def fold_end_rung(self, fold: int) -> ladder.Rung | None:
+        """The rung at the end of ``fold``, or None."""
+        return next((r for r in self.rungs if r.fold == fold and r.epoch is None), None)
+
+    # -- the ladder ------------------------------------------------------------------------------
+    def judge_rung(self, rung: ladder.Rung, value: float) -> str | None:
+        """Records the trial's ``value`` at ``rung`` and returns why it stops there, or None.
+
+        A bracket's first rung is ``bracket``: below it the value is recorded (for the record
+        and the tuners) but nothing is judged.
+        """
+        peers = ladder.peer_values(ladder.family_records(self.family_dir), rung.index,
+                                   budget=self.budget_epochs, bracket=self.bracket,
+                                   exclude=self.trial_id)
+        v = ladder.verdict(value, peers, self.direction)
+        judged_here = rung.index >= self.bracket
+        promoted = v.promoted or not judged_here or rung.index in self.passed
+        entry = {"rung": rung.index, "fold": rung.fold, "epoch": rung.epoch,
+                 "value": float(value), "rank": v.rank, "field": v.field, "keep": v.keep,
+                 "promoted": promoted, "judged": judged_here,
+                 "seconds": round(self.spent_s, 3)}
+        self.on_rung(entry)
+        if promoted:
+            self.passed.add(rung.index)
+            self.judged = self.judged or (judged_here and v.field > 1)
+            return None
+        return ladder.reason(v, rung, value, self.objective)
+
+    def at_fold_end(self, fold: int, value: float | None) -> str | None:
+        """The fold-end rung of ``fold`` (the fold's objective at its restored weights): why
+        the trial stops there, or None to go on (also when ``fold`` has no such rung)."""
+        rung = self.fold_end_rung(fold)
+        if rung is None or value is None:
+            return None
+        return self.judge_rung(rung, value)
+
+    # -- the callback ----------------------------------------------------------------------------
+    def callback(self, fold: int, round_epochs: int, measure: Measure):
+        """The Keras callback for one fold of ``round_epochs`` epochs.
+
+        Args:
+            fold: The fold.
+            round_epochs: Epochs of the fold's round (no rung at its last epoch).
+            measure: Scores the objective on the model's current weights.
+        """
         import keras
 
         judge = self
-        peers = (pruning.peer_curves(self.family_dir, fold, metric=self.metric,
-                                     direction=self.direction, budget=self.budget_epochs,
-                                     exclude=self.trial_id) if self.pruning else [])
-        rung_set = set(pruning.rungs(round_epochs, grace=self.grace))
+        at = self.in_fold_rungs(fold)
 
         class Judge(keras.callbacks.Callback):
             # Per fold, not per fit: the transfer family fits a fold in two stages (two
             # ``fit`` calls with the same callbacks), and the rungs count the whole round.
             def __init__(self):
                 super().__init__()
-                self.values: list[float] = []
-                self.durations: list[float] = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._t0 = judge._clock()
+                self.epochs = 0
 
             def on_epoch_end(self, epoch, logs=None):
-                self.durations.append(judge._clock() - self._t0)
-                value = (logs or {}).get(judge.metric)
-                self.values.append(float("nan") if value is None else float(value))
-                if self.model.stop_training:
+                self.epochs += 1
+                if self.model.stop_training or judge.stop is not None:
                     return  # early stopping (or a signal) already ended the fold: keep it
-                reason = judge.decide(fold, len(self.values), round_epochs, self.values,
-                                      self.durations, peers, rung_set)
+                if self.epochs >= round_epochs:
+                    return  # the fold ends now anyway: nothing to save by stopping it
+                scores = None
+                rung = at.get(self.epochs)
+                if rung is not None:
+                    scores = measure(self.model, logs or {})
+                    value = scores.get(judge.objective)
+                    reason = judge.judge_rung(rung, float("nan") if value is None else value)
+                    if reason is not None:
+                        judge.stop = (reason, "ladder", self.epochs, scores)
+                        self.model.stop_training = True
+                        return
+                reason = judge.cost_reason(fold, self.epochs)
                 if reason is not None:
+                    judge.stop = (reason, "cost", self.epochs, scores)
+                    judge.censored = True
                     self.model.stop_training = True
 
         return Judge()
 
-    def decide(self, fold: int, epoch: int, round_epochs: int, values: list[float],
-               durations: list[float], peers: list[dict[str, Any]], rung_set: set[int]
-               ) -> str | None:
-        """Applies the rules after ``epoch`` epochs of the fold; records and returns a reason."""
-        if self.stop is not None or epoch >= round_epochs:
-            return None  # the fold ends now anyway: nothing to save by stopping it
-        if epoch in rung_set and peers:
-            best = pruning.running_best(values, self.direction)[-1]
-            reason = pruning.verdict(best, epoch, fold, peers, metric=self.metric,
-                                     direction=self.direction)
-            if reason is not None:
-                self.stop = (reason, "rung", epoch)
-                return reason
-            if len(pruning.values_at(peers, epoch)) >= pruning.MIN_PEERS:
-                self.judged = True
+    def cost_reason(self, fold: int, epoch: int) -> str | None:
+        """The share rule (search.cost) for a configuration no rung compared yet, or None."""
         minutes = getattr(self.time_budget, "minutes", None)
-        if minutes is None:
+        if minutes is None or not self.enabled:
+            # Without the ladder nothing ever judges a trial, so "unjudged" says nothing.
             return None
-        # The first epoch also traces and compiles the model: measure from the second on.
-        per_epoch = durations[-1] if len(durations) > 1 else durations[0]
-        needed = cost.remaining_seconds(
-            seconds_per_epoch=per_epoch, epochs_done=epoch,
-            fold_epochs=min(self.typical_epochs, round_epochs), max_epochs=round_epochs,
-            folds_left=self.n_folds - fold - 1)
-        reason = None
-        if len(durations) > 1 and self.has_completed:
-            reason = cost.cannot_finish_reason(needed_s=needed,
-                                               left_s=self.time_budget.remaining_s,
-                                               fold=fold, epoch=epoch)
-        reason = reason or cost.share_reason(
-            spent_s=self.spent_s, budget_s=minutes * 60.0, share=self.max_share,
-            judged=self.judged, has_peers=self.has_peers, fold=fold, epoch=epoch,
-            left_s=self.time_budget.remaining_s)
-        if reason is not None:
-            self.stop = (reason, "cost", epoch)
-        return reason
+        return cost.share_reason(spent_s=self.spent_s, budget_s=minutes * 60.0,
+                                 share=self.max_share, judged=self.judged,
+                                 has_peers=self.has_peers, fold=fold, epoch=epoch,
+                                 left_s=self.time_budget.remaining_s)

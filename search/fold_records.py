@@ -47,8 +47,12 @@ def best_epoch_index(fold: Mapping[str, Any]) -> int | None:
     return None if best is None else int(best) - int(fold.get("initial_epoch") or 0) - 1
 
 
-# The metric a pruned trial reports to the oracle (search.oracles reads it).
+# The metrics a stopped trial reports to the oracle (search.oracle_base reads them): pruned by
+# the ladder (a rung's score, never the best), censored by a cost rule (no score to learn from).
 PRUNED_METRIC = "cxr_pruned"
+CENSORED_METRIC = "cxr_censored"
+# Each ladder rung the trial reached, as ``cxr_rung<i>`` (TPE's intermediate values).
+RUNG_METRIC_PREFIX = "cxr_rung"
 
 
 def oracle_metrics(record: Mapping[str, Any]) -> dict[str, float]:
@@ -57,7 +61,10 @@ def oracle_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     The fold means; a trial stopped inside its first fold (``stopped_in_fold``) has none, so
     the partial fold's metrics, measured where it stopped, fill what the means lack, and the
     oracle (Bayesian, TPE) still learns from it. A ``PRUNED`` trial adds ``cxr_pruned`` = 1
-    (:data:`PRUNED_METRIC`): never the best, never promoted.
+    (:data:`PRUNED_METRIC`): never the best, never promoted; one stopped by a cost rule
+    (``censored`` in its record) adds ``cxr_censored`` = 1 (:data:`CENSORED_METRIC`) instead,
+    so no tuner takes its partial score for quality. Every ladder rung it reached is reported
+    as ``cxr_rung<i>`` (:data:`RUNG_METRIC_PREFIX`).
     """
     # A NaN (an AUC of one class, a diverged partial fold) would poison the Gaussian process.
     metrics = {k: float(v) for k, v in (record.get("mean") or {}).items()
@@ -67,5 +74,9 @@ def oracle_metrics(record: Mapping[str, Any]) -> dict[str, float]:
         if value is not None and np.isfinite(value):
             metrics.setdefault(key, float(value))
     if record.get("status") == "PRUNED":
-        metrics[PRUNED_METRIC] = 1.0
+        metrics[CENSORED_METRIC if record.get("censored") else PRUNED_METRIC] = 1.0
+    for entry in (record.get("ladder") or {}).get("rungs") or []:
+        value = entry.get("value")
+        if value is not None and np.isfinite(value):
+            metrics[f"{RUNG_METRIC_PREFIX}{int(entry['rung'])}"] = float(value)
     return metrics

@@ -86,7 +86,7 @@ def trial_state_from_cv(cv: dict[str, Any], space: list[dict[str, Any]]) -> dict
     mean = cv.get("mean") or {}
     status = cv.get("status", "RUNNING")
     metrics = {}
-    if status == "PRUNED":  # KerasTuner's view: completed, with the pruned flag (search.racing)
+    if status == "PRUNED":  # KerasTuner's view: completed, with the pruned flag (search.ladder)
         status, mean = "COMPLETED", oracle_metrics(cv)
     if status == "COMPLETED":
         metrics = {name: {"direction": (direction if name == objective else

@@ -19,12 +19,13 @@
   pruned trials are never promoted.
 - Over-budget configurations (``--max-params``, ``--max-gflops``) are refused when drawn, from
   the exact counts (``oracle.refusal``), so they never become trials and never use up the cap.
-- Bayesian optimisation starts modelling after :func:`bayesian_initial_points` trials (KerasTuner
+- Bayesian optimisation starts modelling after ``search.oracle_base.startup_trials`` trials (KerasTuner
   waits for 3 x the number of dimensions: 87 for the CNN space), learns from failed trials as
   the worst score seen, and never proposes a configuration already tried or over budget.
-- A trial stopped by racing (``search.racing``) reports ``cxr_pruned`` = 1 with its partial
-  fold means: the Gaussian process learns from its (poor) score, but it is never the best
-  trial and never promoted.
+- A trial stopped by the ladder (``search.ladder``) reports ``cxr_pruned`` = 1 and its rung
+  values (``cxr_rung<i>``): the Gaussian process learns from its score at the rung where it
+  stopped, TPE from every rung as Optuna's intermediate values; it is never the best trial and
+  never promoted. One stopped for cost reports ``cxr_censored`` = 1: no tuner learns from it.
 - On reload KerasTuner re-queues the trials it saved as ongoing, under their ids (our fold-level
   resume relies on that). We also re-queue a RUNNING trial that a kill left out of oracle.json,
   and drop from the queue a trial that already ended (killed between the two saves of
@@ -35,38 +36,24 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Callable
 
 import keras_tuner as kt
 import numpy as np
 
-from search import compat, fold_records
+from search import compat
+from search.oracle_base import (CENSORED_METRIC, ENDED, MAX_REFUSED_DRAWS, PRUNED_METRIC,
+                                CappedOracleMixin, default_values, is_censored, is_pruned,
+                                startup_trials, trial_module)
+from search.tpe import CappedTPEOracle
 
-trial_module = compat.trial_module()
+__all__ = ["CENSORED_METRIC", "ENDED", "MAX_REFUSED_DRAWS", "PRUNED_METRIC", "CappedOracleMixin",
+           "default_values", "is_censored", "is_pruned", "make_oracle", "startup_trials", "CappedTPEOracle"]
 
 HYPERBAND_FACTOR = 3
 HYPERBAND_ITERATIONS = 1000  # unused by the sized brackets; kept in KerasTuner's saved state
 # Our own consecutive-failure rule (search.failures) replaces KerasTuner's, which raises a bare
 # RuntimeError from inside end_trial before the trial is saved.
 _NO_KT_FAILURE_LIMIT = 10**9
-# How many over-budget draws in a row before the space is declared exhausted. Each refusal is
-# a pure arithmetic count (spaces.common), so this costs milliseconds.
-MAX_REFUSED_DRAWS = 2000
-# The metric a pruned trial reports (search.racing, search.pruning); defined with the record
-# reader that adds it (search.fold_records.oracle_metrics).
-PRUNED_METRIC = fold_records.PRUNED_METRIC
-ENDED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED,
-         trial_module.TrialStatus.INVALID)
-
-
-def default_values(hyperparameters: kt.HyperParameters) -> dict:
-    """The default value of every hyperparameter active under the other defaults."""
-    hps = kt.HyperParameters()
-    for hp in hyperparameters.space:
-        hps.merge([hp])  # registering sets the default value; conditions see earlier ones
-    return {name: value for name, value in hps.values.items()
-            if hps.is_active(name)}
-
 
 def oracle_seed(seed: int, family: str) -> int:
     """Maps a user seed to a non-zero oracle seed, distinct per family."""
@@ -151,109 +138,6 @@ def plan_warning(trials: int, min_epochs: int, max_epochs: int,
             f"--max-trials to {needed} or more, or raise --min-epochs to reduce the rounds.")
 
 
-def bayesian_initial_points(trial_cap: int | None) -> int:
-    """Random trials before the Gaussian process proposes: 30% of the cap, 3 to 10.
-
-    KerasTuner's default, 3 x the number of dimensions, is 87 for the CNN space: every search
-    of realistic size would be random. Three points (the defaults and two random draws) is the
-    least a GP with a constant-times-Matern kernel can be fitted to; ten is enough to cover a
-    29-dimensional space coarsely before exploiting. 30% of the cap leaves the model most of a
-    small search.
-    """
-    if trial_cap is None:
-        return 10
-    return int(min(10, max(3, round(0.3 * trial_cap))))
-
-
-def is_pruned(trial) -> bool:
-    """True for a trial that racing stopped after some folds (it reports ``cxr_pruned``)."""
-    metrics = getattr(trial, "metrics", None)
-    return bool(metrics is not None and metrics.exists(PRUNED_METRIC)
-                and metrics.get_last_value(PRUNED_METRIC))
-
-
-class CappedOracleMixin:
-    """Stops creating trials at ``trial_cap``; retries interrupted trials under their ids.
-
-    Also makes the first trial of every search the space's defaults (the notes' basic model),
-    which KerasTuner's oracles would otherwise draw at random like every other trial; refuses
-    over-budget draws through ``refusal`` (set by ``search.cv_tuner.CVTuner``); and keeps
-    racing-pruned trials out of the best trials.
-    """
-
-    trial_cap: int | None = None
-    # values -> None, or why the configuration is refused (over --max-params / --max-gflops).
-    refusal: Callable[[dict], str | None] | None = None
-    refused_draws: int = 0
-    last_refusal: str | None = None
-    # True when MAX_REFUSED_DRAWS draws in a row were over budget: the search cannot go on.
-    refused_out: bool = False
-
-    def _refused(self, values: dict | None) -> bool:
-        if values is None or self.refusal is None:
-            return False
-        reason = self.refusal(values)
-        if reason is not None:
-            self.refused_draws += 1
-            self.last_refusal = reason
-        return reason is not None
-
-    def _random_values(self):
-        if not self.trials:  # the first trial ever created (also after a reload: trials exist)
-            values = default_values(self.hyperparameters)
-            if not self._refused(values):
-                return values
-        for _ in range(MAX_REFUSED_DRAWS):
-            values = super()._random_values()
-            if not self._refused(values):
-                return values  # None too: the space is exhausted
-        self.refused_out = True  # the engine says why the search stopped (search.engine)
-        return None
-
-    def create_trial(self, tuner_id):
-        if (self.trial_cap is not None and tuner_id not in compat.ongoing_trials(self)
-                and not compat.retry_queue(self) and len(self.trials) >= self.trial_cap):
-            return trial_module.Trial(hyperparameters=self.hyperparameters.copy(),
-                                      trial_id=None, status=trial_module.TrialStatus.STOPPED)
-        return super().create_trial(tuner_id)
-
-    def get_best_trials(self, num_trials=1):
-        """KerasTuner's best trials without racing-pruned ones (their scores are partial)."""
-        best = super().get_best_trials(len(self.trials) or num_trials)
-        return [t for t in best if not is_pruned(t)][:num_trials]
-
-    def reload(self):
-        super().reload()
-        ended = set(compat.end_order(self))
-        queue = [t for t in compat.retry_queue(self) if t not in ended]
-        for trial_id, trial in self.trials.items():
-            if trial.status == trial_module.TrialStatus.RUNNING and trial_id not in ended \
-                    and trial_id not in queue:
-                queue.append(trial_id)
-        # create_trial pops from the end: keep the oldest interrupted trial next.
-        compat.set_retry_queue(self, sorted(set(queue), reverse=True))
-
-    def get_state(self):
-        state = super().get_state()
-        state.update({"cxr_refused_draws": self.refused_draws,
-                      "cxr_last_refusal": self.last_refusal})
-        return state
-
-    def set_state(self, state):
-        super().set_state(state)
-        self.refused_draws = state.get("cxr_refused_draws", 0)
-        self.last_refusal = state.get("cxr_last_refusal")
-
-    def trials_ended(self) -> list[str]:
-        """Ids of trials that ended (completed or failed), in end order, without repeats."""
-        seen, out = set(), []
-        for trial_id in compat.end_order(self):
-            if trial_id not in seen:
-                seen.add(trial_id)
-                out.append(trial_id)
-        return out
-
-
 class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
     """Hyperband whose brackets are sized from the trials left under the cap.
 
@@ -308,7 +192,8 @@ class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
                 candidates = [self.trials[info["id"]] for info in past
                               if info["id"] not in chosen]
                 candidates = [t for t in candidates if t.status == "COMPLETED"
-                              and t.score is not None and not is_pruned(t)]
+                              and t.score is not None and not is_pruned(t)
+                              and not is_censored(t)]
                 if not candidates:
                     if not rounds[r]:  # failures or pruning left nothing to promote
                         bracket["closed"] = True
@@ -347,7 +232,7 @@ class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOra
     """Bayesian optimisation (Gaussian process, upper confidence bound) with a trial cap.
 
     Differs from KerasTuner's in three ways: it models after
-    :func:`bayesian_initial_points` ended trials (failures count: they are information too);
+    ``search.oracle_base.startup_trials`` ended trials (failures count: they are information too);
     failed trials enter the model with the worst score seen, so it learns to avoid their region
     instead of proposing it again; and among the acquisition optima of its restarts it takes the
     best one that is neither tried already nor over budget, falling back to a random draw.
@@ -364,10 +249,11 @@ class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOra
     def populate_space(self, trial_id):
         proposals = self._ensure_proposals()
         trials = list(self.trials.values())
-        ended = [t for t in trials if t.status in ENDED]
-        completed = [t for t in trials if t.status == "COMPLETED" and t.score is not None]
+        ended = [t for t in trials if t.status in ENDED and not is_censored(t)]
+        completed = [t for t in trials if t.status == "COMPLETED" and t.score is not None
+                     and not is_censored(t)]
         # None in a run folder saved before this oracle set it: the same rule from the cap.
-        initial = self.num_initial_points or bayesian_initial_points(self.trial_cap)
+        initial = self.num_initial_points or startup_trials(self.trial_cap)
         if len(ended) < initial or len(completed) < 2:
             proposals[trial_id] = "random"
             return self._random_populate_space()
@@ -425,6 +311,8 @@ class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOra
                 mu, sigma = self.gpr.predict(np.array(vector).reshape(1, -1), return_std=True)
                 x.append(vector)
                 y.append(float(np.ravel(mu)[0] + np.ravel(sigma)[0]))
+            elif trial.status == "COMPLETED" and is_censored(trial):
+                continue  # stopped for cost: its quality is unknown, the model must not learn it
             elif trial.status == "COMPLETED" and trial.score is not None:
                 x.append(vector)
                 y.append(sign * float(trial.score))
@@ -473,14 +361,12 @@ def make_oracle(tuner: str, *, objective: str, direction: str, max_trials: int,
         oracle.min_epochs = min_epochs or default_min_epochs(max_epochs)
     elif tuner == "bayesian":
         oracle = CappedBayesianOracle(max_trials=None,
-                                      num_initial_points=bayesian_initial_points(max_trials),
+                                      num_initial_points=startup_trials(max_trials),
                                       **common)
         oracle.proposals = {}
     elif tuner == "tpe":
-        from search.tpe import CappedTPEOracle, tpe_startup_trials  # imports this module
-
         oracle = CappedTPEOracle(max_trials=None, **common)
-        oracle.n_startup_trials = tpe_startup_trials(max_trials)
+        oracle.n_startup_trials = startup_trials(max_trials)
         oracle.proposals = {}
     else:
         oracle = CappedRandomOracle(max_trials=None, **common)

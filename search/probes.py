@@ -131,3 +131,17 @@ def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
     values = [v for v in [auc(y_val, clean), *out.values()] if np.isfinite(v)]
     out[ROBUST] = float(min(values)) if values else float("nan")
     return {CLEAN: auc(y_val, clean), **out}
+
+
+def objective_scores(model: Any, objective: str, x_val: np.ndarray, y_val: np.ndarray,
+                     shifted: dict[str, np.ndarray], batches: np.ndarray | None = None
+                     ) -> dict[str, float]:
+    """The probe ``objective`` of ``model``'s current weights, at the least cost.
+
+    A ladder rung (search.ladder) needs only the objective: one shifted probe is one pass over
+    its copy of the validation images; ``val_auc_robust`` and ``val_auc_batch`` need every
+    pass (:func:`probe_scores`).
+    """
+    if objective in SHIFT_METRICS:
+        return {objective: auc(y_val, predict_scores(model, shifted[SHIFT_METRICS[objective]]))}
+    return probe_scores(model, x_val, y_val, shifted, batches)

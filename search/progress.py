@@ -86,7 +86,7 @@ class Progress:
             body = (f"{objective} {mean:.4f} +- {std:.4f} [folds {folds}] {diagnosis}")
         elif status == "PRUNED":
             folds = " ".join(f"{s:.3f}" for s in fold_scores)
-            # Stopped inside its first fold (search.pruning, search.cost): no fold finished.
+            # Stopped inside its first fold (a ladder rung, search.cost): no fold finished.
             body = f"PRUNED [folds {folds}] ({reason})" if folds else f"PRUNED ({reason})"
         else:
             # The numbers and the fix, not a prefix cut; the full reason is in cv.json.

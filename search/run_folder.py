@@ -27,7 +27,8 @@ DATA_FILES_JSON = "data_files.json"  # {"data", "content_fingerprint", "files": 
 
 # What a resume must share with the saved run. max_trials and time_budget_min may change
 # (raising --max-trials extends a search); everything else changes what a trial means.
-COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "min_epochs", "patience", "objective", "image_size",
+COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "min_epochs", "patience", "objective",
+                 "image_size",
                  "color_mode", "positive_class", "space", "seed", "test_fraction", "max_params",
                  "max_gflops", "weights")
 

@@ -15,13 +15,13 @@ oracle's own trials on every proposal (:func:`study_from_trials`): nothing extra
 would have (the sampler's seed is derived from the oracle seed and the new trial's id). How
 KerasTuner's trials enter the study:
 
-- completed: ``COMPLETE`` with their score;
-- pruned by racing (``cxr_pruned``): ``PRUNED`` with their partial fold mean as the step-0
-  intermediate value. TPE ranks every pruned trial below every completed one and orders the
-  pruned among themselves by that value: racing judged them worse than the best trial, which is
-  what they are; ``COMPLETE`` with the partial mean would overrate a configuration that was
-  stopped because its first folds were poor, and ``COMPLETE`` with the worst score would throw
-  away how poor it was;
+- completed: ``COMPLETE`` with their score and, as intermediate values, the ladder rungs they
+  passed (``cxr_rung<i>`` at step i, ``search.ladder``);
+- pruned by the ladder (``cxr_pruned``): ``PRUNED`` with every rung they reached as
+  intermediate values. TPE ranks pruned trials below completed ones and among themselves by the
+  last rung reached, then by the value there, as Optuna's own pruners leave them;
+- censored by a cost rule (``cxr_censored``, ``search.cost``): ``FAIL``, so TPE neither counts
+  them as start-up trials nor takes "stopped for its cost" for "bad";
 - failed or invalid: ``FAIL`` (TPE ignores them, as Optuna does; exact repeats are never
   proposed again, ``compat.is_duplicate``);
 - still running (other workers, or interrupted trials waiting to be retried): ``RUNNING``, so
@@ -43,26 +43,14 @@ from typing import Any, Callable
 import keras_tuner as kt
 
 from search import compat
-from search.oracles import ENDED, CappedOracleMixin, is_pruned
+from search.oracle_base import (ENDED, CappedOracleMixin, is_censored, is_pruned, rung_values,
+                                startup_trials)
 
 trial_module = compat.trial_module()
 
 # TPE proposals tried per trial before a random draw: each refused (over budget) or duplicate
 # proposal stays in the study as RUNNING, so the constant liar pushes the next one elsewhere.
 MAX_TPE_DRAWS = 20
-
-
-def tpe_startup_trials(trial_cap: int | None) -> int:
-    """Random trials (the defaults first) before TPE proposes: 30% of the cap, 3 to 10.
-
-    The same rule as Bayesian optimisation (``search.oracles.bayesian_initial_points``), so the
-    two model-based tuners are compared on the same start. Optuna's default, 10, would leave a
-    10-trial search entirely random; three points (the defaults and two random draws) already
-    split into a "good" and a "bad" density (TPE's gamma keeps the best 10%, at least one).
-    """
-    if trial_cap is None:
-        return 10
-    return int(min(10, max(3, round(0.3 * trial_cap))))
 
 
 # -- KerasTuner hyperparameters -> Optuna distributions -------------------------------------------
@@ -195,7 +183,7 @@ def make_sampler(seed: int, n_startup_trials: int = 0) -> Any:
     """Optuna's TPE: multivariate, grouped by conditional scopes, constant liar, seeded.
 
     ``n_startup_trials`` defaults to 0 because the oracle runs its own random start-up
-    (:func:`tpe_startup_trials`): KerasTuner's draws, the defaults first.
+    (``search.oracle_base.startup_trials``): KerasTuner's draws, the defaults first.
     """
     import optuna
 
@@ -241,10 +229,17 @@ def study_from_trials(trials: list, space: dict[str, ParamMap], direction: str,
                                   "user_attrs": {"kt_trial_id": str(trial.trial_id)}}
         if trial.status == trial_module.TrialStatus.RUNNING:
             kwargs["state"] = TrialState.RUNNING
+        elif trial.status == trial_module.TrialStatus.COMPLETED and is_censored(trial):
+            kwargs["state"] = TrialState.FAIL  # censored by cost: its quality is unknown
         elif trial.status == trial_module.TrialStatus.COMPLETED and scored and is_pruned(trial):
-            kwargs.update(state=TrialState.PRUNED, intermediate_values={0: float(score)})
+            # Every rung it reached, at its step: TPE ranks pruned trials by the last step
+            # reached, then by the value there, as Optuna's pruners leave them.
+            rungs = {k: v for k, v in rung_values(trial).items() if math.isfinite(v)}
+            kwargs.update(state=TrialState.PRUNED, intermediate_values=rungs or {0: float(score)})
         elif trial.status == trial_module.TrialStatus.COMPLETED and scored:
-            kwargs.update(state=TrialState.COMPLETE, value=float(score))
+            rungs = {k: v for k, v in rung_values(trial).items() if math.isfinite(v)}
+            kwargs.update(state=TrialState.COMPLETE, value=float(score),
+                          intermediate_values=rungs)
         elif trial.status in ENDED:  # failed, invalid, or completed without a usable score
             kwargs["state"] = TrialState.FAIL
         else:
@@ -290,12 +285,13 @@ class CappedTPEOracle(CappedOracleMixin, kt.oracles.RandomSearchOracle):
         return self.proposals
 
     def _startup(self) -> int:
-        return self.n_startup_trials or tpe_startup_trials(self.trial_cap)
+        return self.n_startup_trials or startup_trials(self.trial_cap)
 
     def populate_space(self, trial_id):
         proposals = self._ensure_proposals()
         scored = [t for t in self.trials.values()
-                  if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
+                  if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None
+                  and not is_censored(t)]
         values, source = None, "random"
         if len(scored) >= self._startup():
             values = self._tpe_values(trial_id)

@@ -19,12 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def search_args(folder: Path, data: Path, *extra: str, run_dir: Path | None = None) -> list[str]:
-    """``search`` arguments for a seconds-long run: ANN, random search, 2 folds, 16 px, no racing
-    (the cases count trials and folds; racing could stop a tiny model after one fold)."""
+    """``search`` arguments for a seconds-long run: ANN, random search, 2 folds, 16 px, no ladder
+    (the cases count trials and folds; the ladder could stop a tiny model early)."""
     return ["search", "--data", str(data), "--model", "ann", "--tuner", "random", "--folds", "2",
             "--max-trials", "2", "--max-epochs", "2", "--image-size", "16", "--seed", "5",
             "--space", str(tiny_space(folder)), "--run-dir", str(run_dir or Path(folder) / "run"),
-            "--quiet", "--no-racing", "--no-pruning", *extra]
+            "--quiet", "--no-ladder", *extra]
 
 
 def run_cli(args: list[str], *, env_extra: dict | None = None, timeout: float = 300,

@@ -28,9 +28,9 @@ def tiny_config(tmp_path: Path, data: Path, **overrides) -> SearchConfig:
     values = dict(data=str(data), model="ann", tuner="random", folds=2, max_trials=2,
                   max_epochs=2, patience=3, image_size=16, seed=3, quiet=True,
                   space_file=str(tiny_space(tmp_path)), run_dir=str(tmp_path / "run"),
-                  # Tests of other behaviours count trials and folds; racing and pruning
-                  # inside a fold have their own tests.
-                  racing=False, pruning=False)
+                  # Tests of other behaviours count trials and folds; the ladder has its
+                  # own tests (tests/search/test_ladder.py).
+                  ladder=False)
     values.update(overrides)
     return SearchConfig(**values)
 
@@ -39,7 +39,7 @@ def cli_args(tmp_path: Path, data: Path, *extra: str) -> list[str]:
     return ["search", "--data", str(data), "--model", "ann", "--tuner", "random", "--folds", "2",
             "--max-trials", "3", "--max-epochs", "2", "--image-size", "16", "--seed", "5",
             "--space", str(tiny_space(tmp_path)), "--run-dir", str(tmp_path / "run"), "--quiet",
-            "--no-racing", "--no-pruning",
+            "--no-ladder",
             *extra]
 
 

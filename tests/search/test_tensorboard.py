@@ -77,28 +77,26 @@ def _metric(group, tag: str) -> float | None:
 def test_pruned_and_budget_cut_trials_appear_with_their_status_and_resume_updates_them(
         tmp_path, synthetic_root, monkeypatch):
     import search.engine as engine
-    from search import racing
+    from search import ladder
     from search.budget import TimeBudget
 
-    # Trial 0000 completes; 0001 is pruned by racing after its first fold (a margin of -10
-    # prunes every trial that has a reference; only the first prune is let through); the time
-    # budget runs out once 0002 has finished its first fold (a clock that jumps then: no wall
-    # time involved), so 0002 is cut before its second fold.
-    monkeypatch.setattr(racing, "MARGIN", -10.0)
-    real_prune, pruned = racing.prune_reason, []
+    # Trial 0000 completes; 0001 is pruned by the ladder at the end of its first fold (the
+    # first verdict with a peer is scripted to stop it; every other goes on); the time budget
+    # runs out once 0002 has finished its first fold (a clock that jumps then: no wall time
+    # involved), so 0002 is cut before its second fold.
+    real, pruned = ladder.verdict, []
 
-    def prune_once(*args, **kwargs):
-        reason = real_prune(*args, **kwargs)
-        if reason and not pruned:
-            pruned.append(reason)
-            return reason
-        return None
+    def prune_once(value, peers, direction, eta=ladder.ETA):
+        v = real(value, peers, direction, eta)
+        stop = bool(peers) and not pruned
+        pruned.extend([1] if stop else [])
+        return ladder.Verdict(not stop, v.rank, v.field, v.keep, v.boundary)
 
-    monkeypatch.setattr(racing, "prune_reason", prune_once)
+    monkeypatch.setattr(ladder, "verdict", prune_once)
     fam_dir = tmp_path / "run" / "ann"
     clock = lambda: 1e9 if (fam_dir / "trial_0002" / "fold0.json").exists() else 0.0  # noqa: E731
     monkeypatch.setattr(engine, "TimeBudget", lambda minutes: TimeBudget(minutes, clock=clock))
-    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=1, racing=True,
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=1, ladder=True,
                       time_budget_min=600.0)
     assert run_search_job(cfg)["status"] == "budget_exhausted"
     cvs = {tid: json.loads((fam_dir / f"trial_{tid}" / "cv.json").read_text())
@@ -127,7 +125,7 @@ def test_pruned_and_budget_cut_trials_appear_with_their_status_and_resume_update
 
     # The resumed search finishes 0002: its session is updated in place, not duplicated.
     monkeypatch.setattr(engine, "TimeBudget", TimeBudget)
-    cfg.time_budget_min, cfg.racing = None, False
+    cfg.time_budget_min, cfg.ladder = None, False
     assert run_search_job(cfg)["status"] == "completed"
     final = json.loads((fam_dir / "trial_0002" / "cv.json").read_text())
     assert final["status"] == "COMPLETED" and len(final["folds"]) == 2

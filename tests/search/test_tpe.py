@@ -13,7 +13,8 @@ import pytest
 from search_helpers import cv_records, tiny_config
 
 from search.oracles import default_values, make_oracle
-from search.tpe import space_map, study_from_trials, to_distribution, tpe_startup_trials
+from search.oracle_base import startup_trials as tpe_startup_trials
+from search.tpe import space_map, study_from_trials, to_distribution
 
 D = optuna.distributions
 

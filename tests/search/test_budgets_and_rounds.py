@@ -1,5 +1,5 @@
-"""Racing (search.racing), the time budget inside a fold, and epoch accounting of continued
-Hyperband rounds."""
+"""The time budget inside a fold, pruned Hyperband rounds, and epoch accounting of continued
+Hyperband rounds (the ladder itself: tests/search/test_ladder.py)."""
 
 from __future__ import annotations
 
@@ -10,60 +10,7 @@ import numpy as np
 import pytest
 from search_helpers import cv_records, fit_events, tiny_config, tiny_dense_model
 
-from search import racing
 from search.engine import run_search_job
-
-
-def _cv(trial_id, status, folds, epochs=None, objective="val_auc"):
-    return {"trial_id": trial_id, "status": status,
-            "mean": {objective: float(np.mean(folds))},
-            "folds": [{"fold": k, objective: s} for k, s in enumerate(folds)],
-            "hyperband": {"epochs": epochs} if epochs else None}
-
-
-def test_rule_compares_the_same_fold_at_the_same_budget():
-    records = [_cv("0000", "COMPLETED", [0.90, 0.80]), _cv("0001", "COMPLETED", [0.95, 0.70]),
-               _cv("0002", "COMPLETED", [0.99, 0.99], epochs=10), _cv("0003", "FAILED", [0.1])]
-    ref = racing.reference(records, objective="val_auc", direction="max", budget=None)
-    assert ref == {"trial_id": "0000", "folds": {0: 0.90, 1: 0.80}}  # best mean at this budget
-    kw = dict(objective="val_auc", direction="max")
-    assert racing.prune_reason(0.86, 0, ref, **kw) is None        # within the margin
-    reason = racing.prune_reason(0.84, 0, ref, **kw)
-    assert "fold 1" in reason and "0000" in reason and "0.9000" in reason
-    assert racing.prune_reason(0.76, 1, ref, **kw) is None        # fold 2 is harder for all
-    assert racing.prune_reason(0.5, 0, None, **kw) is None        # nothing to race against yet
-    hb = racing.reference(records, objective="val_auc", direction="max", budget=(10, 0))
-    assert hb["trial_id"] == "0002"
-    loss = racing.reference([_cv("0000", "COMPLETED", [0.4], objective="val_loss")],
-                            objective="val_loss", direction="min", budget=None)
-    assert racing.prune_reason(0.49, 0, loss, objective="val_loss", direction="min") is None
-    assert racing.prune_reason(0.51, 0, loss, objective="val_loss", direction="min")
-
-
-def test_pruned_trials_keep_their_folds_are_never_best_and_are_not_failures(
-        tmp_path, synthetic_root, monkeypatch):
-    from results.leaderboard import best_trials, build_leaderboard
-
-    # A margin of -10 prunes every trial that has a reference: the first completes, the next
-    # ones stop after their first fold.
-    monkeypatch.setattr(racing, "MARGIN", -10.0)
-    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=1, racing=True)
-    fam = run_search_job(cfg)["families"]["ann"]
-    assert (fam["trials_completed"], fam["trials_pruned"], fam["trials_failed"]) == (1, 2, 0)
-    assert fam["best_trial_id"] == "0000"
-    records = cv_records(Path(cfg.run_dir) / "ann")
-    for tid in ("trial_0001", "trial_0002"):
-        rec = records[tid]
-        assert rec["status"] == "PRUNED" and len(rec["folds"]) == 1
-        assert rec["reason"].startswith("pruned after fold 1") and rec["racing_reference"] == "0000"
-    starts = [e for e in fit_events(Path(cfg.run_dir) / "ann") if e["event"] == "start"]
-    assert len(starts) == 2 + 1 + 1  # folds trained: 2, 1, 1
-    rows = build_leaderboard(cfg.run_dir, "ann")
-    assert [(r["trial_id"], r["rank"], r["status"]) for r in rows] == [
-        ("0000", 1, "COMPLETED"), ("0001", None, "PRUNED"), ("0002", None, "PRUNED")]
-    assert [t["trial_id"] for t in best_trials(cfg.run_dir, "ann", 5)] == ["0000"]
-    log = (Path(cfg.run_dir) / "search.log").read_text()
-    assert "PRUNED [folds" in log and "2 pruned (after a fold, by racing)" in log
 
 
 def test_pruned_trials_are_never_promoted_or_best(tmp_path):
@@ -105,11 +52,6 @@ def test_time_budget_stops_inside_a_fold_at_an_epoch_end(tmp_path, synthetic_roo
         return ticks["t"]
 
     monkeypatch.setattr(engine, "TimeBudget", lambda minutes: TimeBudget(minutes, clock=clock))
-    # The fake budget clock runs far faster than the epochs: the cost rule (search.cost),
-    # which compares real epoch times with it, would stop the trial first.
-    from search import cost
-
-    monkeypatch.setattr(cost, "cannot_finish_reason", lambda **kw: None)
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=30, patience=30,
                       time_budget_min=1.0)
     assert run_search_job(cfg)["status"] == "budget_exhausted"
@@ -196,16 +138,3 @@ def test_resume_refuses_another_numeric_setup(tmp_path, synthetic_root):
     check_runtime(Path(cfg.run_dir), {**runtime, "replicas": 2}, new_run=True)  # recorded
 
 
-def test_a_promoting_hyperband_round_races_against_its_top_third_not_the_leader():
-    folds = [0.99, 0.95, 0.93, 0.90, 0.85, 0.80]
-    records = [_cv(f"{i:04d}", "COMPLETED", [s, s], epochs=4) for i, s in enumerate(folds)]
-    kw = dict(objective="val_auc", direction="max")
-    leader = racing.reference(records, budget=(4, 0), **kw)
-    top_third = racing.reference(records, budget=(4, 0), promoting=True, **kw)
-    # 0.91 on fold 1 is 0.08 below the leader but within 0.05 of rank ceil(6/3) = 2 (0.95):
-    # Hyperband would likely promote it, so racing lets it finish its folds.
-    assert racing.prune_reason(0.91, 0, leader, **kw) is not None
-    assert top_third["folds"] == {0: 0.95, 1: 0.95}
-    assert racing.prune_reason(0.91, 0, top_third, **kw) is None
-    reason = racing.prune_reason(0.89, 0, top_third, **kw)
-    assert "the top third of 6 trials of this 4-epoch round's 0.9500" in reason

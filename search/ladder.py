@@ -1,0 +1,227 @@
+"""The successive-halving ladder: one rule that decides which configurations get more budget.
+
+Every configuration climbs the same ladder, whose budget unit is fold-epochs (asynchronous
+successive halving, ASHA; Li et al. 2020, Optuna's ``SuccessiveHalvingPruner``):
+
+* **Rungs.** With ``--first-rung`` r (epochs), factor ``eta`` = :data:`ETA` and ``--max-epochs``
+  E, a configuration is judged after ``r``, ``r * eta``, ... epochs of its first fold (while at
+  most half of E: later in the fold the rest costs less than the rung saves), then at the end
+  of its first fold (the objective of the fold's restored weights); the configurations that
+  pass that rung train their other folds. For E = 30 and r = 2: fold 0 at 2 and 6 epochs, fold
+  0's end, then every fold. The rungs count the epochs of the trial's round, so a continued
+  Hyperband round (``--tuner hyperband``) climbs its own ladder against the trials of the same
+  round length (:func:`budget_of`).
+* **Rank by the objective at the rung.** A rung's value is the search objective measured on the
+  fold's validation images at that moment: for the probe objectives (``val_auc_geometric``,
+  the default) the probe on the current weights (about a second), so the rank is the one the
+  search finally selects by, not the clean AUC that saturates near 0.98 for any augmented
+  learner.
+* **Promotion.** A configuration goes on when its value is in the top ``1/eta`` of the values
+  of every configuration that reached the rung, itself included (rank <= ``ceil(n / eta)``);
+  otherwise it is stopped there as ``PRUNED``. The first configuration at a rung always goes
+  on; the second must beat the first. The space's defaults are the first trial and climb like
+  every other configuration. Nothing else stops a trial for its quality: racing after a fold
+  and the margin rule inside a fold of earlier versions are this ladder now.
+* **Brackets.** ``--ladder-brackets B`` runs B ladders side by side (Hyperband over the
+  ladder, as Optuna's ``HyperbandPruner``): trial ``i`` joins bracket ``i mod B``, which is
+  first judged at rung ``bracket`` and compared only with its own bracket. Bracket 0 is the
+  aggressive ladder; later brackets protect slow starters by judging them later.
+
+Why not Optuna's pruner objects: they judge a ``Study``'s trials at absolute steps, while here
+a rung spans folds, peers are any worker's trials on disk (``cv.json``), and a Hyperband round
+has its own ladder. The rule is theirs; the reduction factor and first rung were chosen by
+replaying it on recorded per-epoch probe curves of the shared training folder
+(``benchmarks/ladder_replay.py``; figures in ``benchmarks/RESULTS.md``, "The ladder").
+
+This module is pure: rungs, ranks and verdicts from values; the tuner feeds it and records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from search.run_folder import read_json
+
+ETA = 3
+DEFAULT_FIRST_RUNG = 2
+DEFAULT_BRACKETS = 1
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of the ladder.
+
+    Attributes:
+        index: 0 for the first rung.
+        fold: The fold whose training reaches the rung (0: the ladder's folds are fold 0 first).
+        epoch: Epochs into the fold's round for a rung inside a fold; None for a fold's end.
+    """
+
+    index: int
+    fold: int
+    epoch: int | None
+
+    def describe(self) -> str:
+        """``fold 1 at epoch 2`` or ``the end of fold 1``."""
+        if self.epoch is None:
+            return f"the end of fold {self.fold + 1}"
+        return f"fold {self.fold + 1} at epoch {self.epoch}"
+
+
+def rungs(max_epochs: int, first: int = DEFAULT_FIRST_RUNG, eta: int = ETA) -> list[Rung]:
+    """The ladder for folds of ``max_epochs`` epochs (a Hyperband round's length for rounds).
+
+    Args:
+        max_epochs: Epochs of a fold's round.
+        first: Epochs of the first rung.
+        eta: Reduction factor: each in-fold rung is ``eta`` times the one before.
+
+    Returns:
+        The in-fold rungs of fold 0 (``first * eta**i``, at most half of ``max_epochs``), then
+        the end of fold 0. Completing every fold is the ladder's top, not a rung.
+    """
+    out: list[Rung] = []
+    epoch = max(1, int(first))
+    while epoch * 2 <= max_epochs:
+        out.append(Rung(len(out), 0, epoch))
+        epoch *= max(2, int(eta))
+    out.append(Rung(len(out), 0, None))
+    return out
+
+
+def bracket_of(trial_id: str, brackets: int) -> int:
+    """The bracket of a trial: its number modulo ``brackets`` (round robin, reproducible from
+    the id alone, so every worker agrees without talking)."""
+    if brackets <= 1:
+        return 0
+    try:
+        number = int(str(trial_id).lstrip("0") or "0")
+    except ValueError:
+        number = sum(map(ord, str(trial_id)))
+    return number % brackets
+
+
+def keep_count(n: int, eta: int = ETA) -> int:
+    """How many of ``n`` configurations at a rung go on: the top ``ceil(n / eta)``, at least 1."""
+    return max(1, math.ceil(n / eta))
+
+
+def rank_of(value: float, field: Iterable[float], direction: str) -> int:
+    """1-based rank of ``value`` among ``field`` (which includes it); ties share the best rank.
+
+    A non-finite value ranks last.
+    """
+    def key(v: float) -> float:
+        if not math.isfinite(v):
+            return -math.inf if direction == "max" else math.inf
+        return v
+
+    mine = key(value)
+    if direction == "max":
+        return 1 + sum(1 for v in field if key(v) > mine)
+    return 1 + sum(1 for v in field if key(v) < mine)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A configuration's verdict at a rung.
+
+    Attributes:
+        promoted: It goes on.
+        rank: Its rank among the configurations at the rung (1 = best).
+        field: How many configurations reached the rung, itself included.
+        keep: How many of them go on (:func:`keep_count`).
+        boundary: The value at rank ``keep`` (the last one that goes on).
+    """
+
+    promoted: bool
+    rank: int
+    field: int
+    keep: int
+    boundary: float
+
+
+def verdict(value: float, peers: list[float], direction: str, eta: int = ETA) -> Verdict:
+    """Promotes ``value`` when it is in the top ``1/eta`` of ``peers + [value]``.
+
+    Args:
+        value: The configuration's objective at the rung.
+        peers: The values of the other configurations that reached the rung (same bracket,
+            same round length).
+        direction: ``max`` or ``min``.
+        eta: Reduction factor.
+    """
+    field = [float(v) for v in peers] + [float(value)]
+    keep = keep_count(len(field), eta)
+    rank = rank_of(float(value), field, direction)
+    ordered = sorted((v for v in field if math.isfinite(v)), reverse=direction == "max")
+    boundary = ordered[min(keep, len(ordered)) - 1] if ordered else math.nan
+    return Verdict(rank <= keep, rank, len(field), keep, boundary)
+
+
+def reason(v: Verdict, rung: Rung, value: float, metric: str) -> str:
+    """The pruned trial's reason, naming the rung, its value and the field."""
+    return (f"pruned at {rung.describe()} (ladder rung {rung.index + 1}): {metric} "
+            f"{value:.4f} ranks {v.rank} of {v.field}; only the top {v.keep} go on "
+            f"(boundary {v.boundary:.4f})")
+
+
+# -- records ------------------------------------------------------------------------------------
+def budget_of(cv: dict[str, Any]) -> tuple[int, int] | None:
+    """A trial's epoch budget per fold: its Hyperband round as ``(epochs, initial_epoch)``
+    (``tuner/epochs``, ``tuner/initial_epoch``), or None for the tuners with one budget.
+
+    Both ends, because a fresh single round at ``--max-epochs`` (the plan's fallback when few
+    trials are left) and a bracket's continued last round end at the same epoch, yet one
+    starts from scratch and the other from carried weights.
+    """
+    hb = cv.get("hyperband") or {}
+    if hb.get("epochs") is None:
+        return None
+    return int(hb["epochs"]), int(hb.get("initial_epoch") or 0)
+
+
+def family_records(family_dir: Path) -> list[dict[str, Any]]:
+    """Every trial's ``cv.json`` in a family folder (workers' trials included)."""
+    return [r for r in (read_json(p) for p in sorted(Path(family_dir).glob("trial_*/cv.json")))
+            if r]
+
+
+def rung_entries(cv: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """``{rung index: entry}`` of a trial's ``cv.json`` ladder record."""
+    ladder = cv.get("ladder") or {}
+    return {int(e["rung"]): e for e in ladder.get("rungs") or [] if e.get("value") is not None}
+
+
+def peer_values(records: Iterable[dict[str, Any]], rung: int, *, budget: tuple[int, int] | None,
+                bracket: int, exclude: str) -> list[float]:
+    """The values other trials recorded at ``rung`` (same round length and bracket).
+
+    A censored trial (stopped for cost, ``search.cost``) counts where it reached: its values
+    were measured like anyone's; what it did not reach, it does not claim.
+    """
+    out = []
+    for cv in records:
+        if str(cv.get("trial_id")) == str(exclude) or budget_of(cv) != budget:
+            continue
+        if int((cv.get("ladder") or {}).get("bracket", 0)) != bracket:
+            continue
+        entry = rung_entries(cv).get(rung)
+        if entry is not None:
+            out.append(float(entry["value"]))
+    return out
+
+
+def seconds_to_first_rung(records: Iterable[dict[str, Any]],
+                          budget: tuple[int, int] | None = None) -> float | None:
+    """The median wall seconds that the trials of ``budget`` took to reach their first rung
+    (build, compile and the first epochs), or None before any reached it."""
+    seen = sorted(float(e["seconds"]) for cv in records if budget_of(cv) == budget
+                  for e in [rung_entries(cv).get(0)] if e and e.get("seconds") is not None)
+    if not seen:
+        return None
+    mid = len(seen) // 2
+    return seen[mid] if len(seen) % 2 else (seen[mid - 1] + seen[mid]) / 2

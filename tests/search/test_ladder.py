@@ -1,0 +1,329 @@
+"""The successive-halving ladder (search.ladder), its judge (search.fold_judge), the cost rule
+(search.cost) and how each outcome reaches the tuners (search.oracle_base, search.tpe)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from search_helpers import cv_records, fit_events, tiny_config
+
+from search import cost, ladder
+from search.engine import run_search_job
+from search.fold_judge import TrialJudge
+
+
+# -- the rule ---------------------------------------------------------------------------------------
+def test_rungs_climb_the_first_fold_then_its_end():
+    def shape(rs):
+        return [(r.index, r.fold, r.epoch) for r in rs]
+
+    assert shape(ladder.rungs(30, first=2)) == [(0, 0, 2), (1, 0, 6), (2, 0, None)]
+    assert shape(ladder.rungs(30, first=3)) == [(0, 0, 3), (1, 0, 9), (2, 0, None)]
+    assert shape(ladder.rungs(10, first=2)) == [(0, 0, 2), (1, 0, None)]
+    assert shape(ladder.rungs(3, first=2)) == [(0, 0, None)]  # too short for a rung inside
+    assert ladder.rungs(30, first=2)[1].describe() == "fold 1 at epoch 6"
+    assert ladder.rungs(30, first=2)[2].describe() == "the end of fold 1"
+
+
+def test_verdict_promotes_the_top_third_by_rank():
+    assert ladder.verdict(0.5, [], "max").promoted  # the first at a rung always goes on
+    assert not ladder.verdict(0.8, [0.9], "max").promoted  # the second must beat the first
+    v = ladder.verdict(0.85, [0.9, 0.7, 0.6], "max")  # 4 reached: the top 2 go on
+    assert (v.promoted, v.rank, v.field, v.keep, v.boundary) == (True, 2, 4, 2, 0.85)
+    assert not ladder.verdict(0.69, [0.9, 0.7, 0.6], "max").promoted
+    assert ladder.verdict(0.3, [0.4, 0.5], "min").promoted  # a loss: lower is better
+    assert not ladder.verdict(math.nan, [0.1, 0.2, 0.3], "max").promoted  # NaN ranks last
+    assert ladder.verdict(0.9, [0.9, 0.9, 0.9], "max").promoted  # ties share the best rank
+
+
+def test_on_constructed_arrivals_exactly_the_top_third_so_far_goes_on():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        values = list(rng.uniform(0.5, 1.0, size=int(rng.integers(1, 30))))
+        for i, value in enumerate(values):
+            seen = values[:i + 1]
+            top = sorted(seen, reverse=True)[:max(1, math.ceil(len(seen) / 3))]
+            assert ladder.verdict(value, values[:i], "max").promoted == (value >= top[-1])
+
+
+def _peer(family_dir: Path, trial_id: str, values: dict[int, float], *, bracket: int = 0,
+          hyperband: dict | None = None, status: str = "COMPLETED") -> None:
+    d = family_dir / f"trial_{trial_id}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "cv.json").write_text(json.dumps({
+        "trial_id": trial_id, "status": status, "hyperband": hyperband,
+        "ladder": {"bracket": bracket, "rungs": [
+            {"rung": k, "value": v, "seconds": 10.0 + k} for k, v in values.items()]}}))
+
+
+def _judge(family_dir: Path, trial_id: str, **kw) -> tuple[TrialJudge, list[dict]]:
+    seen: list[dict] = []
+    judge = TrialJudge(family_dir=family_dir, trial_id=trial_id, objective="val_auc_geometric",
+                       direction="max", budget_epochs=kw.pop("budget", None),
+                       round_epochs=kw.pop("round_epochs", 30), first_rung=kw.pop("first", 2),
+                       on_rung=seen.append, **kw)
+    return judge, seen
+
+
+def test_the_judge_ranks_against_peers_of_the_same_rung_round_and_bracket(tmp_path):
+    for i, v in enumerate((0.95, 0.93, 0.90, 0.88, 0.86)):
+        _peer(tmp_path, f"000{i}", {0: v})
+    _peer(tmp_path, "0010", {0: 0.99}, hyperband={"epochs": 10, "initial_epoch": 0})
+    _peer(tmp_path, "0011", {0: 0.99}, bracket=1)
+    judge, seen = _judge(tmp_path, "0009")
+    rung0 = judge.rungs[0]
+    # 6 reached rung 0 (the other round and bracket do not count): the top 2 go on.
+    reason = judge.judge_rung(rung0, 0.92)
+    assert reason.startswith("pruned at fold 1 at epoch 2 (ladder rung 1): val_auc_geometric "
+                             "0.9200 ranks 3 of 6; only the top 2 go on (boundary 0.9300)")
+    assert seen[-1]["promoted"] is False and seen[-1]["rank"] == 3 and seen[-1]["field"] == 6
+    judge, seen = _judge(tmp_path, "0009")
+    assert judge.judge_rung(rung0, 0.94) is None and judge.judged and 0 in judge.passed
+    # The end of the first fold is a rung too; the other folds are not.
+    assert judge.fold_end_rung(0).index == 2 and judge.fold_end_rung(1) is None
+    assert judge.at_fold_end(1, 0.1) is None
+
+
+def test_a_protected_slow_learner_survives_in_a_later_bracket(tmp_path):
+    """A slow starter (chance-level at the first rung, the best at the end of its fold) is
+    stopped at rung 1 in bracket 0, and goes on in bracket 1, which is first judged later."""
+    for i, (early, mid, end) in enumerate(((0.90, 0.92, 0.93), (0.88, 0.91, 0.92),
+                                           (0.86, 0.90, 0.91))):
+        _peer(tmp_path, f"000{i * 2}", {0: early, 1: mid, 2: end}, bracket=0)
+        _peer(tmp_path, f"000{i * 2 + 1}", {0: early, 1: mid, 2: end}, bracket=1)
+    slow = (0.55, 0.93, 0.96)
+    judge, _ = _judge(tmp_path, "0008", brackets=2)  # 8 mod 2: bracket 0
+    assert judge.bracket == 0
+    assert judge.judge_rung(judge.rungs[0], slow[0]) is not None
+    judge, seen = _judge(tmp_path, "0009", brackets=2)  # bracket 1: rung 0 is only recorded
+    assert judge.bracket == 1
+    assert judge.judge_rung(judge.rungs[0], slow[0]) is None and not seen[-1]["judged"]
+    assert judge.judge_rung(judge.rungs[1], slow[1]) is None  # judged from rung 1: it caught up
+    assert seen[-1]["judged"] and seen[-1]["rank"] == 1
+    assert judge.at_fold_end(0, slow[2]) is None  # the best at the end of its fold
+
+
+def test_a_rung_a_trial_passed_before_is_not_judged_again_after_a_resume(tmp_path):
+    for i, v in enumerate((0.95, 0.93, 0.90)):
+        _peer(tmp_path, f"000{i}", {0: v})
+    judge, seen = _judge(tmp_path, "0005", passed={0})
+    assert judge.judge_rung(judge.rungs[0], 0.5) is None and seen[-1]["promoted"]
+
+
+# -- cost and the search end -------------------------------------------------------------------------
+class _Budget:
+    def __init__(self, minutes, remaining_s):
+        self.minutes, self.remaining_s = minutes, remaining_s
+
+
+def test_share_rule_censors_only_unjudged_later_configurations(tmp_path):
+    now = [0.0]
+    kw = dict(time_budget=_Budget(10, 300.0), max_share=0.25, clock=lambda: now[0])
+    judge, _ = _judge(tmp_path, "0001", has_peers=True, **kw)
+    now[0] = 100.0  # 100 s < 25% of 600 s
+    assert judge.cost_reason(0, 1) is None
+    now[0] = 200.0
+    assert "by cost (censored, not scored)" in judge.cost_reason(0, 1)
+    first, _ = _judge(tmp_path, "0000", has_peers=False, **kw)
+    assert first.cost_reason(0, 1) is None  # the first configuration is exempt
+    judged, _ = _judge(tmp_path, "0002", has_peers=True, judged=True, **kw)
+    assert judged.cost_reason(0, 1) is None  # a rung compared it already
+    off, _ = _judge(tmp_path, "0003", has_peers=True, first=None, **kw)
+    assert off.cost_reason(0, 1) is None  # --no-ladder: nothing would ever judge it
+    spent, _ = _judge(tmp_path, "0004", has_peers=True, time_budget=_Budget(10, -1.0),
+                      max_share=0.25, clock=lambda: now[0])
+    assert spent.cost_reason(0, 1) is None  # the budget cut applies: resumable
+
+
+def test_search_end_reason_and_seconds_to_the_first_rung(tmp_path):
+    for i in range(3):
+        _peer(tmp_path, f"000{i}", {0: 0.9})
+    records = ladder.family_records(tmp_path)
+    assert ladder.seconds_to_first_rung(records) == 10.0
+    assert ladder.seconds_to_first_rung(records, budget=(10, 0)) is None
+    assert cost.search_end_reason(left_s=None, first_rung_s=10.0) is None
+    assert cost.search_end_reason(left_s=60.0, first_rung_s=None) is None
+    assert cost.search_end_reason(left_s=60.0, first_rung_s=10.0) is None
+    why = cost.search_end_reason(left_s=5.0, first_rung_s=10.0)
+    assert "search ended" in why and "--time-budget" in why
+
+
+# -- outcomes reaching the tuners -----------------------------------------------------------------
+def test_a_cost_stop_reaches_the_oracles_as_censored(tmp_path):
+    import keras_tuner as kt
+
+    from search.fold_records import oracle_metrics
+    from search.oracles import CENSORED_METRIC, PRUNED_METRIC, make_oracle
+    from search.tpe import space_map, study_from_trials
+
+    cv = {"status": "PRUNED", "censored": True, "mean": {},
+          "stopped_in_fold": {"best": {"val_auc": 0.6}}}
+    metrics = oracle_metrics(cv)
+    assert metrics[CENSORED_METRIC] == 1.0 and PRUNED_METRIC not in metrics
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0, default=0.5)
+    for tuner in ("bayesian", "tpe"):
+        oracle = make_oracle(tuner, objective="val_auc", direction="max", max_trials=10,
+                             max_epochs=2, seed=1, family="cnn")
+        oracle.hyperparameters, oracle._display.verbose = hp, 0
+        oracle._set_project_dir(str(tmp_path / tuner), "p")
+        for i, extra in enumerate(({}, {CENSORED_METRIC: 1.0}, {})):
+            trial = oracle.create_trial("tuner0")
+            oracle.update_trial(trial.trial_id, {"val_auc": (0.7, 0.99, 0.8)[i], **extra})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+        # Never best, whatever its partial score.
+        assert oracle.get_best_trials(1)[0].trial_id == "0002"
+        if tuner == "bayesian":
+            x, y = oracle._vectorize_trials()
+            assert len(y) == 2 and -0.99 not in list(y)  # the censored score is not learnt
+        else:
+            study = study_from_trials(list(oracle.trials.values()),
+                                      space_map(oracle.hyperparameters), "max")
+            assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_tpe_reads_every_rung_as_an_intermediate_value(tmp_path):
+    import keras_tuner as kt
+
+    from search.oracles import PRUNED_METRIC, make_oracle
+    from search.tpe import space_map, study_from_trials
+
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0, default=0.5)
+    oracle = make_oracle("tpe", objective="val_auc", direction="max", max_trials=10,
+                         max_epochs=2, seed=1, family="cnn")
+    oracle.hyperparameters, oracle._display.verbose = hp, 0
+    oracle._set_project_dir(str(tmp_path), "p")
+    for metrics in ({"val_auc": 0.9, "cxr_rung0": 0.8, "cxr_rung1": 0.85},
+                    {"val_auc": 0.7, "cxr_rung0": 0.75, "cxr_rung1": 0.7, PRUNED_METRIC: 1.0},
+                    {"val_auc": 0.6, "cxr_rung0": 0.6, PRUNED_METRIC: 1.0}):
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(trial.trial_id, metrics)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    study = study_from_trials(list(oracle.trials.values()), space_map(hp), "max")
+    got = [(t.state.name, dict(t.intermediate_values)) for t in study.trials]
+    assert got == [("COMPLETE", {0: 0.8, 1: 0.85}), ("PRUNED", {0: 0.75, 1: 0.7}),
+                   ("PRUNED", {0: 0.6})]
+
+
+# -- end to end (tiny data) -------------------------------------------------------------------------
+def test_the_ladder_prunes_inside_the_first_fold_and_records_every_rung(
+        tmp_path, synthetic_root, monkeypatch):
+    from results.leaderboard import build_leaderboard
+
+    # Every configuration after the first is scripted to lose at the first rung (epoch 1 of
+    # fold 0): the first completes, the others stop there with the rung's score.
+    real = ladder.verdict
+
+    def lose_if_peers(value, peers, direction, eta=ladder.ETA):
+        v = real(value, peers, direction, eta)
+        return ladder.Verdict(not peers, v.rank, v.field, v.keep, v.boundary)
+
+    monkeypatch.setattr(ladder, "verdict", lose_if_peers)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=3, patience=3,
+                      ladder=True, first_rung=1)
+    fam = run_search_job(cfg)["families"]["ann"]
+    assert (fam["trials_completed"], fam["trials_pruned"], fam["trials_failed"]) == (1, 2, 0)
+    family_dir = Path(cfg.run_dir) / "ann"
+    records = cv_records(family_dir)
+    first = records["trial_0000"]["ladder"]
+    assert [e["rung"] for e in first["rungs"]] == [0, 1]  # epoch 1 of fold 0, its end
+    assert all(e["promoted"] for e in first["rungs"])
+    for tid in ("trial_0001", "trial_0002"):
+        rec = records[tid]
+        assert rec["status"] == "PRUNED" and rec["folds"] == [] and not rec["censored"]
+        assert rec["reason"].startswith("pruned at fold 1 at epoch 1 (ladder rung 1)")
+        assert rec["stopped_in_fold"]["rule"] == "ladder"
+        rung0 = rec["ladder"]["rungs"][0]
+        assert rec["stopped_in_fold"]["best"][rec["objective"]] == pytest.approx(rung0["value"])
+        assert not (family_dir / tid / "fold0.json").exists()
+    rows = build_leaderboard(cfg.run_dir, "ann")
+    assert [(r["trial_id"], r["rank"]) for r in rows][0] == ("0000", 1)
+    log = (Path(cfg.run_dir) / "search.log").read_text()
+    assert "2 pruned by the ladder" in log
+    events = fit_events(family_dir)
+    run_search_job(cfg)  # a finished search trains nothing again
+    assert fit_events(family_dir) == events
+
+
+def test_a_trial_the_budget_cuts_after_passing_a_rung_stays_resumable(
+        tmp_path, synthetic_root, monkeypatch):
+    import search.engine as engine
+    from search.budget import TimeBudget
+
+    family_dir = tmp_path / "run" / "ann"
+
+    def passed_a_rung() -> bool:
+        cv = family_dir / "trial_0001" / "cv.json"
+        return cv.exists() and bool((json.loads(cv.read_text()).get("ladder") or {}).get("rungs"))
+
+    # The budget is spent the moment trial 0001 has passed its first rung (no wall time).
+    clock = lambda: 1e9 if passed_a_rung() else 0.0  # noqa: E731
+    monkeypatch.setattr(engine, "TimeBudget", lambda minutes: TimeBudget(minutes, clock=clock))
+    monkeypatch.setattr(ladder, "verdict", lambda value, peers, direction, eta=3:
+                        ladder.Verdict(True, 1, len(peers) + 1, 1, value))
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=4, patience=4,
+                      ladder=True, first_rung=1, time_budget_min=600.0)
+    assert run_search_job(cfg)["status"] == "budget_exhausted"
+    rec = cv_records(family_dir)["trial_0001"]
+    assert rec["status"] == "RUNNING" and rec["ladder"]["rungs"][0]["promoted"]
+    monkeypatch.setattr(engine, "TimeBudget", TimeBudget)
+    cfg.time_budget_min = None
+    assert run_search_job(cfg)["status"] == "completed"
+    assert cv_records(family_dir)["trial_0001"]["status"] == "COMPLETED"
+
+
+def test_a_configuration_over_its_share_is_censored_and_the_search_goes_on(
+        tmp_path, synthetic_root, monkeypatch):
+    from search.oracles import CENSORED_METRIC
+
+    # Every look at the judges' clock is 1000 s later: a share of 1% of 60 min is spent at
+    # once, so every unjudged configuration after the first stops by cost at its first epoch.
+    import search.cv_tuner as cvt
+
+    ticks = {"t": 0.0}
+
+    def clock():
+        ticks["t"] += 1000.0
+        return ticks["t"]
+
+    real_judge = cvt.TrialJudge
+    monkeypatch.setattr(cvt, "TrialJudge", lambda **kw: real_judge(clock=clock, **kw))
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=3, patience=3,
+                      ladder=True, first_rung=2, time_budget_min=60.0, max_trial_share=0.01)
+    fam = run_search_job(cfg)["families"]["ann"]
+    records = cv_records(Path(cfg.run_dir) / "ann")
+    assert records["trial_0000"]["status"] == "COMPLETED"
+    for tid in ("trial_0001", "trial_0002"):
+        rec = records[tid]
+        assert rec["status"] == "PRUNED" and rec["censored"] and rec["stopped_in_fold"][
+            "rule"] == "cost"
+    assert fam["best_trial_id"] == "0000"
+    oracle = json.loads((Path(cfg.run_dir) / "ann" / "trial_0001" / "trial.json").read_text())
+    assert CENSORED_METRIC in oracle["metrics"]["metrics"]
+    log = (Path(cfg.run_dir) / "search.log").read_text()
+    assert "2 stopped for cost (censored)" in log
+
+
+def test_the_search_ends_when_a_new_configuration_cannot_reach_a_rung(
+        tmp_path, synthetic_root, monkeypatch):
+    # Once a configuration reached its first rung, pretend that took 10^6 s: no new
+    # configuration fits in the budget left, so the search ends instead of drawing, resumably.
+    monkeypatch.setattr(ladder, "seconds_to_first_rung",
+                        lambda records, budget=None: 1e6 if records else None)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=3, patience=3,
+                      ladder=True, first_rung=1, time_budget_min=60.0)
+    assert run_search_job(cfg)["status"] == "budget_exhausted"
+    family_dir = Path(cfg.run_dir) / "ann"
+    assert {e["trial_id"] for e in fit_events(family_dir)} == {"0000"}
+    log = (Path(cfg.run_dir) / "search.log").read_text()
+    assert "search ended with" in log and "first ladder rung" in log
+    cfg.time_budget_min = None
+    assert run_search_job(cfg)["status"] == "completed"
+    assert {e["trial_id"] for e in fit_events(family_dir)} == {"0000", "0001"}
