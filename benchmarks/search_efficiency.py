@@ -1,31 +1,36 @@
-"""Search efficiency at a fixed wall budget: tuners, racing, and the Hyperband of before (issue 12).
+"""Search efficiency at the reference settings: what a fixed wall budget judges and finishes.
 
-For each variant, one CNN search on the same data, space, folds and seed, each stopped by the
-same ``--time-budget``. Reported per variant:
+For each variant, one CNN search at the reference run's settings (``benchmarks/reference_run.sh``:
+the shared training folder, 64 px grayscale, 3 patient-grouped folds, up to ``--max-epochs`` 30
+epochs with patience 6, ``benchmarks/reference_space.toml``, seed 42, ``--time-budget
+--minutes``), one after another, each as its own ``run_search.py search`` process. Variants:
 
-- ``best``: the best cross-validated objective among completed (unpruned) configurations, and
-  the time at which it was reached (``best_over_time``: the best so far after each trial);
-- ``configs_per_hour``: distinct configurations evaluated (completed or pruned: racing's
-  decision is an evaluation) per hour of search, and ``completed_per_hour``;
-- ``share_below_0_6``: the share of evaluated configurations whose clean val_auc is under 0.6
-  (models that did not learn).
+- ``before``: the rules before the ladder (racing after a fold, the margin rule inside a fold,
+  the cost stops), run from a git worktree of ``--before-commit`` (created under ``OUT``);
+- ``ladder_random``: today's code, random search on the ladder;
+- ``ladder_tpe``: today's code, TPE on the ladder;
+- ``ladder_random_b2``: random search, two ladder brackets.
 
-Variants (``--variants``): ``hyperband_before`` is KerasTuner's own bracket sizing as the
-service used it before issue 12 (brackets from ``max_epochs`` alone; over-budget draws
-become failed trials; no racing); ``hyperband``, ``random`` and ``bayesian`` are today's
-oracles with everything on (racing after a fold, pruning inside a fold at epoch rungs, the
-cost rules under the time budget), ``_racing`` with racing only (the search as issue 12 left
-it) and ``_plain`` with none of them.
+Reported per variant, from the run folder's ``cv.json`` files only:
 
-The shared training folder is subsampled by patient (``--fraction``, default 0.25, whole
-patients only) so a variant trains several configurations within a budget of minutes on a
-2-core machine. All numbers are cross-validation on one folder: in-distribution, a measure of
-search efficiency, not of generalisation.
+- ``judged``: configurations judged on quality (completed, or stopped by a quality rule: the
+  ladder, racing, a rung); cost stops and budget cuts do not count;
+- ``finished``: configurations that completed every fold at full length;
+- ``low_share``: the share of the trials' wall time spent on configurations that ended below
+  ``--low`` (0.9) of the objective (their last score: mean, rung or partial fold);
+- the winner's CV objective (``val_auc_geometric``) and its fold spread (std over folds), and
+  the space default's (trial 0000) for comparison.
 
-    python benchmarks/search_efficiency.py --minutes 5 --out runs/search_efficiency
+The load average is recorded at the start and end of every variant and a variant whose load
+passed 1.5 is flagged: figures taken beside other work are not figures (nothing else may run).
+All numbers are cross-validation on one folder: in-distribution.
 
-Writes ``OUT/search_efficiency.json`` and prints a Markdown table. A finished variant in the
-JSON is not run again.
+    python benchmarks/search_efficiency.py --out runs/search_efficiency          # 4 x 30 min
+    python benchmarks/search_efficiency.py --minutes 1 --fraction 0.1 --max-epochs 4 \\
+        --variants ladder_random --out runs/se_dry                                # a dry run
+
+Writes ``OUT/search_efficiency.json`` after every variant (a finished variant is not run again)
+and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -34,24 +39,26 @@ import argparse
 import hashlib
 import json
 import os
-import platform
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-VARIANTS = ("hyperband_before", "hyperband_plain", "hyperband_racing", "hyperband",
-            "random_plain", "random_racing", "random", "bayesian_plain", "bayesian_racing",
-            "bayesian")
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("before", "ladder_random", "ladder_tpe", "ladder_random_b2")
+MAX_LOAD = 1.5
 
 
 def subsample(src: Path, dest: Path, fraction: float) -> Path:
-    """A folder of symlinks to the patients of ``src/train`` whose id hashes under
-    ``fraction`` (whole patients, both classes, deterministic)."""
+    """``src`` itself for a fraction of 1; else a folder of symlinks to the patients of
+    ``src/train`` whose id hashes under ``fraction`` (whole patients, deterministic)."""
+    sys.path.insert(0, str(ROOT))
     from data_pipeline.groups import patient_id
 
+    if fraction >= 1:
+        return src
     if (dest / "train").is_dir():
         return dest
     for cls_dir in sorted(p for p in (src / "train").iterdir() if p.is_dir()):
@@ -65,151 +72,148 @@ def subsample(src: Path, dest: Path, fraction: float) -> Path:
     return dest
 
 
-def _legacy_hyperband():
-    """The oracle as the service ran it before: KerasTuner's bracket sizing and promotion,
-    over-budget configurations drawn as trials (they fail at build)."""
-    import keras_tuner as kt
-
-    from search.oracles import CappedOracleMixin
-
-    class BeforeHyperband(CappedOracleMixin, kt.oracles.HyperbandOracle):
-        populate_space = kt.oracles.HyperbandOracle.populate_space
-        _start_new_bracket = kt.oracles.HyperbandOracle._start_new_bracket
-        _random_trial = kt.oracles.HyperbandOracle._random_trial
-
-        def _refused(self, values):
-            return False
-
-    return BeforeHyperband
+def code_dir(name: str, out: Path, before_commit: str) -> Path:
+    """Where the variant's code lives: this checkout, or a worktree of ``before_commit``."""
+    if name != "before":
+        return ROOT
+    tree = out / f"code_{before_commit[:10]}"
+    if not tree.is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
+                        before_commit], check=True, capture_output=True)
+    return tree
 
 
-def run_variant(name: str, data: Path, out: Path, minutes: float, args) -> dict[str, Any]:
-    """Runs one variant's search and summarises its run folder."""
-    import search.oracles as oracles
-    from search.config import SearchConfig
-    from search.engine import run_search_job
-
-    tuner = name.split("_")[0]
-    run_dir = out / name
-    cfg = SearchConfig(data=str(data), model="cnn", tuner=tuner, folds=args.folds,
-                       max_trials=args.max_trials, max_epochs=args.max_epochs,
-                       patience=args.patience, time_budget_min=minutes,
-                       image_size=args.image_size, seed=args.seed,
-                       racing=not (name.endswith("_plain") or name == "hyperband_before"),
-                       run_dir=str(run_dir), overwrite=True, quiet=True,
-                       space_file=args.space, tensorboard=None)
-    import search.cost as cost
-
-    full = "_" not in name
-    cfg.pruning = full
-    cfg.max_trial_share = cost.DEFAULT_MAX_TRIAL_SHARE if full else 1.0
-    original_cost = cost.cannot_finish_reason
-    if not full:  # the cost rule has no flag of its own: off for the variants of before
-        cost.cannot_finish_reason = lambda **kw: None
-    original = oracles.CappedHyperbandOracle
-    if name == "hyperband_before":
-        oracles.CappedHyperbandOracle = _legacy_hyperband()
-        # KerasTuner sized from max_epochs with its own minimum of 1 epoch.
-        cfg.min_epochs = 1
-    t0 = time.monotonic()
-    try:
-        run_search_job(cfg)
-    finally:
-        oracles.CappedHyperbandOracle = original
-        cost.cannot_finish_reason = original_cost
-    wall = time.monotonic() - t0
-    return summarise(run_dir, wall)
+def command(name: str, data: Path, run_dir: Path, args: argparse.Namespace) -> list[str]:
+    """The ``search`` command line of a variant."""
+    tuner = "tpe" if "tpe" in name else "random"
+    cmd = [sys.executable, "run_search.py", "search", "--data", str(data), "--model", "cnn",
+           "--image-size", "64", "--color-mode", "grayscale", "--tuner", tuner, "--folds", "3",
+           "--max-trials", "500", "--max-epochs", str(args.max_epochs),
+           "--patience", str(args.patience), "--time-budget", str(args.minutes),
+           "--space", str(ROOT / args.space), "--seed", str(args.seed), "--run-dir",
+           str(run_dir), "--overwrite", "--quiet", "--no-tensorboard"]
+    if name.endswith("_b2"):
+        cmd += ["--ladder-brackets", "2"]
+    if args.first_rung and name != "before":
+        cmd += ["--first-rung", str(args.first_rung)]
+    return cmd
 
 
-def summarise(run_dir: Path, wall_s: float) -> dict[str, Any]:
-    """The variant's figures from its run folder (cv.json files only)."""
-    from results.trials import collect_trials, group_rounds
+def last_score(cv: dict[str, Any], objective: str) -> float | None:
+    """The trial's last score: its fold mean, else the partial fold's (a rung or a stop)."""
+    value = (cv.get("mean") or {}).get(objective)
+    if value is None:
+        value = ((cv.get("stopped_in_fold") or {}).get("best") or {}).get(objective)
+    return value
 
-    trials = sorted(collect_trials(run_dir, "cnn"), key=lambda t: t["trial_id"])
-    run = json.loads((run_dir / "run.json").read_text())
-    obj, direction = run["config"]["objective"], run["config"]["direction"]
-    sign = 1 if direction == "max" else -1
-    elapsed, best, over_time = 0.0, None, []
-    for t in trials:
-        elapsed += t.get("duration_s") or 0.0
-        score = (t.get("mean") or {}).get(obj)
-        if t["status"] == "COMPLETED" and score is not None and (
-                best is None or sign * score > sign * best):
-            best = score
-        over_time.append({"trial_id": t["trial_id"], "t_s": round(elapsed, 1),
-                          "status": t["status"], "best": best})
-    configs = group_rounds(trials)
-    stopped = {}  # trial id -> the rule that stopped it inside a fold (cv.json)
-    for t in trials:
-        cv = json.loads((Path(t["path"]) / "cv.json").read_text()) if t.get("path") else {}
-        stopped[t["trial_id"]] = (cv.get("stopped_in_fold") or {}).get("rule")
-    # A configuration stopped for cost (search.cost) was not judged on its quality.
-    by_cost = [c for c in configs if stopped.get(c["trial_id"]) == "cost"]
-    evaluated = [c for c in configs if c["status"] in ("COMPLETED", "PRUNED")
-                 and c not in by_cost]
-    completed = [c for c in configs if c["status"] == "COMPLETED"]
-    low = [c for c in evaluated if (c.get("mean") or {}).get("val_auc", 1.0) < 0.6]
-    best_t = next((p["t_s"] for p in over_time if p["best"] == best), None)
-    hours = wall_s / 3600
-    return {"objective": obj, "wall_s": round(wall_s, 1), "trials": len(trials),
-            "failed": sum(t["status"] == "FAILED" for t in trials),
-            "pruned": sum(t["status"] == "PRUNED" for t in trials),
-            "stopped_for_cost": len(by_cost),
-            "pruned_in_fold": sum(rule == "rung" for rule in stopped.values()),
-            "configs_evaluated": len(evaluated), "configs_completed": len(completed),
-            "configs_per_hour": round(len(evaluated) / hours, 1),
-            "completed_per_hour": round(len(completed) / hours, 1),
-            "share_below_0_6": round(len(low) / len(evaluated), 3) if evaluated else None,
-            "best": best, "best_at_s": best_t, "best_over_time": over_time}
+
+def judged_on_quality(cv: dict[str, Any]) -> bool:
+    """Completed, or stopped by a quality rule (not by cost, not cut by the budget)."""
+    if cv.get("status") == "COMPLETED":
+        return True
+    if cv.get("status") != "PRUNED" or cv.get("censored"):
+        return False
+    return (cv.get("stopped_in_fold") or {}).get("rule") != "cost"
+
+
+def summarise(run_dir: Path, *, max_epochs: int, n_folds: int, low: float) -> dict[str, Any]:
+    """The variant's figures from its ``cnn/trial_*/cv.json`` files."""
+    cvs = [json.loads(p.read_text()) for p in sorted((run_dir / "cnn").glob("trial_*/cv.json"))]
+    if not cvs:
+        return {"trials": 0}
+    objective = cvs[0]["objective"]
+    total = sum(cv.get("duration_s") or 0.0 for cv in cvs) or 1.0
+    low_s = sum(cv.get("duration_s") or 0.0 for cv in cvs
+                if (s := last_score(cv, objective)) is not None and s < low)
+    completed = [cv for cv in cvs if cv.get("status") == "COMPLETED"]
+    finished = [cv for cv in completed if len(cv.get("folds") or []) == n_folds]
+    winner = max(completed, key=lambda cv: cv["mean"][objective], default=None)
+    default = next((cv for cv in cvs if cv["trial_id"] == "0000"), None)
+
+    def spread(cv):
+        return None if cv is None else (cv.get("std") or {}).get(objective)
+
+    return {"objective": objective, "trials": len(cvs),
+            "judged": sum(judged_on_quality(cv) for cv in cvs),
+            "finished": len(finished),
+            "stopped_for_cost": sum(cv.get("status") == "PRUNED" and not judged_on_quality(cv)
+                                    for cv in cvs),
+            "cut_by_budget": sum(cv.get("status") == "RUNNING" for cv in cvs),
+            "low_share": round(low_s / total, 3),
+            "winner": winner and winner["trial_id"],
+            "winner_score": winner and winner["mean"][objective],
+            "winner_spread": spread(winner),
+            "default_score": default and (default.get("mean") or {}).get(objective)
+            if default and default.get("status") == "COMPLETED" else None,
+            "default_spread": spread(default),
+            "max_epochs": max_epochs}
 
 
 def markdown(results: dict[str, Any]) -> str:
     """The table RESULTS.md shows."""
-    lines = ["| variant | trials | configs evaluated (pruned; in a fold) | stopped for cost | "
-             "configs/hour | completed/hour | share < 0.6 AUC | failed | best objective (at s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    def f(v, fmt="{:.4f}"):
+        return "-" if v is None else fmt.format(v)
+
+    lines = ["| variant | trials | judged on quality | finished | stopped for cost | "
+             "budget on < 0.9 | winner (std over folds) | default (std) | load start/end |",
+             "|" + " --- |" * 9]
     for name in VARIANTS:
         r = results.get(name)
-        if not r:
+        if not r or not r.get("trials"):
             continue
-        best = "-" if r["best"] is None else f"{r['best']:.4f} ({r['best_at_s']:.0f})"
-        share = "-" if r["share_below_0_6"] is None else f"{r['share_below_0_6']:.0%}"
-        lines.append(f"| {name} | {r['trials']} | {r['configs_evaluated']} ({r['pruned']}; "
-                     f"{r.get('pruned_in_fold', 0)}) | {r.get('stopped_for_cost', 0)} | "
-                     f"{r['configs_per_hour']} | {r['completed_per_hour']} | {share} | "
-                     f"{r['failed']} | {best} |")
+        flag = " **loaded**" if r.get("loaded") else ""
+        lines.append(
+            f"| {name} | {r['trials']} | {r['judged']} | {r['finished']} | "
+            f"{r['stopped_for_cost']} | {r['low_share']:.0%} | {f(r['winner_score'])} "
+            f"({f(r['winner_spread'])}) | {f(r['default_score'])} ({f(r['default_spread'])}) | "
+            f"{r['load_start']:.2f} / {r['load_end']:.2f}{flag} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" /
-                                              "data" / "chest_xray"))
-    parser.add_argument("--fraction", type=float, default=0.25)
-    parser.add_argument("--minutes", type=float, default=5.0, help="wall budget per variant")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--max-trials", type=int, default=12,
-                        help="trial cap per variant (Hyperband sizes its bracket from it)")
-    parser.add_argument("--max-epochs", type=int, default=10)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--space", default=None, help="a --space TOML file (default space)")
-    parser.add_argument("--out", default="runs/search_efficiency")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "chest_xray"))
+    p.add_argument("--fraction", type=float, default=1.0)
+    p.add_argument("--minutes", type=float, default=30.0, help="wall budget per variant")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--max-epochs", type=int, default=30)
+    p.add_argument("--patience", type=int, default=6)
+    p.add_argument("--first-rung", type=int, default=None)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--space", default="benchmarks/reference_space.toml")
+    p.add_argument("--before-commit", default="a6c392c",
+                   help="the commit whose rules are 'before' (the last one before the ladder)")
+    p.add_argument("--low", type=float, default=0.9)
+    p.add_argument("--out", default="runs/search_efficiency")
+    args = p.parse_args(argv)
+    if not Path(args.data).is_dir():
+        print(f"error: data folder {args.data} not found; pass --data", file=sys.stderr)
+        return 2
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = subsample(Path(args.data), out / "data", args.fraction)
     path = out / "search_efficiency.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results["_machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     results["_setup"] = vars(args)
     for name in args.variants.split(","):
         if name in results:
             continue
-        print(f"== {name}: {args.minutes:g} min", flush=True)
-        results[name] = run_variant(name, data, out, args.minutes, args)
+        run_dir = out / name
+        cwd = code_dir(name, out, args.before_commit)
+        load_start = os.getloadavg()[0]
+        print(f"== {name}: {args.minutes:g} min, load {load_start:.2f}", flush=True)
+        t0 = time.monotonic()
+        proc = subprocess.run(command(name, data, run_dir, args), cwd=cwd,
+                              env={**os.environ, "PYTHONPATH": str(cwd)})
+        wall = time.monotonic() - t0
+        load_end = os.getloadavg()[0]
+        if proc.returncode not in (0,):
+            print(f"   {name}: search exited {proc.returncode}", file=sys.stderr)
+        r = summarise(run_dir, max_epochs=args.max_epochs, n_folds=3, low=args.low)
+        r.update(wall_s=round(wall, 1), load_start=round(load_start, 2),
+                 load_end=round(load_end, 2),
+                 loaded=max(load_start, load_end) > MAX_LOAD, exit_code=proc.returncode)
+        results[name] = r
         path.write_text(json.dumps(results, indent=2) + "\n")
         print(markdown(results), flush=True)
     print(markdown(results))

@@ -18,7 +18,7 @@ from search.run_folder import read_json as _read_json
 from spaces import FAMILIES
 
 COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
-# Stopped by racing after some folds (search.racing) or inside a fold (search.pruning, search.cost):
+# Stopped by the ladder (search.ladder) or a cost rule (search.cost, censored):
 # partial scores, never ranked or exported.
 PRUNED = "PRUNED"
 _FOLD_FILE = re.compile(r"^fold(\d+)\.json$")

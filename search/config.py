@@ -221,11 +221,12 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"{config.min_epochs}. It is Hyperband's first round; leave it out for a third of "
              "--max-epochs.")
     _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
-    _require(isinstance(config.first_rung, int) and 1 <= config.first_rung <= config.max_epochs,
-             f"--first-rung must be a whole number of epochs from 1 to --max-epochs "
-             f"({config.max_epochs}); got {config.first_rung}. It is when the ladder first "
-             "compares configurations; leave it out for 2, or use --no-ladder to train every "
-             "fold of every configuration.")
+    # Above half of --max-epochs the first fold simply has no rung inside it (search.ladder):
+    # only its end is judged. So any positive number is valid with any --max-epochs.
+    _require(isinstance(config.first_rung, int) and config.first_rung >= 1,
+             f"--first-rung must be a whole number of epochs, at least 1; got "
+             f"{config.first_rung}. It is when the ladder first compares configurations; leave "
+             "it out for 2, or use --no-ladder to train every fold of every configuration.")
     _require(isinstance(config.ladder_brackets, int) and 1 <= config.ladder_brackets <= 4,
              f"--ladder-brackets must be from 1 to 4; got {config.ladder_brackets}. Bracket b "
              "is first judged at rung b, so more brackets protect slow starters at the cost of "

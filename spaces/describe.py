@@ -46,9 +46,18 @@ def describe_space(family: str, space: SpaceConfig | None = None) -> list[dict[s
     return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`describe_space` rows for the terminal."""
+def format_table(rows: list[dict[str, Any]], prices: dict[str, str] | None = None,
+                 price_head: str = "price") -> str:
+    """A plain-text table of :func:`describe_space` rows for the terminal.
+
+    Args:
+        rows: :func:`describe_space` rows.
+        prices: ``{name: text}`` of ``spaces.prices.price_text``; None: no price column.
+        price_head: The price column's heading (names the image size and the machine).
+    """
     header = ("name", "type", "range / choices", "default", "active when", "note")
+    if prices is not None:
+        header = header[:5] + (price_head,) + header[5:]
     lines = [header]
     for r in rows:
         if r["fixed"]:
@@ -61,7 +70,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         default = str(r["default"]).lower() if isinstance(r["default"], bool) else f"{r['default']:g}" \
             if isinstance(r["default"], float) else str(r["default"])
         note = r["help"] if r["active"] else "never active under this space"
-        lines.append((r["name"], r["type"], span, default, r["condition"] or "always", note))
+        cells = (r["name"], r["type"], span, default, r["condition"] or "always")
+        if prices is not None:
+            cells += (prices.get(r["name"], "") or "",)
+        lines.append(cells + (note,))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1]
                      for line in lines)
