@@ -331,6 +331,10 @@ class CVTuner(kt.Tuner):
                           and r.get("status") in ("COMPLETED", "PRUNED", "FAILED")
                           for r in records),
             passed=passed, judged=judged,
+            # A two-stage fit (spaces.transfer: head, then fine-tuning) is judged from the end
+            # of its first fold, when every configuration has had both stages.
+            in_fold=not hasattr(getattr(self.hypermodel, "inner", self.hypermodel),
+                                "start_fine_tuning"),
             on_rung=lambda entry: self._record_rung(trial_id, entry))
 
     @staticmethod

@@ -57,6 +57,10 @@ class TrialJudge:
         judged: It was already compared with another configuration (a promoted Hyperband
             configuration, or a rung with peers in an earlier session).
         on_rung: Called with each rung's entry as soon as it is measured.
+        in_fold: Judge inside the first fold too. False for two-stage fits (the transfer
+            family: a frozen-backbone epoch and a fine-tuning epoch are not the same budget,
+            and head lengths differ between configurations), which are first judged at the
+            end of their first fold, when every configuration has had both stages.
         clock: Monotonic clock (injectable for tests).
     """
 
@@ -66,12 +70,13 @@ class TrialJudge:
                  time_budget=None, max_share: float = cost.DEFAULT_MAX_TRIAL_SHARE,
                  has_peers: bool = False, passed: set[int] | None = None, judged: bool = False,
                  on_rung: Callable[[dict[str, Any]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 in_fold: bool = True, clock: Callable[[], float] = time.monotonic):
         self.family_dir, self.trial_id = Path(family_dir), str(trial_id)
         self.objective, self.direction = objective, direction
         self.budget_epochs = budget_epochs
         self.rungs = ([] if first_rung is None
-                      else ladder.rungs(round_epochs, first=first_rung))
+                      else [r for r in ladder.rungs(round_epochs, first=first_rung)
+                            if in_fold or r.epoch is None])
         self.bracket = ladder.bracket_of(self.trial_id, brackets)
         self.time_budget, self.max_share, self.has_peers = time_budget, max_share, has_peers
         self.passed = set(passed or ())

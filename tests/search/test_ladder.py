@@ -327,3 +327,9 @@ def test_the_search_ends_when_a_new_configuration_cannot_reach_a_rung(
     cfg.time_budget_min = None
     assert run_search_job(cfg)["status"] == "completed"
     assert {e["trial_id"] for e in fit_events(family_dir)} == {"0000", "0001"}
+
+
+def test_a_two_stage_fit_is_first_judged_at_the_end_of_its_first_fold(tmp_path):
+    judge, _ = _judge(tmp_path, "0001", in_fold=False)
+    assert [(r.index, r.epoch) for r in judge.rungs] == [(2, None)]
+    assert judge.in_fold_rungs(0) == {} and judge.fold_end_rung(0).index == 2

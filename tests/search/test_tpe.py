@@ -209,3 +209,26 @@ def test_over_budget_and_repeated_proposals_are_redrawn_never_trials(tmp_path):
     assert all(v.get("x", 0) <= 0.6 for _, v in trials)
     assert oracle.refused_draws > 0 and "model" in oracle.proposals.values()
     assert len({json.dumps(v, sort_keys=True) for _, v in trials}) == 15
+
+
+def test_oracles_and_tpe_share_a_base_below_both_and_no_circle():
+    """Issue 30 item 10: oracle_base <- tpe <- oracles, read from the source with ast."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "search"
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((root / f"{name}.py").read_text())
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+                    "search"):
+                out.add(node.module)
+                out.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        return out
+
+    assert not {"search.oracles", "search.tpe"} & imports("oracle_base")
+    assert "search.oracles" not in imports("tpe")
+    assert "search.oracle_base" in imports("tpe") and "search.tpe" in imports("oracles")
