@@ -162,7 +162,7 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         extra_callbacks: Progress bar and test hooks.
         budget: The family's ``search.budget.TimeBudget``: stops at the end of the epoch that
             spends it, and the fold is discarded (BudgetExhausted). None: no budget.
-        judge: The trial's ``search.fold_judge.TrialJudge`` (rung pruning, cost rules), or None.
+        judge: The trial's ``search.fold_judge.TrialJudge`` (ladder rungs, the cost rule), or None.
             When it stops the fold, the partial curve is saved to ``pruned_fold<k>.json`` and
             ``TrialStopped`` is raised.
 

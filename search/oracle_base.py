@@ -96,7 +96,7 @@ class CappedOracleMixin:
     Also makes the first trial of every search the space's defaults (the notes' basic model),
     which KerasTuner's oracles would otherwise draw at random like every other trial; refuses
     over-budget draws through ``refusal`` (set by ``search.cv_tuner.CVTuner``); and keeps
-    racing-pruned trials out of the best trials.
+    pruned and censored trials out of the best trials.
     """
 
     trial_cap: int | None = None

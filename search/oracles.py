@@ -145,7 +145,7 @@ class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
     bracket (``plan``), so a resume or a raised ``--max-trials`` continues consistently. A
     round is promoted once every trial of the previous round has ended: the best completed,
     unpruned trials continue from their weights, best first. A round with more slots than
-    such candidates (failures, racing) shrinks to the trials promoted into it (its ``plan``
+    such candidates (failures, the ladder) shrinks to the trials promoted into it (its ``plan``
     size is lowered, and saved), so they still go on to the last round at ``--max-epochs``;
     only a round that gets no candidate at all ends the bracket.
     """
@@ -195,7 +195,7 @@ class CappedHyperbandOracle(CappedOracleMixin, kt.oracles.HyperbandOracle):
                               and t.score is not None and not is_pruned(t)
                               and not is_censored(t)]
                 if not candidates:
-                    if not rounds[r]:  # failures or pruning left nothing to promote
+                    if not rounds[r]:  # failures or the ladder left nothing to promote
                         bracket["closed"] = True
                         break
                     # Fewer candidates than slots: the round shrinks to those already promoted

@@ -21,7 +21,7 @@ package that ``requirements.txt`` already holds, and no TensorFlow import on any
 
 Statuses: the HParams plugin knows four (``Status`` in its ``api.proto``): success, failure,
 running and unknown. A completed trial is a success and a failed one a failure; a pruned trial
-(racing, rung pruning, cost rules) and one the search stopped before it finished (time budget,
+(a ladder rung, or the cost rule) and one the search stopped before it finished (time budget,
 Ctrl-C, a kill) are neither, and are not running either, so they are unknown, and the
 ``status`` hyperparameter (``COMPLETED``, ``PRUNED``, ``STOPPED``, ``FAILED``; the leaderboard's
 words, ``STOPPED`` where it says ``RUNNING`` with no search holding the run) and ``stop_reason``
