@@ -85,6 +85,92 @@ def with_data(run: dict[str, Any], data: str | Path | None) -> dict[str, Any]:
     return out
 
 
+def with_weights(run: dict[str, Any], weights: str | Path | None) -> dict[str, Any]:
+    """The run record pointed at the backbone weights file ``weights`` (``--weights``).
+
+    For a transfer run whose ``--weights`` file moved after the search: the retrained model
+    (``--ensemble none``, ``rank1_single``) starts from that file, which must be the run's by
+    content when the run recorded its sha256. Unchanged when ``weights`` is None.
+
+    Raises:
+        ResultsError: not a file, a different file, or a run that did not start from a file.
+    """
+    if weights is None:
+        return run
+    from spaces.backbones import weights_digest
+
+    cfg = run.get("config") or {}
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ResultsError(f"--weights {path} {what}. Give the backbone weights file the "
+                           "search started from (a *.weights.h5 or *_notop.h5 file, or any "
+                           "byte-identical copy of it).")
+    recorded = cfg.get("weights")
+    if recorded in (None, "none"):
+        why = ("trained its backbone from scratch (--weights none)" if recorded == "none"
+               else "searched no transfer family")
+        raise ResultsError(f"--weights {path}: the run {why}, so no model of it starts from a "
+                           "weights file. Leave --weights out.")
+    digest = weights_digest(path)
+    saved = cfg.get("weights_sha256")
+    if saved and digest != saved:
+        raise ResultsError(
+            f"--weights {path} is not the file the search started from ({recorded}): its "
+            f"sha256 is {digest[:12]}..., the run recorded {saved[:12]}.... The retrained "
+            "model must start from the same backbone weights as the trials it stands for. "
+            "Give that file (any byte-identical copy), or skip the retrained model with "
+            "--no-single (the fold ensemble needs no weights file).")
+    out = dict(run)
+    out["config"] = {**cfg, "weights": str(path.resolve()), "weights_sha256": digest}
+    return out
+
+
+def check_retrain_weights(run: dict[str, Any], records: list[dict[str, Any]],
+                          single: bool) -> None:
+    """Refuses, before any training, a transfer retrain whose starting weights cannot be had.
+
+    The fold ensemble loads its fold models' own weights; a retrained model (``--ensemble
+    none``, or ``rank1_single`` beside an ensemble) starts from the run's ``--weights``: Keras'
+    ImageNet cache or a file, which must still exist and be the run's by content (sha256).
+
+    Raises:
+        ResultsError: one paragraph naming the file, the rule and the ways out.
+    """
+    from spaces.backbones import WeightsError, check_weights, weights_digest
+    from spaces.transfer import resolve_weights
+
+    cfg = run.get("config") or {}
+    weights = resolve_weights(cfg.get("weights"))
+    if weights is None or not records:
+        return
+    out = ("skip the retrained model with --no-single (the fold ensemble needs no weights "
+           "file)" if single else "export the fold ensemble instead (--ensemble folds "
+           "--no-single), which needs no weights file")
+    if weights != "imagenet":
+        path, saved = Path(weights), cfg.get("weights_sha256")
+        if not path.is_file():
+            raise ResultsError(
+                f"the transfer model is retrained from the backbone weights the search started "
+                f"from, {path}, which does not exist any more. Point export at the file where "
+                f"it is now with --weights PATH (matched by content"
+                f"{f', sha256 {saved[:12]}...' if saved else ''}: any byte-identical copy is "
+                f"accepted), or {out}.")
+        if saved and weights_digest(path) != saved:
+            raise ResultsError(
+                f"{path} is not the file the search started from: its sha256 is "
+                f"{weights_digest(path)[:12]}..., the run recorded {saved[:12]}.... The "
+                "retrained model must start from the same backbone weights as the trials it "
+                f"stands for. Give the run's file with --weights PATH, or {out}.")
+    keys = sorted({str((r.get("hyperparameters") or {}).get("backbone") or "mobilenetv3small")
+                   for r in records})
+    try:
+        check_weights(weights, keys)
+    except WeightsError as err:
+        raise ResultsError(f"{err} (export retrains the transfer model from these weights: "
+                           f"give them with --weights PATH, or {out}.)") from None
+
+
 def _check_data_folder(run_dir: Path, run: dict[str, Any]) -> None:
     """Refuses a run whose data folder is gone, naming the ways to point it at the new place."""
     data = (run.get("config") or {}).get("data")
@@ -155,6 +241,21 @@ def load_run_data(run_dir: Path, run: dict[str, Any], *, progress: bool = True) 
     return dataset, data_pipeline.load_split(split_file, dataset)
 
 
+def fold_hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
+                    y_pool: np.ndarray, num_classes: int) -> Any:
+    """The hypermodel that rebuilds a trial's fold models for export.
+
+    The search's graph without augmentation (its layers are random and hold no weights) and
+    without reading pretrained weights: each fold model loads its own ``fold<k>.weights.h5``.
+    A transfer backbone keeps ImageNet's graph all the same (spaces/backbones.py), so the
+    export computes what the fold model computed (tests/results/test_export_parity.py).
+    """
+    hm = _hypermodel(family, cfg, input_shape, y_pool, num_classes)
+    hm.with_augmentation = False  # exports carry no random layers
+    hm.load_pretrained = False
+    return hm
+
+
 def _hyperparameters(record: dict[str, Any]) -> Any:
     """The trial's ``kt.HyperParameters``: from KerasTuner's trial.json, else from cv.json."""
     import keras_tuner as kt
@@ -174,7 +275,8 @@ def _hyperparameters(record: dict[str, Any]) -> Any:
 
 def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
                 y_fit: np.ndarray, num_classes: int) -> Any:
-    """The family's hypermodel as the search built it (a transfer family's with its weights)."""
+    """The family's hypermodel as the search built it (a transfer family's with its weights
+    and the search's epoch horizon, which fixes its fine-tuning stages)."""
     import spaces
 
     space = cfg.get("space")
@@ -186,6 +288,8 @@ def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
         from spaces.transfer import resolve_weights
 
         extra["weights"] = resolve_weights(cfg.get("weights"))
+        if cfg.get("max_epochs"):
+            extra["max_epochs"] = int(cfg["max_epochs"])
     return spaces.HYPERMODELS[family](
         input_shape=input_shape, num_classes=num_classes,
         class_counts=counts if min(counts) > 0 else None, space=space_cfg,
@@ -245,10 +349,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
     oof_thresholds, oof_auc, fold_models = None, float("nan"), []
     if same_data:
         folds = run_folds(run, y_pool, g_pool)
-        fold_hm = _hypermodel(family, cfg, input_shape, y_pool, n_classes)
-        fold_hm.with_augmentation = False  # exports carry no random layers
-        # Fold models get their weights from their files: no pretrained file is read first.
-        fold_hm.load_pretrained = False
+        fold_hm = fold_hypermodel(family, cfg, input_shape, y_pool, n_classes)
         try:
             fold_models = [load_fold_models(t, fold_hm, _hyperparameters(t), len(folds),
                                             name=f"trial{t['trial_id']}") for t in trials]
@@ -461,8 +562,8 @@ def distinct_configurations(records: list[dict[str, Any]]) -> list[dict[str, Any
 def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
                    target_sensitivity: float = 0.95, verbose: int = 0,
                    progress: bool = True, ensemble: str | list[str] | None = None,
-                   with_single: bool = True, data: str | Path | None = None
-                   ) -> list[ExportResult]:
+                   with_single: bool = True, data: str | Path | None = None,
+                   weights: str | Path | None = None) -> list[ExportResult]:
     """Exports the top ``top_n`` trials of each family (fold ensembles by default).
 
     Args:
@@ -479,6 +580,9 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
             ``rank1_single``, so ``compare`` shows single and ensemble side by side.
         data: the run's data folder when it moved since the search (``--data``); default the
             folder run.json records.
+        weights: the transfer run's backbone weights file when it moved since the search
+            (``--weights``; matched by sha256, see :func:`with_weights`); default the file
+            run.json records. Only a retrained model reads it.
 
     Returns:
         One ExportResult per exported model.
@@ -494,7 +598,7 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
     from results.leaderboard import best_trials
 
     kind, n_members = parse_ensemble(ensemble)
-    run = with_data(load_run(run_dir), data)
+    run = with_weights(with_data(load_run(run_dir), data), weights)
     # both: CNN and ANN (noted when missing), plus transfer when the run searched it.
     families = (tuple(f for f in FAMILIES if f in ("cnn", "ann") or (run_dir / f).is_dir())
                 if model == "both" else (model,))
@@ -510,6 +614,10 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
     if len(run["class_names"] if run.get("class_names") else [0, 1]) != 2:
         raise ResultsError("export supports two-class runs only (one sigmoid output and a "
                            f"decision threshold); this run has classes {run['class_names']}.")
+    if "transfer" in plans:  # the retrained model's starting weights, before any training
+        retrained = (plans["transfer"] if kind == "none" else
+                     plans["transfer"][:1] if with_single else [])
+        check_retrain_weights(run, retrained, single=kind != "none")
     dataset, split = load_run_data(run_dir, run, progress=progress)
     results = []
     for family in families:

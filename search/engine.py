@@ -147,6 +147,8 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
         from spaces.transfer import resolve_weights as keras_weights
 
         extra["weights"] = keras_weights(config.weights)
+        # The stage boundary is a property of the trial's epochs (spaces/transfer.py).
+        extra["max_epochs"] = config.max_epochs
         progress.line(f"[{family}] {_weights_text(config.weights)}")
     hypermodel = spaces.HYPERMODELS[family](
         input_shape=tuple(int(d) for d in data.x.shape[1:]), num_classes=len(class_names),
@@ -213,15 +215,27 @@ def _weights_text(weights: str | None) -> str:
 
 
 def _check_transfer_weights(config: SearchConfig, space) -> None:
-    """Builds each backbone the space can draw once with the weights asked for, so an offline
-    machine without the cached files is refused before any data is loaded or trained."""
+    """Builds each backbone the budget can draw once with the weights asked for, so an offline
+    machine without the cached files is refused before any data is loaded or trained.
+
+    Backbones over ``--max-params`` / ``--max-gflops`` in every configuration are never drawn,
+    so their files are not asked for (an offline box with only MobileNetV3Small cached runs
+    the CPU default)."""
     if "transfer" not in config.families:
         return
     from spaces.backbones import check_weights
+    from spaces.transfer import TransferHyperModel
     from spaces.transfer import resolve_weights as keras_weights
 
-    keys = [str(k) for k in space.dims("transfer")["backbone"].possible_values()]
-    check_weights(keras_weights(config.weights), keys)
+    weights = keras_weights(config.weights)
+    if weights is None:
+        return
+    budget = TransferHyperModel((config.image_size, config.image_size, 1), space=space,
+                                max_params=int(config.max_params),
+                                max_gflops=config.max_gflops or None, weights=None)
+    keys = budget.drawable_backbones()
+    if keys:  # none drawable: the oracle refuses the search with the budget's own message
+        check_weights(weights, keys)
 
 
 def _check_refused_out(family: str, oracle, config: SearchConfig) -> None:
