@@ -133,27 +133,34 @@ def _family_summary(tuner) -> dict[str, Any]:
                                       if not k.startswith("tuner/")} if best else None)}
 
 
-def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, class_names,
-                counts, progress: Progress, budget: TimeBudget, plan=None,
-                role=None) -> dict[str, Any]:
+def make_hypermodel(family: str, config: SearchConfig, space, input_shape: tuple[int, ...],
+                    counts: list[int]) -> Any:
+    """The family's hypermodel for this search (budgets; the transfer family's weights and the
+    epoch horizon that fixes its fine-tuning stages, spaces/transfer.py)."""
     import spaces
-
-    from search import devices, distributed
-    from search.cv_tuner import CVTuner
-    from search.oracles import make_oracle
 
     extra: dict[str, Any] = {}
     if family == "transfer":
         from spaces.transfer import resolve_weights as keras_weights
 
         extra["weights"] = keras_weights(config.weights)
-        # The stage boundary is a property of the trial's epochs (spaces/transfer.py).
-        extra["max_epochs"] = config.max_epochs
+        extra["max_epochs"] = int(config.max_epochs)
+    return spaces.HYPERMODELS[family](
+        input_shape=input_shape, num_classes=len(counts), class_counts=counts, space=space,
+        max_params=config.max_params, max_gflops=config.max_gflops or None, **extra)
+
+
+def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, class_names,
+                counts, progress: Progress, budget: TimeBudget, plan=None,
+                role=None) -> dict[str, Any]:
+    from search import devices, distributed
+    from search.cv_tuner import CVTuner
+    from search.oracles import make_oracle
+
+    if family == "transfer":
         progress.line(f"[{family}] {_weights_text(config.weights)}")
-    hypermodel = spaces.HYPERMODELS[family](
-        input_shape=tuple(int(d) for d in data.x.shape[1:]), num_classes=len(class_names),
-        class_counts=[int(c) for c in counts], space=space, max_params=config.max_params,
-        max_gflops=config.max_gflops or None, **extra)
+    hypermodel = make_hypermodel(family, config, space, tuple(int(d) for d in data.x.shape[1:]),
+                                 [int(c) for c in counts])
     plan = plan or devices.DataParallelPlan()
     jit = devices.jit_compile_value(config.jit_compile)
     if plan.replicas > 1 or jit != "auto":

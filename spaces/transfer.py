@@ -163,16 +163,18 @@ class TransferHyperModel(BaseHyperModel):
 
         out = []
         for key in dims["backbone"].possible_values():
-            for size in dims["input_size"].possible_values():
-                hp = kt.HyperParameters()
-                for name, value in {"backbone": key, "input_size": size,
-                                    "dense_layers": lowest("dense_layers"),
-                                    "dense_units": lowest("dense_units")}.items():
-                    if value is not None:
-                        hp.values[name] = value
-                if self.refusal(hp) is None:
-                    out.append(str(key))
-                    break
+            # The smallest side is the cheapest: a backbone's parameters do not depend on the
+            # side and its FLOPs grow with it, so one cost (one cached build) decides.
+            size = min(dims["input_size"].possible_values(),
+                       key=lambda v: bb.backbone_side(key, v, self.input_shape[0]))
+            hp = kt.HyperParameters()
+            for name, value in {"backbone": key, "input_size": size,
+                                "dense_layers": lowest("dense_layers"),
+                                "dense_units": lowest("dense_units")}.items():
+                if value is not None:
+                    hp.values[name] = value
+            if self.refusal(hp) is None:
+                out.append(str(key))
         return out
 
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
