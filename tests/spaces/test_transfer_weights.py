@@ -60,7 +60,7 @@ def _run(weights: str, sha: str | None = None) -> dict:
 
 def test_export_refuses_a_moved_or_replaced_weights_file_in_one_paragraph(tmp_path):
     from results.errors import ResultsError
-    from results.export import check_retrain_weights, with_weights
+    from results.retrain_weights import check_retrain_weights, with_weights
 
     good = tmp_path / "small.weights.h5"
     bb.make_backbone(TINY, 32, None).save_weights(str(good))
@@ -93,7 +93,7 @@ def test_export_refuses_a_moved_or_replaced_weights_file_in_one_paragraph(tmp_pa
 
 def test_export_refuses_an_offline_imagenet_retrain_before_training(monkeypatch):
     from results.errors import ResultsError
-    from results.export import check_retrain_weights
+    from results.retrain_weights import check_retrain_weights
 
     cached = list(bb.keras_cache_dir().glob("weights_mobilenet_v3_small*no_top*"))
     if cached:
