@@ -60,8 +60,10 @@ def load_fold_models(record: dict[str, Any], hypermodel: Any, hp: Any, n_folds: 
         model = hypermodel.build(hp)
         with warnings.catch_warnings():
             # The file also holds the fold's optimizer slots; a model that only predicts has
-            # none, so Keras skips them and warns (the weights themselves load).
-            warnings.simplefilter("ignore", UserWarning)
+            # none, so Keras skips them and warns (the weights themselves load). Only that
+            # warning: any other says the rebuilt graph is not the fold's.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer",
+                                    category=UserWarning)
             model.load_weights(str(path))
         # A uniquely named functional copy, so k of them nest in one ensemble model.
         models.append(keras.Model(model.inputs, model.outputs[0],

@@ -21,6 +21,13 @@ threshold is chosen on the slice (never the test split: its class mix differs). 
 slice also drove early stopping, the retrained score and the threshold's promise measured on it
 are optimistic; the cross-validation score is the honest estimate. Everything a later
 ``compare`` or ``predict`` needs is written next to the model.
+
+Fold models are rebuilt by :func:`fold_hypermodel` with the search's graph (a transfer
+backbone keeps ImageNet's, imagenet-only layers included) and load their own weights, so an
+export scores films exactly as its fold models did. A transfer retrain starts from the run's
+``--weights``, checked before any training (:func:`check_retrain_weights`; ``--weights PATH``
+for a moved file, :func:`with_weights`), and follows the fine-tuning stages the chosen epoch
+count had in the search (spaces/transfer.py).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import numpy as np
 from results.errors import ResultsError
 from results.model_io import (FAMILIES, chosen_epochs, export_path, load_run, read_json,
                               write_json)
+from results.retrain_weights import check_retrain_weights, with_weights
 from results.thresholds import select_thresholds
 
 
@@ -155,6 +163,21 @@ def load_run_data(run_dir: Path, run: dict[str, Any], *, progress: bool = True) 
     return dataset, data_pipeline.load_split(split_file, dataset)
 
 
+def fold_hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
+                    y_pool: np.ndarray, num_classes: int) -> Any:
+    """The hypermodel that rebuilds a trial's fold models for export.
+
+    The search's graph without augmentation (its layers are random and hold no weights) and
+    without reading pretrained weights: each fold model loads its own ``fold<k>.weights.h5``.
+    A transfer backbone keeps ImageNet's graph all the same (spaces/backbones.py), so the
+    export computes what the fold model computed (tests/results/test_export_parity.py).
+    """
+    hm = _hypermodel(family, cfg, input_shape, y_pool, num_classes)
+    hm.with_augmentation = False  # exports carry no random layers
+    hm.load_pretrained = False
+    return hm
+
+
 def _hyperparameters(record: dict[str, Any]) -> Any:
     """The trial's ``kt.HyperParameters``: from KerasTuner's trial.json, else from cv.json."""
     import keras_tuner as kt
@@ -174,7 +197,8 @@ def _hyperparameters(record: dict[str, Any]) -> Any:
 
 def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
                 y_fit: np.ndarray, num_classes: int) -> Any:
-    """The family's hypermodel as the search built it (a transfer family's with its weights)."""
+    """The family's hypermodel as the search built it (a transfer family's with its weights
+    and the search's epoch horizon, which fixes its fine-tuning stages)."""
     import spaces
 
     space = cfg.get("space")
@@ -186,6 +210,8 @@ def _hypermodel(family: str, cfg: dict[str, Any], input_shape: tuple[int, ...],
         from spaces.transfer import resolve_weights
 
         extra["weights"] = resolve_weights(cfg.get("weights"))
+        if cfg.get("max_epochs"):
+            extra["max_epochs"] = int(cfg["max_epochs"])
     return spaces.HYPERMODELS[family](
         input_shape=input_shape, num_classes=num_classes,
         class_counts=counts if min(counts) > 0 else None, space=space_cfg,
@@ -245,10 +271,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
     oof_thresholds, oof_auc, fold_models = None, float("nan"), []
     if same_data:
         folds = run_folds(run, y_pool, g_pool)
-        fold_hm = _hypermodel(family, cfg, input_shape, y_pool, n_classes)
-        fold_hm.with_augmentation = False  # exports carry no random layers
-        # Fold models get their weights from their files: no pretrained file is read first.
-        fold_hm.load_pretrained = False
+        fold_hm = fold_hypermodel(family, cfg, input_shape, y_pool, n_classes)
         try:
             fold_models = [load_fold_models(t, fold_hm, _hyperparameters(t), len(folds),
                                             name=f"trial{t['trial_id']}") for t in trials]
@@ -461,8 +484,8 @@ def distinct_configurations(records: list[dict[str, Any]]) -> list[dict[str, Any
 def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
                    target_sensitivity: float = 0.95, verbose: int = 0,
                    progress: bool = True, ensemble: str | list[str] | None = None,
-                   with_single: bool = True, data: str | Path | None = None
-                   ) -> list[ExportResult]:
+                   with_single: bool = True, data: str | Path | None = None,
+                   weights: str | Path | None = None) -> list[ExportResult]:
     """Exports the top ``top_n`` trials of each family (fold ensembles by default).
 
     Args:
@@ -479,6 +502,9 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
             ``rank1_single``, so ``compare`` shows single and ensemble side by side.
         data: the run's data folder when it moved since the search (``--data``); default the
             folder run.json records.
+        weights: the transfer run's backbone weights file when it moved since the search
+            (``--weights``; matched by sha256, see :func:`with_weights`); default the file
+            run.json records. Only a retrained model reads it.
 
     Returns:
         One ExportResult per exported model.
@@ -494,7 +520,7 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
     from results.leaderboard import best_trials
 
     kind, n_members = parse_ensemble(ensemble)
-    run = with_data(load_run(run_dir), data)
+    run = with_weights(with_data(load_run(run_dir), data), weights)
     # both: CNN and ANN (noted when missing), plus transfer when the run searched it.
     families = (tuple(f for f in FAMILIES if f in ("cnn", "ann") or (run_dir / f).is_dir())
                 if model == "both" else (model,))
@@ -510,6 +536,10 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
     if len(run["class_names"] if run.get("class_names") else [0, 1]) != 2:
         raise ResultsError("export supports two-class runs only (one sigmoid output and a "
                            f"decision threshold); this run has classes {run['class_names']}.")
+    if "transfer" in plans:  # the retrained model's starting weights, before any training
+        retrained = (plans["transfer"] if kind == "none" else
+                     plans["transfer"][:1] if with_single else [])
+        check_retrain_weights(run, retrained, single=kind != "none")
     dataset, split = load_run_data(run_dir, run, progress=progress)
     results = []
     for family in families:

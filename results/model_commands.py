@@ -21,7 +21,7 @@ def _export(args: argparse.Namespace) -> int:
     results = export_winners(args.run_dir, model=args.model, top_n=args.top_n,
                              target_sensitivity=args.target_sensitivity, verbose=args.verbose,
                              ensemble=args.ensemble, with_single=not args.no_single,
-                             data=args.data)
+                             data=args.data, weights=args.weights)
     print(f"{len(results)} model(s) exported under {args.run_dir}/exports; next: "
           f"`run_search.py compare --run-dir {args.run_dir}`")
     return 0
@@ -104,6 +104,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                    help="Keras fit verbosity (default 0)")
     add_data_argument(p)
+    p.add_argument("--weights", default=None, metavar="PATH",
+                   help="transfer runs: the backbone weights file the search started from, "
+                        "when it moved since (matched by sha256: any byte-identical copy); "
+                        "only the retrained model (--ensemble none, rank1_single) reads it")
     p.set_defaults(func=_export)
 
     p = subparsers.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP + " "

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None, metavar="imagenet|PATH|none",
                    help="transfer family: the backbone's starting weights. imagenet (default) "
                         "downloads through Keras' cache (~/.keras/models); PATH loads a local "
-                        "weights file (offline machines; fix the backbone in --space); none "
+                        "weights file (offline machines; fix the backbone in --space; a "
+                        "resume matches it by sha256, so a moved copy is accepted); none "
                         "trains the backbone from scratch")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="chest_xray folder (train/<CLASS>/...); default: built-in synthetic data")

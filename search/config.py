@@ -82,6 +82,8 @@ class SearchConfig:
     # The transfer family's backbone weights: "imagenet", a file path (made absolute), "none";
     # None until resolve_weights (then "imagenet" when the transfer family is searched).
     weights: str | None = None
+    # sha256 of the --weights file (resolve_weights): a resume matches the file by content.
+    weights_sha256: str | None = None
     overwrite: bool = False
     # Distributed search (search.distributed); run control, so not recorded in run.json.
     role: str | None = None
@@ -131,13 +133,19 @@ def resolve_budgets(config: SearchConfig) -> SearchConfig:
 
 def resolve_weights(config: SearchConfig) -> SearchConfig:
     """Fills ``weights`` for the transfer family: ``imagenet`` when not given, a path made
-    absolute (so a resume from another folder finds it); None without the transfer family."""
+    absolute (so a resume from another folder finds it), with the file's sha256 in
+    ``weights_sha256`` (a resume matches the file by content); None without the transfer
+    family."""
+    config.weights_sha256 = None
     if "transfer" not in config.families:
         config.weights = None
     elif config.weights is None:
         config.weights = "imagenet"
     elif config.weights not in ("imagenet", "none"):
+        from spaces.backbones import weights_digest
+
         config.weights = str(Path(config.weights).expanduser().resolve())
+        config.weights_sha256 = weights_digest(config.weights)
     return config
 
 

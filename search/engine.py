@@ -133,25 +133,34 @@ def _family_summary(tuner) -> dict[str, Any]:
                                       if not k.startswith("tuner/")} if best else None)}
 
 
-def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, class_names,
-                counts, progress: Progress, budget: TimeBudget, plan=None,
-                role=None) -> dict[str, Any]:
+def make_hypermodel(family: str, config: SearchConfig, space, input_shape: tuple[int, ...],
+                    counts: list[int]) -> Any:
+    """The family's hypermodel for this search (budgets; the transfer family's weights and the
+    epoch horizon that fixes its fine-tuning stages, spaces/transfer.py)."""
     import spaces
-
-    from search import devices, distributed
-    from search.cv_tuner import CVTuner
-    from search.oracles import make_oracle
 
     extra: dict[str, Any] = {}
     if family == "transfer":
         from spaces.transfer import resolve_weights as keras_weights
 
         extra["weights"] = keras_weights(config.weights)
+        extra["max_epochs"] = int(config.max_epochs)
+    return spaces.HYPERMODELS[family](
+        input_shape=input_shape, num_classes=len(counts), class_counts=counts, space=space,
+        max_params=config.max_params, max_gflops=config.max_gflops or None, **extra)
+
+
+def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, class_names,
+                counts, progress: Progress, budget: TimeBudget, plan=None,
+                role=None) -> dict[str, Any]:
+    from search import devices, distributed
+    from search.cv_tuner import CVTuner
+    from search.oracles import make_oracle
+
+    if family == "transfer":
         progress.line(f"[{family}] {_weights_text(config.weights)}")
-    hypermodel = spaces.HYPERMODELS[family](
-        input_shape=tuple(int(d) for d in data.x.shape[1:]), num_classes=len(class_names),
-        class_counts=[int(c) for c in counts], space=space, max_params=config.max_params,
-        max_gflops=config.max_gflops or None, **extra)
+    hypermodel = make_hypermodel(family, config, space, tuple(int(d) for d in data.x.shape[1:]),
+                                 [int(c) for c in counts])
     plan = plan or devices.DataParallelPlan()
     jit = devices.jit_compile_value(config.jit_compile)
     if plan.replicas > 1 or jit != "auto":
@@ -215,15 +224,27 @@ def _weights_text(weights: str | None) -> str:
 
 
 def _check_transfer_weights(config: SearchConfig, space) -> None:
-    """Builds each backbone the space can draw once with the weights asked for, so an offline
-    machine without the cached files is refused before any data is loaded or trained."""
+    """Builds each backbone the budget can draw once with the weights asked for, so an offline
+    machine without the cached files is refused before any data is loaded or trained.
+
+    Backbones over ``--max-params`` / ``--max-gflops`` in every configuration are never drawn,
+    so their files are not asked for (an offline box with only MobileNetV3Small cached runs
+    the CPU default)."""
     if "transfer" not in config.families:
         return
     from spaces.backbones import check_weights
+    from spaces.transfer import TransferHyperModel
     from spaces.transfer import resolve_weights as keras_weights
 
-    keys = [str(k) for k in space.dims("transfer")["backbone"].possible_values()]
-    check_weights(keras_weights(config.weights), keys)
+    weights = keras_weights(config.weights)
+    if weights is None:
+        return
+    budget = TransferHyperModel((config.image_size, config.image_size, 1), space=space,
+                                max_params=int(config.max_params),
+                                max_gflops=config.max_gflops or None, weights=None)
+    keys = budget.drawable_backbones()
+    if keys:  # none drawable: the oracle refuses the search with the budget's own message
+        check_weights(weights, keys)
 
 
 def _check_refused_out(family: str, oracle, config: SearchConfig) -> None:

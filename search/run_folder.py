@@ -156,6 +156,9 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     diffs = []
     for key in COMPARED_KEYS:
         a, b = saved.get(key), current.get(key)
+        if key == "weights":
+            diffs.extend(weights_differences(saved, current))
+            continue
         if key == "space":  # the effective dimensions matter, not where the file was
             a, b = _space_dims(a), _space_dims(b)
             if isinstance(a, dict) and isinstance(b, dict):
@@ -168,6 +171,27 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             else:
                 diffs.append(f"{key}: saved {a!r}, now {b!r}")
     return diffs
+
+
+def weights_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Whether the backbone weights differ, matched by content (``weights_sha256``) for files.
+
+    A byte-identical copy at a new path is the run's file (the new path is recorded on
+    resume); a different file, even at the same path, is not: trials of one search must start
+    from the same weights. A run saved before ``weights_sha256`` existed is matched by path.
+    """
+    a, b = saved.get("weights"), current.get("weights")
+    keywords = (None, "imagenet", "none")
+    da, db = saved.get("weights_sha256"), current.get("weights_sha256")
+    if a in keywords or b in keywords or not da or not db:
+        return [] if a == b else [f"weights: saved {a!r}, now {b!r}"]
+    if da == db:
+        return []
+    where = (f"the file {b} is not the one the run was searched with" if a == b else
+             f"{b} is not a copy of the run's file {a}")
+    return [f"weights: {where} (sha256 saved {da[:12]}..., now {db[:12]}...); trials of one "
+            "search must start from the same backbone weights, so give --weights the run's "
+            "file (any byte-identical copy will do)"]
 
 
 # The fields of a dimension that change what a trial means (help text and names do not).

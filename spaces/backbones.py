@@ -7,16 +7,28 @@ input side) is read off a copy built once with ``weights=None`` and cached, so a
 is exact and costs one build per (backbone, side) per process, never one per draw.
 
 Weights (``--weights``): ``"imagenet"`` goes through Keras' own download cache
-(``$KERAS_HOME/models``, by default ``~/.keras/models``); a path is handed to the constructor,
-which loads it with ``load_weights`` (the ``..._notop.h5`` file Keras downloads, or a
-``.weights.h5`` saved with ``backbone.save_weights``); ``None`` starts from random weights.
-:func:`check_weights` builds each backbone of the space once with them before any training,
-so a machine without internet or cache fails in seconds with both ways out named.
+(``$KERAS_HOME/models``, by default ``~/.keras/models``); a path is loaded with
+``load_weights`` (the ``..._notop.h5`` file Keras downloads, or a ``.weights.h5`` saved with
+``backbone.save_weights``); ``None`` starts from random weights.
+:func:`check_weights` builds each backbone the budget can draw once with them before any
+training, so a machine without internet or cache fails in seconds with both ways out named.
+
+The graph of a pretrained backbone is always ImageNet's, whether its weights come from Keras'
+cache, from a file, or from a fold's saved weights (``load=False``): ``keras.applications``
+adds some layers only when ``weights == "imagenet"`` (EfficientNet's stem
+``Rescaling(1/sqrt(stddev))``, about x2.1; keras ``efficientnet.py``). Those layers hold no
+weights, so a graph without them would load every weight file silently and run on inputs at
+half the scale the weights were trained on. :func:`make_backbone` therefore builds with
+``weights=None`` and adds them (:data:`IMAGENET_ONLY_LAYERS`) wherever it does not let Keras
+load ImageNet itself. Only ``--weights none`` (from scratch) keeps Keras' ``weights=None``
+graph.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import os
 import re
 import warnings
@@ -71,14 +83,75 @@ def backbone_side(key: str, input_size: int, image_size: int) -> int:
     return max(int(input_size) or int(image_size), BACKBONES[key].min_size)
 
 
-def make_backbone(key: str, side: int, weights: str | None) -> Any:
-    """``keras.applications`` backbone ``key`` without its top, for ``side`` x ``side`` RGB."""
+# EfficientNet's ImageNet stem divides by sqrt(stddev) once more after its Normalization layer
+# (keras efficientnet.py, IMAGENET_STDDEV_RGB; tensorflow/tensorflow#49930).
+_IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+STEM_RESCALING = "stem_rescaling"  # the name of the layer added by _with_imagenet_layers
+
+# The keras.applications modules whose graph differs when built with weights="imagenet".
+IMAGENET_ONLY_LAYERS = {"efficientnet": "Rescaling(1/sqrt(stddev)) after the stem Normalization"}
+
+
+def make_backbone(key: str, side: int, weights: str | None, *, load: bool = True) -> Any:
+    """``keras.applications`` backbone ``key`` without its top, for ``side`` x ``side`` RGB.
+
+    Args:
+        key: a :data:`BACKBONES` key.
+        side: the input side.
+        weights: ``"imagenet"``, a weights-file path, or None (random, Keras' plain graph).
+        load: read the weights (False: the same pretrained graph, random values, for a model
+            whose trained weights are loaded next, such as a fold model or an export).
+
+    Returns:
+        The backbone, named :data:`BACKBONE_LAYER`; for ``"imagenet"`` or a path its graph is
+        ImageNet's, imagenet-only layers included (module docstring).
+    """
     import keras
 
     spec = BACKBONES[key]
-    kwargs: dict[str, Any] = {"include_top": False, "weights": weights,
-                              "input_shape": (side, side, 3), "name": BACKBONE_LAYER}
-    return getattr(keras.applications, spec.constructor)(**kwargs)
+    constructor = getattr(keras.applications, spec.constructor)
+    kwargs: dict[str, Any] = {"include_top": False, "input_shape": (side, side, 3),
+                              "name": BACKBONE_LAYER}
+    if weights == "imagenet" and load:
+        return constructor(weights="imagenet", **kwargs)
+    model = constructor(weights=None, **kwargs)
+    if weights is None:
+        return model
+    model = _with_imagenet_layers(model, spec)
+    if load and weights != "imagenet":
+        model.load_weights(weights)
+    return model
+
+
+def _with_imagenet_layers(model: Any, spec: Backbone) -> Any:
+    """``model`` (built with ``weights=None``) with the layers Keras adds only for ImageNet."""
+    if spec.module not in IMAGENET_ONLY_LAYERS:
+        return model
+    import keras
+
+    stem_norm = next(layer for layer in model.layers
+                     if isinstance(layer, keras.layers.Normalization))
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        out = layer(*args, **kwargs)
+        if layer is stem_norm:
+            out = keras.layers.Rescaling([1.0 / math.sqrt(s) for s in _IMAGENET_STDDEV_RGB],
+                                         name=STEM_RESCALING)(out)
+        return out
+
+    inputs = keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
+    # The same layer objects (their weights) rewired through the one added layer.
+    return keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda l: l,
+                                    call_function=call)
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """sha256 of a weights file's bytes: a run matches its ``--weights`` file by content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=None)

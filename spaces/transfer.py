@@ -3,24 +3,40 @@
 Layers after the shared ``rescale`` / shortcut preprocessing (spaces/common.py): ``to_pixels``
 (back to 0..255, the scale every ``preprocess_input`` expects), ``backbone_resize`` (only when
 the side differs), ``backbone_input`` (grayscale repeated to three channels, then the
-backbone's own ``preprocess_input``), ``backbone`` (the nested model, called with
-``training=False`` so its batch norm always runs in inference mode; from scratch, with
-``--weights none``, it follows the training flag), ``head_gap``,
-``head_dropout``, ``dense{i}``, ``dense{i}_act``, ``dense{i}_dropout``, ``output``. An
-exported model therefore takes raw 0..255 pixels like the other families.
+backbone's own ``preprocess_input``), ``backbone`` (the nested model, ImageNet's graph for
+pretrained weights: spaces/backbones.py), ``head_gap``, ``head_dropout``, ``dense{i}``,
+``dense{i}_act``, ``dense{i}_dropout``, ``output``. An exported model therefore takes raw
+0..255 pixels like the other families.
+
+Training mode. The backbone follows the fit's training flag: Keras 3's functional model hands
+its own ``training`` to every nested layer during fit, overriding a ``training=False`` given
+when the graph was built (keras ``functional.py``, ``operation_fn``), so the code does not
+pretend otherwise. What that means, read off the layers in
+``tests/spaces/test_transfer_modes.py``: batch norm still runs in inference mode (its moving
+statistics never change), because every batch-norm layer of a pretrained backbone stays frozen
+and Keras 3 runs a frozen batch norm in inference mode; EfficientNet's stochastic-depth dropout
+runs in training mode in both stages, as in Keras' own EfficientNet fine-tuning example (the
+other backbones have no dropout without their top). With ``--weights none`` everything trains,
+batch norm included.
 
 Staged fine-tuning, after Keras' transfer-learning guide, inside :meth:`TransferHyperModel.fit`:
 
-1. epochs ``0 .. head_epochs - 1`` (absolute epochs, so a resumed or Hyperband-continued fit
-   knows its stage) train the head with the whole backbone frozen;
-2. the remaining epochs unfreeze the top ``fine_tune_blocks`` blocks (batch norm stays frozen)
+1. absolute epochs ``0 .. B - 1`` train the head with the whole backbone frozen;
+2. epochs ``B ..`` unfreeze the top ``fine_tune_blocks`` blocks (batch norm stays frozen)
    and recompile at ``learning_rate x fine_tune_lr_ratio``.
 
-The split is a dimension (``head_epochs``), capped so that a fit of two or more epochs always
-keeps at least one fine-tuning epoch; ``fine_tune_blocks = 0`` keeps the backbone frozen
-throughout (the reference notebook's Xception). Early stopping restores the best epoch over
-both stages: stage 2 keeps its weights only when it beats stage 1's best. ``--weights none``
-has nothing to protect, so the backbone trains from scratch with the head from epoch 0.
+The boundary ``B`` is a property of the trial's epochs, not of one fit:
+``min(head_epochs, max(1, max_epochs - 1))``, where ``max_epochs`` is the search's epoch
+horizon (every round of a configuration, and the export's retrain, get the same one). So a
+Hyperband round continued from epoch ``e >= B`` goes on fine-tuning the weights it carried
+(never re-freezing them), and a retrain for the cross-validated epoch count ``E`` runs
+``min(E, B)`` head epochs then ``E - B`` fine-tuning epochs, exactly the stages those ``E``
+epochs had in cross-validation. A fit that ends before ``B`` (a short first Hyperband round)
+has no stage 2. The cap keeps one fine-tuning epoch in a full-length trial;
+``fine_tune_blocks = 0`` keeps the backbone frozen throughout (the reference notebook's
+Xception). Early stopping restores the best epoch over both stages: stage 2 keeps its
+weights only when it beats stage 1's best. ``--weights none`` has nothing to protect, so the
+backbone trains from scratch with the head from epoch 0.
 """
 
 from __future__ import annotations
@@ -73,12 +89,14 @@ class TransferHyperModel(BaseHyperModel):
     def __init__(self, input_shape: Sequence[int], num_classes: int = 2,
                  class_counts: Sequence[int] | None = None, space: SpaceConfig | None = None,
                  max_params: int = DEFAULT_MAX_PARAMS, max_gflops: float | None = None,
-                 weights: str | None = "imagenet") -> None:
+                 weights: str | None = "imagenet", max_epochs: int | None = None) -> None:
         """Validates the fixed facts of a search (see ``BaseHyperModel``).
 
         Args:
             weights: ``"imagenet"`` (Keras' download cache), a weights-file path, or None for
                 random weights (the backbone then trains from scratch, without stages).
+            max_epochs: the search's epoch horizon, which fixes the stage boundary of every
+                fit (module docstring); None: each fit's own end epoch (a lone fit).
 
         Raises:
             SpaceError: an argument breaks its rule.
@@ -86,7 +104,11 @@ class TransferHyperModel(BaseHyperModel):
         super().__init__(input_shape, num_classes, class_counts, space, max_params, max_gflops)
         if weights is not None and not isinstance(weights, str):
             raise SpaceError(f"weights must be 'imagenet', a file path or None, got {weights!r}.")
+        if max_epochs is not None and (isinstance(max_epochs, bool)
+                                       or not isinstance(max_epochs, int) or max_epochs < 1):
+            raise SpaceError(f"max_epochs must be a positive int or None, got {max_epochs!r}.")
         self.weights = weights
+        self.max_epochs = max_epochs
         # False builds the same model without reading the weights (random initial values):
         # for models whose trained weights are loaded next (fold models, exports).
         self.load_pretrained = True
@@ -115,16 +137,45 @@ class TransferHyperModel(BaseHyperModel):
             x = keras.layers.Resizing(side, side, interpolation="bilinear",
                                       name="backbone_resize")(x)
         x = bb.input_layer(key)(x)
-        backbone = bb.make_backbone(key, side, self.weights if self.load_pretrained else None)
+        # The pretrained graph even when the weights are loaded next (load_pretrained False).
+        backbone = bb.make_backbone(key, side, self.weights, load=self.load_pretrained)
         # Stage 1 freezes it; stage 2 (fit) unfreezes its top blocks. From scratch: all trains.
         backbone.trainable = self.weights is None
-        # training=False: batch norm stays in inference mode even once unfrozen (the guide).
-        # From scratch its statistics must be learnt, so it follows the training flag.
-        x = backbone(x, training=False) if self.weights is not None else backbone(x)
+        # No training=False here: Keras 3 overrides it with the fit's flag (module docstring);
+        # batch norm stays in inference mode because its layers stay frozen.
+        x = backbone(x)
         x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
         if values["pool_dropout_rate"] > 0:
             x = keras.layers.Dropout(values["pool_dropout_rate"], name="head_dropout")(x)
         return dense_head(x, self._head_units(values), values)
+
+    def drawable_backbones(self) -> list[str]:
+        """The space's backbones that at least one configuration within the budget uses.
+
+        A backbone is drawable when its cheapest configuration (each ``input_size`` choice,
+        the fewest dense layers, the narrowest units) passes ``max_params`` and
+        ``max_gflops``; the oracles never draw the others, so their weights are not needed.
+        """
+        dims = self.space.dims(self.family)
+
+        def lowest(name: str) -> Any:
+            return min(dims[name].possible_values()) if name in dims else None
+
+        out = []
+        for key in dims["backbone"].possible_values():
+            # The smallest side is the cheapest: a backbone's parameters do not depend on the
+            # side and its FLOPs grow with it, so one cost (one cached build) decides.
+            size = min(dims["input_size"].possible_values(),
+                       key=lambda v: bb.backbone_side(key, v, self.input_shape[0]))
+            hp = kt.HyperParameters()
+            for name, value in {"backbone": key, "input_size": size,
+                                "dense_layers": lowest("dense_layers"),
+                                "dense_units": lowest("dense_units")}.items():
+                if value is not None:
+                    hp.values[name] = value
+            if self.refusal(hp) is None:
+                out.append(str(key))
+        return out
 
     def body_params(self, values: dict[str, Any]) -> tuple[int, int]:
         """Parameters of the backbone (built once per side, cached) and of the dense head."""
@@ -141,11 +192,22 @@ class TransferHyperModel(BaseHyperModel):
         return flops + head, width
 
     # -- fit -----------------------------------------------------------------------------------
-    def head_epochs(self, values: dict[str, Any], epochs: int) -> int:
-        """Absolute epoch at which stage 2 starts (``epochs``: no stage 2 in this fit)."""
+    def stage_boundary(self, values: dict[str, Any], epochs: int | None = None) -> int | None:
+        """Absolute epoch at which stage 2 starts; None when the trial has no stage 2.
+
+        Args:
+            values: the trial's hyperparameter values.
+            epochs: the fit's end epoch, used only without a ``max_epochs`` horizon.
+        """
         if self.weights is None or not values["fine_tune_blocks"]:
-            return epochs
-        return min(int(values["head_epochs"]), max(1, epochs - 1))
+            return None
+        horizon = self.max_epochs if self.max_epochs is not None else epochs
+        return min(int(values["head_epochs"]), max(1, int(horizon or 1) - 1))
+
+    def head_epochs(self, values: dict[str, Any], epochs: int) -> int:
+        """The epoch at which this fit's stage 2 starts (``epochs``: none in this fit)."""
+        boundary = self.stage_boundary(values, epochs)
+        return epochs if boundary is None else min(boundary, epochs)
 
     def fit(self, hp: kt.HyperParameters, model: Any, x: Any, y: Any, *, validation_data: Any,
             epochs: int, initial_epoch: int = 0, callbacks: list[Any] | None = None,

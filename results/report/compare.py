@@ -237,6 +237,10 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
                    ) -> dict[str, Any]:
     """Clean vs shifted ROC-AUC on the test images, and (CNN) Grad-CAM border attention.
 
+    The border share is measured only on a feature map of at least
+    ``MIN_BORDER_MAP_SIDE`` cells a side (results/report/gradcam.py); on a coarser one the note
+    says so and only the ROC-AUC drop can flag a border shortcut.
+
     Args:
         model: the exported model.
         x, y: the test images (raw uint8) and 0/1 labels.
@@ -250,7 +254,8 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
         "border_share_normal", "leans_on_border", "note"}`` (probe keys keep the search's
         names; here they are measured on the test images).
     """
-    from results.report.gradcam import GradCamUnavailable, border_share, grad_cam
+    from results.report.gradcam import (GradCamUnavailable, border_map_note, border_share,
+                                        grad_cam)
     from search.probes import probe_scores
 
     scores = probe_scores(model, x, y, shifted, None, clean=prob)
@@ -261,10 +266,15 @@ def shortcut_check(model: Any, x: np.ndarray, y: np.ndarray, shifted: dict[str, 
         cam_model, out["note"] = explained_model(model)
         idx = np.sort(np.random.default_rng(seed).permutation(len(x))[:n_cam])
         try:
-            share = border_share(grad_cam(cam_model, x[idx]).heatmaps)
-            out["border_share"] = float(np.nanmean(share))
-            normal = share[y[idx] == 0]
-            out["border_share_normal"] = float(np.nanmean(normal)) if normal.size else None
+            cam = grad_cam(cam_model, x[idx])
+            coarse = border_map_note(cam.map_side)
+            if coarse is not None:  # a 2x2 or 4x4 map: the share would be noise, not a flag
+                out["note"] = "; ".join(filter(None, [out["note"], coarse]))
+            else:
+                share = border_share(cam.heatmaps)
+                out["border_share"] = float(np.nanmean(share))
+                normal = share[y[idx] == 0]
+                out["border_share_normal"] = float(np.nanmean(normal)) if normal.size else None
         except GradCamUnavailable as err:
             out["note"] = f"border attention not measured: {err}"
     drop = out["clean"] - out["val_auc_border"]

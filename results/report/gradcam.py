@@ -29,6 +29,7 @@ class GradCamResult:
     heatmaps: np.ndarray  # (N, S, S) float32
     probabilities: np.ndarray  # (N,)
     layer: str
+    map_side: int = 0  # the smaller side of the explained feature map (before upsampling)
 
 
 def _is_conv(layer: Any) -> bool:
@@ -150,7 +151,8 @@ def grad_cam(model: Any, x: np.ndarray, threshold: float = 0.5) -> GradCamResult
     for i, cam in enumerate(cams):
         peak = cam.max()
         out[i] = _resize(cam / peak if peak > 0 else cam, size)
-    return GradCamResult(heatmaps=out, probabilities=prob, layer=_layer_name(layers[last_conv]))
+    return GradCamResult(heatmaps=out, probabilities=prob, layer=_layer_name(layers[last_conv]),
+                         map_side=int(min(feats_np.shape[1:3])))
 
 
 def pick_examples(y_true: np.ndarray, prob: np.ndarray, threshold: float,
@@ -167,6 +169,24 @@ def pick_examples(y_true: np.ndarray, prob: np.ndarray, threshold: float,
     wrong = np.flatnonzero(pred != y)
     wrong = wrong[np.lexsort((-confidence[wrong], y[wrong] == 0))][:n_each]
     return [(int(i), "correct") for i in correct] + [(int(i), "wrong") for i in wrong]
+
+
+# The smallest feature map whose heat can be split into the 12% frame and the rest. Below it a
+# map cell is wider than twice the frame (4x4: 25% of the side per cell), so the "frame" heat is
+# bilinear interpolation of cells that mostly cover the lungs. Measured (keras.applications,
+# include_top=False): every transfer backbone's last map is 2x2 at 64 px (Xception 3x3: it is
+# resized to 71), 4x4 at 128 px and 7x7 at 224 px; a CNN's depends on its pooling blocks.
+MIN_BORDER_MAP_SIDE = 7
+
+
+def border_map_note(map_side: int) -> str | None:
+    """Why the border share of a ``map_side`` feature map means nothing, or None when it can."""
+    if map_side >= MIN_BORDER_MAP_SIDE:
+        return None
+    return (f"border attention not measured: the explained feature map is {map_side}x"
+            f"{map_side}, too coarse to tell the film's 12% frame from the lungs (it needs "
+            f"{MIN_BORDER_MAP_SIDE}x{MIN_BORDER_MAP_SIDE} or more: a transfer backbone reaches "
+            "it at 224 px, via [transfer] input_size = 224 or --image-size 224)")
 
 
 def border_share(heatmaps: np.ndarray, fraction: float = 0.12) -> np.ndarray:

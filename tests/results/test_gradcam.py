@@ -50,3 +50,40 @@ def test_gradcam_reads_a_transfer_model_at_its_backbones_last_convolution():
     res = grad_cam(model, imgs)
     assert res.layer.startswith("backbone/") and res.heatmaps.shape == (2, 32, 32)
     assert np.all(np.isfinite(res.heatmaps)) and res.heatmaps.min() >= 0
+
+
+def _conv_model(size: int, pools: int):
+    import keras
+
+    inp = keras.Input((size, size, 1))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    for _ in range(pools):
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
+
+
+def test_the_border_share_is_refused_on_a_map_too_coarse_to_hold_a_frame():
+    """A 2x2 or 4x4 last map (a transfer backbone at 64 or 128 px) cannot tell the film's 12%
+    frame from the lungs: no border share, a note saying why, and only the AUC drop flags."""
+    import data_pipeline
+    from results.report.compare import shortcut_check
+    from results.report.gradcam import MIN_BORDER_MAP_SIDE, border_map_note
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 255, (12, 32, 32, 1)).astype("uint8")
+    y = np.arange(12) % 2
+    shifted = data_pipeline.shifted_sets(x)
+    for pools, side in ((3, 4), (2, 8)):
+        model = _conv_model(32, pools)
+        assert grad_cam(model, x[:2]).map_side == side
+        prob = np.asarray(model.predict(x.astype("float32"), verbose=0)).reshape(-1)
+        out = shortcut_check(model, x, y, shifted, cnn=True, prob=prob, n_cam=12)
+        if side < MIN_BORDER_MAP_SIDE:
+            assert out["border_share"] is None and out["border_share_normal"] is None
+            assert "too coarse" in out["note"] and f"{side}x{side}" in out["note"]
+        else:
+            assert out["border_share"] is not None and out["note"] is None
+    assert border_map_note(MIN_BORDER_MAP_SIDE) is None and border_map_note(2) is not None

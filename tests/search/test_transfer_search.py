@@ -5,6 +5,7 @@ PATH; the refusals that come before any training."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_search_resume_export_reload_predict_from_scratch(tmp_path, synthetic_ro
     assert cam["layer"].startswith("backbone/")
 
 
-@pytest.mark.slow  # one trial, two folds, two compiled stages each: ~2 min
+@pytest.mark.slow  # one trial, two folds, two stages each, then a retrain: ~4 min
 def test_local_weights_file_through_weights_path_starts_every_fold(tmp_path, synthetic_root):
     import keras
 
@@ -130,3 +131,37 @@ def test_local_weights_file_through_weights_path_starts_every_fold(tmp_path, syn
     got = model.get_layer("backbone").get_layer("conv").get_weights()[0]
     np.testing.assert_array_equal(got, source.get_layer("conv").get_weights()[0])
     keras.backend.clear_session()
+    _moved_weights_file(tmp_path, synthetic_root, path, run_dir)
+
+
+def _moved_weights_file(tmp_path: Path, data: Path, path: Path, run_dir: Path) -> None:
+    """The --weights file moves after the search (issue 30, items 13 and 14)."""
+    import subprocess
+    import sys
+
+    from results.export import export_winners
+
+    moved = tmp_path / "moved.weights.h5"
+    path.rename(moved)
+    # The plain export retrains rank1_single from the recorded file: one paragraph, exit 2,
+    # before any training (no exports folder), instead of Keras' raw ValueError.
+    out = subprocess.run([sys.executable, "run_search.py", "export", "--run-dir", str(run_dir),
+                          "--model", "transfer"], cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "does not exist any more" in out.stderr and "--weights PATH" in out.stderr
+    assert not (run_dir / "exports").exists()
+    # export --weights MOVED: matched by sha256, the retrained model starts from it.
+    done = export_winners(run_dir, model="transfer", ensemble="none", weights=moved,
+                          progress=False)
+    assert len(done) == 1 and (done[0].path / "model.keras").is_file()
+    # A resume from the byte-identical copy is the same run, and records the new path ...
+    cfg = _config(tmp_path, data, weights=str(moved), max_epochs=2)
+    assert run_search_job(cfg)["status"] == "completed"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["config"]["weights"] == str(moved.resolve())
+    # ... while another file at that same path is refused, naming the content check.
+    bb.make_backbone("mobilenetv3small", 32, None).save_weights(str(moved))
+    with pytest.raises(SearchError, match="not the one the run was searched with"):
+        run_search_job(_config(tmp_path, data, weights=str(moved), max_epochs=2))
