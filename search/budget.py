@@ -76,6 +76,14 @@ class TimeBudget:
         class BudgetStop(keras.callbacks.Callback):
             """Runs after EarlyStopping (fit_fold appends it last)."""
 
+            def stops_before_stage(self) -> bool:
+                """Asked by a multi-stage fit (spaces.transfer) before its next stage: True,
+                and the fold counts as cut, when the budget is spent (the stage is not run)."""
+                if budget.spent():
+                    budget.cut_fold = True
+                    return True
+                return False
+
             def on_epoch_end(self, epoch, logs=None):
                 # A fit whose last epoch spent the budget is complete: keep it. So is one that
                 # early stopping already ended in this epoch (stop_training is set): its best

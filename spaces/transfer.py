@@ -240,6 +240,12 @@ class TransferHyperModel(BaseHyperModel):
                 return _history(history, initial_epoch)
             if stop is not None and stop.restore_best_weights and stop.monitor in h.history:
                 best = (_best(h.history[stop.monitor], stop.monitor), model.get_weights())
+        if start < epochs and any(getattr(c, "stops_before_stage", lambda: False)()
+                                  for c in callbacks):
+            # The time budget was spent in stage 1's last epoch (search.budget): stage 2 would
+            # be cut at its first epoch and the fold discarded anyway, so it never starts.
+            model.stop_training = True
+            return _history(history, initial_epoch)
         if start < epochs:
             ratio = float(values["fine_tune_lr_ratio"] or 1.0)
             self.start_fine_tuning(model, values)

@@ -90,3 +90,30 @@ def test_the_search_and_the_export_give_the_transfer_family_the_epoch_horizon():
     assert hm.max_epochs == 7
     cfg = {"weights": "imagenet", "max_epochs": 9, "image_size": 16}
     assert _hypermodel("transfer", cfg, (16, 16, 1), Y, 2).max_epochs == 9
+
+
+def test_stage_two_never_starts_once_the_time_budget_is_spent():
+    """Issue 30 item 5: a budget spent in stage 1's last epoch cuts the fold before stage 2
+    (it restarts on resume), instead of starting a fine-tuning epoch only to discard it."""
+    from search.budget import TimeBudget
+
+    now = [0.0]
+    budget = TimeBudget(1.0, clock=lambda: now[0])
+    hm = _hm(6)
+    hp = kt.HyperParameters()
+    hp.values.update({"fine_tune_blocks": 2, "head_epochs": 3})
+    hm.start_fine_tuning = lambda model, values: setattr(model, "stage", "fine")
+    seen: dict[int, str] = {}
+    model = FakeModel(seen)
+    real_fit = model.fit
+
+    def fit(*args, **kwargs):  # the budget is spent during stage 1
+        out = real_fit(*args, **kwargs)
+        now[0] = 120.0
+        return out
+
+    model.fit = fit
+    hm.fit(hp, model, X, Y, validation_data=(X, Y), epochs=6, initial_epoch=0,
+           callbacks=[budget.callback()])
+    assert seen == {0: "head", 1: "head", 2: "head"} and model.stop_training
+    assert budget.cut_fold  # search.fold_fit then raises BudgetExhausted: resumable
