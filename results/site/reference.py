@@ -82,9 +82,10 @@ def compute_reference(export_dir: Path, model: Any, metadata: dict[str, Any], *,
     from results.ensemble import run_folds
     from results.export import load_run_data
     from results.model_io import load_run
+    from results.site.site_files import run_dir_of
 
     members = fold_members(model, export_dir)
-    run_dir = Path(metadata.get("run_dir") or Path(export_dir).parents[2])
+    run_dir = run_dir_of(export_dir, metadata)
     run = load_run(run_dir)
     dataset, split = load_run_data(run_dir, run, progress=progress)
     pool = np.asarray(split.train_idx)

@@ -87,6 +87,16 @@ def site_records(export_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def run_dir_of(export_dir: Path, metadata: dict[str, Any]) -> Path:
+    """The export's run folder: the one holding it (``RUN/exports/<family>/rank<k>``) when it is
+    a run folder, so a run moved as a whole still works; else the one metadata.json records."""
+    parents = Path(export_dir).resolve().parents
+    holder = parents[2] if len(parents) > 2 else Path(export_dir)
+    if (holder / "run.json").is_file() or not metadata.get("run_dir"):
+        return holder
+    return Path(metadata["run_dir"])
+
+
 def training_digests(export_dir: Path, metadata: dict[str, Any]
                      ) -> tuple[dict[str, str], set[str]] | None:
     """``({sha256: path} of the run's training files, {sha256} of its held-out test files})``.
@@ -94,7 +104,7 @@ def training_digests(export_dir: Path, metadata: dict[str, Any]
     None when the run recorded no ``data_files.json`` (an older run, or the run folder is not
     here), so overlap cannot be checked.
     """
-    run_dir = Path(metadata.get("run_dir") or Path(export_dir).parents[2])
+    run_dir = run_dir_of(export_dir, metadata)
     record = read_json(run_dir / "data_files.json") if (run_dir / "data_files.json").is_file() \
         else None
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
