@@ -134,3 +134,18 @@ def test_check_refuses_a_single_model_and_training_films(site_run: Path, synthet
     assert main(["check", "--model", str(export), "--data", str(synthetic_root / "train"),
                  "--quiet"]) == 2
     assert "byte-identical" in capsys.readouterr().err
+
+
+def test_compare_report_shows_the_site_section(site_run: Path, tmp_path: Path):
+    """Runs after the calibrate and check tests above, which left their records in site_run."""
+    from results.report.compare import compare_models
+
+    export = site_run / "exports" / "cnn" / "rank1"
+    if not (export / "site_thresholds" / "north.json").is_file():
+        pytest.skip("needs test_calibrate_writes_the_site_file_and_predict_uses_it first")
+    compare_models(site_run, out_dir=tmp_path / "report", n_boot=20, progress=False)
+    html = (tmp_path / "report" / "report.html").read_text()
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "At your site" in html and "north" in md and "east" in md
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["models"]["cnn"]["site"]["thresholds"][0]["site"] == "north"

@@ -104,3 +104,25 @@ def test_mixture_distance_recovers_the_share():
     local = np.r_[POS.rvs(300, random_state=rng), NEG.rvs(700, random_state=rng)]
     distance, share = mixture_distance(local, ref0, ref1)
     assert abs(share - 0.3) < 0.06 and distance < 0.06
+
+
+def test_report_section_only_when_a_site_was_run():
+    from results.site.report import site_blocks
+
+    assert site_blocks({"cnn": {"site": {"thresholds": [], "checks": []}}, "ann": {}}) == []
+    site = {"thresholds": [{"site": "north", "date": "2026-12-06T20:00:00+00:00",
+                            "n_positive": 80, "n_negative": 80, "threshold": 0.41,
+                            "rule": "highest threshold ...",
+                            "at_threshold": {"sensitivity_lower_bound": 0.91,
+                                             "specificity": 0.8,
+                                             "specificity_interval": [0.7, 0.88]},
+                            "exported": {"sensitivity": 0.99, "specificity": 0.6}}],
+            "checks": [{"site": "east", "date": "2026-12-06", "n": 120, "distance": 0.2,
+                        "critical_distance": 0.1, "p_value": 0.005, "shifted": True,
+                        "rule": "fitted-mixture KS"}]}
+    blocks = site_blocks({"cnn": {"site": site}})
+    assert blocks[0].text == "At your site"
+    tables = [b for b in blocks if b.kind == "table"]
+    assert tables[0].rows[0][1] == "north" and "80.0%" in tables[0].rows[0][6]
+    assert tables[1].rows[0][-1] == "label films and calibrate"
+    assert "fitted-mixture KS" in blocks[-1].text
