@@ -29,9 +29,26 @@ def _ecdf(sorted_values: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.searchsorted(sorted_values, points, side="right") / max(1, sorted_values.size)
 
 
-def _points(local: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    qs = np.quantile(ref, np.linspace(0.0, 1.0, N_REFERENCE_POINTS))
-    return np.unique(np.concatenate([local, qs]))
+class _Reference:
+    """The two sorted reference classes and their CDFs at fixed quantile points (computed once:
+    a check evaluates hundreds of bootstrap draws against the same reference)."""
+
+    def __init__(self, ref0: np.ndarray, ref1: np.ndarray) -> None:
+        self.ref0, self.ref1 = np.sort(ref0), np.sort(ref1)
+        self.points = np.quantile(np.concatenate([self.ref0, self.ref1]),
+                                  np.linspace(0.0, 1.0, N_REFERENCE_POINTS))
+        self.f0, self.f1 = _ecdf(self.ref0, self.points), _ecdf(self.ref1, self.points)
+
+    def distance(self, local: np.ndarray) -> tuple[float, float]:
+        local = np.sort(local)
+        # The KS supremum is reached at a local score or a reference point; both are evaluated.
+        f_local = np.concatenate([_ecdf(local, local), _ecdf(local, self.points)])
+        f0 = np.concatenate([_ecdf(self.ref0, local), self.f0])
+        f1 = np.concatenate([_ecdf(self.ref1, local), self.f1])
+        mix = SHARE_GRID[:, None] * f1[None, :] + (1.0 - SHARE_GRID[:, None]) * f0[None, :]
+        dist = np.abs(mix - f_local[None, :]).max(axis=1)
+        best = int(np.argmin(dist))
+        return float(dist[best]), float(SHARE_GRID[best])
 
 
 def mixture_distance(local: np.ndarray, ref0: np.ndarray, ref1: np.ndarray
@@ -40,31 +57,26 @@ def mixture_distance(local: np.ndarray, ref0: np.ndarray, ref1: np.ndarray
 
     Args:
         local: the site's scores (any length >= 1).
-        ref0: reference scores of the negative class, sorted ascending.
-        ref1: reference scores of the positive class, sorted ascending.
+        ref0: reference scores of the negative class.
+        ref1: reference scores of the positive class.
 
     Returns:
-        ``(distance, pneumonia share of the closest mixture)``.
+        ``(distance, pneumonia share of the closest mixture)``; the distance is evaluated at
+        the local scores and at ``N_REFERENCE_POINTS`` quantiles of the reference.
     """
-    local = np.sort(np.asarray(local, dtype=float).ravel())
-    pts = _points(local, np.concatenate([ref0, ref1]))
-    f_local = _ecdf(local, pts)
-    f0, f1 = _ecdf(ref0, pts), _ecdf(ref1, pts)
-    mix = SHARE_GRID[:, None] * f1[None, :] + (1.0 - SHARE_GRID[:, None]) * f0[None, :]
-    dist = np.abs(mix - f_local[None, :]).max(axis=1)
-    best = int(np.argmin(dist))
-    return float(dist[best]), float(SHARE_GRID[best])
+    return _Reference(ref0, ref1).distance(np.asarray(local, dtype=float).ravel())
 
 
 def null_distances(n: int, share: float, ref0: np.ndarray, ref1: np.ndarray, *,
                    n_boot: int = 200, seed: int = 0) -> np.ndarray:
     """Distances that ``n`` films drawn from the reference mixture at ``share`` give."""
+    ref = _Reference(ref0, ref1)
     rng = np.random.default_rng(seed)
     out = np.empty(n_boot)
     for b in range(n_boot):
         n1 = rng.binomial(n, share)
-        draw = np.concatenate([rng.choice(ref1, n1), rng.choice(ref0, n - n1)])
-        out[b] = mixture_distance(draw, ref0, ref1)[0]
+        draw = np.concatenate([rng.choice(ref.ref1, n1), rng.choice(ref.ref0, n - n1)])
+        out[b] = ref.distance(draw)[0]
     return out
 
 
