@@ -32,8 +32,10 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def _interval(ci: list[float] | None) -> str:
-    return "" if not ci else f" (95% CI {_pct(ci[0])}-{_pct(ci[1])})"
+def _interval(ci: list[float] | None, confidence: str, sep: str = " (") -> str:
+    if not ci:
+        return ""
+    return f"{sep}{confidence} CI {_pct(ci[0])}-{_pct(ci[1])}" + (")" if sep == " (" else "")
 
 
 def format_calibration(r: dict[str, Any]) -> list[str]:
@@ -47,8 +49,8 @@ def format_calibration(r: dict[str, Any]) -> list[str]:
             f"site threshold {r['threshold']:.4f}: sensitivity {_pct(p['sensitivity'])} on these "
             f"films ({p['tp']}/{p['n_positive']}), one-sided {conf} lower bound "
             f"{_pct(p['sensitivity_lower_bound'])} >= floor {_pct(r['floor'])}",
-            f"  specificity {_pct(p['specificity'])} ({p['tn']}/{p['n_negative']})"
-            f"{_interval(p['specificity_interval']).replace('95%', conf)}",
+            f"  specificity {_pct(p['specificity'])} ({p['tn']}/{p['n_negative']}"
+            f"{_interval(p['specificity_interval'], conf, '; ')})",
             f"  rule: {r['rule']}",
             f"written: {r['path']} (the export's threshold.json is unchanged); predict with "
             f"`run_search.py predict --model {r['export']} --site {r['site']} FILES`"]
@@ -65,7 +67,7 @@ def format_calibration(r: dict[str, Any]) -> list[str]:
             f"the exported threshold {e['threshold']:.4f} on these films: sensitivity "
             f"{_pct(e['sensitivity'])} (lower bound {_pct(e['sensitivity_lower_bound'])}), "
             f"specificity {_pct(e['specificity'])}"
-            f"{_interval(e['specificity_interval']).replace('95%', conf)}")
+            f"{_interval(e['specificity_interval'], conf)}")
     return lines
 
 

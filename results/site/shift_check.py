@@ -153,7 +153,9 @@ def verdict(result: dict[str, Any]) -> str:
                 "films of both classes and run `run_search.py calibrate`.")
     return (f"The scores of these {result['n']} films are consistent with the training site's "
             f"(distance {result['distance']:.3f}, p = {result['p_value']:.3f} >= "
-            f"{result['alpha']}; closest pneumonia share {result['pneumonia_share']:.2f}): no "
-            "sign that the exported operating point moved. This cannot rule out a shift that "
-            "mimics a change in the pneumonia share (for example NORMAL films that all score "
-            "higher); before clinical use, label films and run `run_search.py calibrate`.")
+            f"{result['alpha']}): no sign that the exported operating point moved. The films "
+            f"score as if {result['pneumonia_share']:.0%} of them had pneumonia: if you know "
+            "the share at your site is clearly lower, NORMAL films score higher here, a shift "
+            "this check cannot tell from more pneumonia, and the exported threshold will lose "
+            "specificity. Before clinical use, label films and run `run_search.py "
+            "calibrate`.")
