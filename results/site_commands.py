@@ -106,7 +106,7 @@ def _check(args: argparse.Namespace) -> int:
     from results.site.workflow import check_site
 
     r = check_site(args.model, args.data, name=args.name, alpha=args.alpha,
-                   progress=not args.quiet)
+                   progress=not args.quiet, train_data=args.train_data)
     print("\n".join(format_check(r)))
     return 0
 
@@ -144,5 +144,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", default=None, help="the site's name (default: the folder's name)")
     p.add_argument("--alpha", type=open_unit, default=0.05,
                    help="warn when the p-value is below this (default 0.05)")
+    p.add_argument("--train-data", default=None, metavar="DIR",
+                   help="the run's training data folder, when it moved since the search; read "
+                        "only by the first check of an export (which caches "
+                        "site_reference.npz; copy the export folder with it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_check)

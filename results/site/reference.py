@@ -71,8 +71,11 @@ def member_scores(members: list[list[Any]], x: np.ndarray, seed: int = ASSIGN_SE
 
 
 def compute_reference(export_dir: Path, model: Any, metadata: dict[str, Any], *,
-                      progress: bool = True) -> dict[str, np.ndarray]:
+                      progress: bool = True, train_data: str | Path | None = None
+                      ) -> dict[str, np.ndarray]:
     """Out-of-fold scores of the run's training pool and of its probe-shifted copies.
+
+    ``train_data``: the run's data folder when it moved since the search (as ``export --data``).
 
     Raises:
         ResultsError: the run folder or its data cannot be found, or the export is not a fold
@@ -80,13 +83,20 @@ def compute_reference(export_dir: Path, model: Any, metadata: dict[str, Any], *,
     """
     from data_pipeline.shifts import shifted_sets
     from results.ensemble import run_folds
-    from results.export import load_run_data
+    from results.export import load_run_data, with_data
     from results.model_io import load_run
     from results.site.site_files import run_dir_of
 
     members = fold_members(model, export_dir)
     run_dir = run_dir_of(export_dir, metadata)
-    run = load_run(run_dir)
+    run = with_data(load_run(run_dir), train_data)
+    data = (run.get("config") or {}).get("data")
+    if data and not Path(data).is_dir():
+        raise ResultsError(
+            f"the first check of {export_dir} scores the training site's films, from the run's "
+            f"data folder {data}, which is not there. Pass --train-data DIR with the run's data "
+            "folder (the same files), or run one check where the data is and copy the export "
+            f"folder with its {REFERENCE_FILE}.")
     dataset, split = load_run_data(run_dir, run, progress=progress)
     pool = np.asarray(split.train_idx)
     x, y = dataset.x[pool], dataset.y[pool]
@@ -110,7 +120,8 @@ def compute_reference(export_dir: Path, model: Any, metadata: dict[str, Any], *,
 
 
 def load_or_compute_reference(export_dir: Path, model: Any, metadata: dict[str, Any], *,
-                              progress: bool = True) -> dict[str, np.ndarray]:
+                              progress: bool = True, train_data: str | Path | None = None
+                              ) -> dict[str, np.ndarray]:
     """The cached reference of an export, computed and saved (atomically) on first use."""
     path = Path(export_dir) / REFERENCE_FILE
     if path.is_file():
@@ -119,7 +130,8 @@ def load_or_compute_reference(export_dir: Path, model: Any, metadata: dict[str, 
                 return {key: data[key] for key in data.files}
         except (OSError, ValueError) as err:
             print(f"warning: {path} is damaged ({err}); computing it again")
-    ref = compute_reference(Path(export_dir), model, metadata, progress=progress)
+    ref = compute_reference(Path(export_dir), model, metadata, progress=progress,
+                            train_data=train_data)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".site_reference.", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as fh:

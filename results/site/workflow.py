@@ -110,7 +110,8 @@ def calibrate_site(export_dir: str | Path, data: str | Path, *, floor: float = 0
 
 
 def check_site(export_dir: str | Path, data: str | Path, *, name: str | None = None,
-               alpha: float = 0.05, n_boot: int = 200, progress: bool = True) -> dict[str, Any]:
+               alpha: float = 0.05, n_boot: int = 200, progress: bool = True,
+               train_data: str | Path | None = None) -> dict[str, Any]:
     """The unlabelled check of a local folder against the export's training-site scores.
 
     Args:
@@ -120,6 +121,8 @@ def check_site(export_dir: str | Path, data: str | Path, *, name: str | None = N
         alpha: warn when the p-value is below this.
         n_boot: bootstrap draws for the p-value.
         progress: print what is being computed.
+        train_data: the run's training data folder when it moved since the search; read only
+            the first time, to compute the cached reference.
 
     Returns:
         :func:`results.site.shift_check.check_scores`'s record plus ``verdict``, ``probes``
@@ -148,7 +151,8 @@ def check_site(export_dir: str | Path, data: str | Path, *, name: str | None = N
     export = load_export(export_dir)
     check_model_input(export.model, export.metadata, str(export_dir))
     members = fold_members(export.model, export_dir)
-    ref = load_or_compute_reference(export_dir, export.model, export.metadata, progress=progress)
+    ref = load_or_compute_reference(export_dir, export.model, export.metadata, progress=progress,
+                                    train_data=train_data)
     t = float(export.threshold["threshold"])
     scores = member_scores(members, x)
     result = check_scores(scores, ref["oof"], ref["y"], threshold=t, alpha=alpha,

@@ -149,3 +149,22 @@ def test_compare_report_shows_the_site_section(site_run: Path, tmp_path: Path):
     assert "At your site" in html and "north" in md and "east" in md
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["models"]["cnn"]["site"]["thresholds"][0]["site"] == "north"
+
+
+def test_check_without_the_training_data_names_train_data(site_run: Path, synthetic_root: Path,
+                                                          tmp_path: Path, capsys):
+    from run_search import main
+
+    run = tmp_path / "moved" / "run"
+    shutil.copytree(site_run, run)
+    (run / "exports" / "ann" / "rank1" / "site_reference.npz").unlink(missing_ok=True)
+    config = json.loads((run / "run.json").read_text())
+    config["config"]["data"] = str(tmp_path / "gone")
+    (run / "run.json").write_text(json.dumps(config))
+    site = _site(tmp_path / "west", seed=106)
+    export = str(run / "exports" / "ann" / "rank1")
+    assert main(["check", "--model", export, "--data", str(site), "--quiet"]) == 2
+    assert "--train-data" in capsys.readouterr().err
+    assert main(["check", "--model", export, "--data", str(site), "--quiet",
+                 "--train-data", str(synthetic_root)]) == 0
+    assert (run / "exports" / "ann" / "rank1" / "site_reference.npz").is_file()
