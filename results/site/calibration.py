@@ -22,6 +22,8 @@ import numpy as np
 from results.site.bounds import interval, lower_bound, min_positives
 from results.thresholds import operating_point
 
+REL_MARGIN = 1e-5
+
 
 @lru_cache(maxsize=None)
 def allowed_misses(n: int, floor: float, confidence: float) -> int | None:
@@ -63,18 +65,19 @@ def guaranteed_threshold(y: np.ndarray, scores: np.ndarray, floor: float = 0.90,
         confidence: one-sided level of the bound, e.g. 0.95.
 
     Returns:
-        The threshold (midway between the qualifying pneumonia score and the next lower score
-        of any film, so a reloaded model makes the same calls), or None when the pneumonia
-        films are too few for any threshold to meet the floor (:func:`min_positives`).
+        The threshold (a relative ``REL_MARGIN`` below the qualifying pneumonia score), or None
+        when the pneumonia films are too few for any threshold to meet the floor
+        (:func:`min_positives`).
     """
     y, s = _check_inputs(y, scores, floor, confidence)
     pos = np.sort(s[y == 1])
     misses = allowed_misses(int(pos.size), float(floor), float(confidence))
     if misses is None:
         return None
-    v = pos[misses]
-    below = s[s < v]
-    return float((v + below.max()) / 2.0) if below.size else float(v / 2.0)
+    # Just below the qualifying pneumonia score, by a margin far above float32 round-off (so a
+    # reloaded model makes the same calls), and placed from the pneumonia films alone: the
+    # NORMAL films never move the threshold, so their specificity interval stays honest.
+    return float(pos[misses] * (1.0 - REL_MARGIN))
 
 
 def assess(y: np.ndarray, scores: np.ndarray, threshold: float,
