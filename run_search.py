@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "search.commands",
     "results.commands",
     "results.model_commands",
+    "results.site_commands",
 )
 
 

@@ -63,8 +63,26 @@ def border_masked(x: np.ndarray, fraction: float = BORDER_FRACTION) -> np.ndarra
     return out
 
 
-def photometric_shifted(x: np.ndarray, seed: int = SHIFT_SEED) -> np.ndarray:
+def _scaled(value: np.ndarray, identity: float, strength: float) -> np.ndarray:
+    """``value`` moved ``strength`` times as far from ``identity`` (unchanged at 1.0)."""
+    return value if strength == 1.0 else identity + strength * (value - identity)
+
+
+def _check_strength(strength: float) -> None:
+    if not strength >= 0.0:
+        raise ValueError(f"shift strength must be >= 0; got {strength}")
+
+
+def photometric_shifted(x: np.ndarray, seed: int = SHIFT_SEED, *,
+                        strength: float = 1.0) -> np.ndarray:
     """Per-image gamma, contrast and brightness drawn from the module's ranges (0..255 pixels).
+
+    Args:
+        x: Images ``(N, H, W, C)``.
+        seed: The draw's seed.
+        strength: Scales each drawn change away from the identity (0.5: half as far, 2: twice;
+            1.0, the default, is the probe's shift). The same draws are scaled, so a mild and a
+            strong copy differ only in size (``benchmarks/site_calibration.py``).
 
     Returns:
         The shifted images, same shape and dtype (clipped to 0..255 for integer input).
@@ -72,9 +90,11 @@ def photometric_shifted(x: np.ndarray, seed: int = SHIFT_SEED) -> np.ndarray:
     x = _as_images(x)
     rng = np.random.default_rng(seed)
     n = x.shape[0]
-    gamma = np.exp(rng.uniform(np.log(GAMMA_RANGE[0]), np.log(GAMMA_RANGE[1]), n))
-    contrast = rng.uniform(*CONTRAST_RANGE, n)
-    bright = rng.uniform(*BRIGHTNESS_RANGE, n) * 255.0
+    _check_strength(strength)
+    gamma = np.exp(_scaled(rng.uniform(np.log(GAMMA_RANGE[0]), np.log(GAMMA_RANGE[1]), n),
+                           0.0, strength))
+    contrast = _scaled(rng.uniform(*CONTRAST_RANGE, n), 1.0, strength)
+    bright = _scaled(rng.uniform(*BRIGHTNESS_RANGE, n), 0.0, strength) * 255.0
     v = np.clip(x.astype(np.float32), 0, 255) / 255.0
     v = 255.0 * v ** gamma[:, None, None, None].astype(np.float32)
     mean = v.reshape(n, -1).mean(axis=1)[:, None, None, None]
@@ -82,8 +102,11 @@ def photometric_shifted(x: np.ndarray, seed: int = SHIFT_SEED) -> np.ndarray:
     return _cast_like(v, x)
 
 
-def geometric_shifted(x: np.ndarray, seed: int = SHIFT_SEED) -> np.ndarray:
+def geometric_shifted(x: np.ndarray, seed: int = SHIFT_SEED, *,
+                      strength: float = 1.0) -> np.ndarray:
     """Per-image rotation (up to ``ROTATION_DEG``), translation and zoom around the centre.
+
+    ``strength`` scales each drawn change as in :func:`photometric_shifted`.
 
     Pixels that come from outside the film are reflected back in (SciPy's ``reflect``), so the
     shift adds no artificial black frame that a border-reading model could take as a cue.
@@ -96,10 +119,11 @@ def geometric_shifted(x: np.ndarray, seed: int = SHIFT_SEED) -> np.ndarray:
     x = _as_images(x)
     rng = np.random.default_rng(seed)
     n, h, w, c = x.shape
-    angle = np.deg2rad(rng.uniform(-ROTATION_DEG, ROTATION_DEG, n))
-    ty = rng.uniform(-TRANSLATION, TRANSLATION, n) * h
-    tx = rng.uniform(-TRANSLATION, TRANSLATION, n) * w
-    zoom = rng.uniform(*ZOOM_RANGE, n)
+    _check_strength(strength)
+    angle = np.deg2rad(_scaled(rng.uniform(-ROTATION_DEG, ROTATION_DEG, n), 0.0, strength))
+    ty = _scaled(rng.uniform(-TRANSLATION, TRANSLATION, n), 0.0, strength) * h
+    tx = _scaled(rng.uniform(-TRANSLATION, TRANSLATION, n), 0.0, strength) * w
+    zoom = _scaled(rng.uniform(*ZOOM_RANGE, n), 1.0, strength)
     centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
     out = np.empty_like(x)
     src = x.astype(np.float32)

@@ -38,7 +38,16 @@ def _compare(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from results.predict import predict_paths, print_summary
 
-    rows = predict_paths(args.model, args.paths, out=args.out, threshold=args.threshold)
+    threshold = args.threshold
+    if args.site is not None:
+        from results.errors import ResultsError
+        from results.site.site_files import site_threshold
+
+        if threshold is not None:
+            raise ResultsError("give --threshold or --site, not both: --site NAME uses the "
+                               "threshold `calibrate` wrote for that site.")
+        threshold = float(site_threshold(args.model, args.site)["threshold"])
+    rows = predict_paths(args.model, args.paths, out=args.out, threshold=threshold)
     if args.out:
         n_err = sum(1 for r in rows if r["error"])
         print(f"{len(rows) - n_err} predicted, {n_err} unreadable -> {args.out}")
@@ -133,4 +142,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default=None, metavar="FILE.csv", help="write a CSV instead of a table")
     p.add_argument("--threshold", type=unit_float, default=None,
                    help="override the exported threshold")
+    p.add_argument("--site", default=None, metavar="NAME",
+                   help="use the threshold `calibrate` wrote for this site "
+                        "(EXPORT_DIR/site_thresholds/NAME.json)")
     p.set_defaults(func=_predict)

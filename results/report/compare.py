@@ -24,6 +24,7 @@ from results.leaderboard_formats import csv_value
 from results.metrics import SCALAR_METRICS, curves, evaluate, scalar_metrics
 from results.model_io import (LoadedExport, check_compatible, check_model_input, find_exports,
                               load_export, load_run, write_json)
+from results.site.site_files import site_records
 from results.stats import bootstrap, mcnemar
 from search.probes import epoch_metric
 
@@ -434,6 +435,7 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                          trial_id=e.metadata.get("trial_id"), cv=e.metadata.get("cv"),
                          retrained=e.metadata.get("retrained"),
                          threshold_record=e.threshold, export=str(e.path))
+        models[f]["site"] = site_records(e.path)  # calibrate/check records, when they ran
     import data_pipeline
 
     shifted = data_pipeline.shifted_sets(data["x"])

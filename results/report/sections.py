@@ -10,6 +10,7 @@ from typing import Any
 
 from results.metrics import SCALAR_METRICS
 from results.report.page import Block, fmt, fmt_ci
+from results.site.report import site_blocks
 
 # Below this specificity at the exported threshold the verdict warns instead of recommending.
 MIN_SPECIFICITY = 0.70
@@ -236,6 +237,7 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
                            for m in SCALAR_METRICS])]
     blocks += shortcut_blocks(models)
     blocks += variant_blocks(result.get("single_vs_ensemble") or {})
+    blocks += site_blocks(models)
     blocks += [Block("h2", "Metrics at threshold 0.5"),
                Block("table", headers=["metric"] + [n.upper() for n in names],
                      rows=[[LABELS[m]] + [models[n]["at_0.5"][m] for n in names]

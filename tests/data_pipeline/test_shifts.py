@@ -55,3 +55,16 @@ def test_acquisition_batch_from_file_names():
     assert acquisition_batch("train/NORMAL/NORMAL2-IM-1427-0001.jpeg") == "NORMAL2-IM"
     assert acquisition_batch("person1_bacteria_1.jpeg") == "person"
     assert acquisition_batch("scan_0001.png") == ""
+
+
+@pytest.mark.parametrize("shift", [photometric_shifted, geometric_shifted])
+def test_strength_scales_the_same_draws(shift):
+    rng = np.random.default_rng(3)
+    x = rng.integers(30, 220, size=(6, 24, 24, 1)).astype(np.uint8)
+    assert np.array_equal(shift(x, strength=1.0), shift(x))
+    assert np.abs(shift(x, strength=0.0).astype(int) - x).max() <= 1  # identity, up to rounding
+    mild = np.abs(shift(x, strength=0.5).astype(float) - x).mean()
+    strong = np.abs(shift(x, strength=1.5).astype(float) - x).mean()
+    assert 0 < mild < np.abs(shift(x).astype(float) - x).mean() < strong
+    with pytest.raises(ValueError, match="strength"):
+        shift(x, strength=-1.0)
