@@ -10,6 +10,7 @@ package's own ``__main__`` can use it without importing the top-level ``run_sear
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import importlib.abc
@@ -19,7 +20,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 # What TensorFlow's C++ libraries print while they load, before absl logging is initialised:
@@ -97,6 +98,32 @@ def quiet_tensorflow_startup() -> importlib.abc.MetaPathFinder | None:
     return hook
 
 
+class _UserLineFormatter(logging.Formatter):
+    """``warning: <message>``: what the packages log for the user, without a logger name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+@contextlib.contextmanager
+def user_messages(stream: Any = None) -> Iterator[None]:
+    """Prints the packages' log records (warnings and above) to stderr for one command.
+
+    ``data_pipeline`` reports what the user should know (images skipped, images left out of
+    training) through ``logging``; a search also copies those lines into ``search.log``
+    (``search.progress.Progress.capture_logs``, which takes them over while it runs).
+    """
+    logger = logging.getLogger("data_pipeline")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_UserLineFormatter())
+    handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def build_parser(modules: Sequence[str], prog: str = "run_search.py") -> argparse.ArgumentParser:
     """Builds the argument parser with the subcommands of ``modules``."""
     parser = argparse.ArgumentParser(
@@ -129,7 +156,8 @@ def run(modules: Sequence[str], argv: Sequence[str] | None = None,
     parser = build_parser(modules, prog)
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with user_messages():
+            return int(args.func(args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

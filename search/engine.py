@@ -76,17 +76,18 @@ def _check_probe_objective(objective: str, ds, idx: np.ndarray,
 def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resuming: bool):
     import data_pipeline
 
-    ds = data_pipeline.load_dataset(config.data, image_size=config.image_size,
-                                    color_mode=config.color_mode,
-                                    positive_class=config.positive_class,
-                                    progress=not config.quiet)
-    split_path = run_dir / rf.SPLIT_JSON
-    if resuming and split_path.exists():
-        split = data_pipeline.load_split(split_path, ds)
-    else:
-        split = data_pipeline.split_train_test(ds, test_fraction=config.test_fraction,
-                                               seed=config.seed)
-        data_pipeline.save_split(split, ds, split_path)
+    with progress.capture_logs():  # skipped images, train/ images left out: into search.log
+        ds = data_pipeline.load_dataset(config.data, image_size=config.image_size,
+                                        color_mode=config.color_mode,
+                                        positive_class=config.positive_class,
+                                        progress=not config.quiet)
+        split_path = run_dir / rf.SPLIT_JSON
+        if resuming and split_path.exists():
+            split = data_pipeline.load_split(split_path, ds)
+        else:
+            split = data_pipeline.split_train_test(ds, test_fraction=config.test_fraction,
+                                                   seed=config.seed)
+            data_pipeline.save_split(split, ds, split_path)
     idx = np.asarray(split.train_idx)
     x, y, groups = ds.x[idx], ds.y[idx], ds.groups[idx]
     folds = data_pipeline.make_folds(y, groups, config.folds, config.seed)
