@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "patience+1 of its round (4 with patience 3), then x3, against the "
                         "earlier trials' curves on the same fold and stopped when it is more than 0.05 (val_loss: 25%%) below "
                         "their top third; recorded as pruned (see README, Pruning)")
-    p.add_argument("--max-trial-share", type=float, default=0.25, metavar="F",
+    p.add_argument("--max-trial-share", type=float, default=None, metavar="F",
                    help="with --time-budget: a trial may spend at most this share of the budget "
                         "before it is judged against the others, and a trial whose remaining "
                         "folds cannot finish in the budget left stops at once, saying so "
@@ -143,7 +143,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         max_trials=args.max_trials, max_epochs=args.max_epochs, patience=args.patience,
         min_epochs=getattr(args, "min_epochs", None), racing=getattr(args, "racing", True),
         pruning=getattr(args, "pruning", True),
-        max_trial_share=getattr(args, "max_trial_share", 0.25),
+        max_trial_share=_or_default(getattr(args, "max_trial_share", None), 0.25),
         time_budget_min=args.time_budget, objective=args.objective, image_size=args.image_size,
         color_mode=args.color_mode, positive_class=args.positive_class,
         space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,
@@ -159,13 +159,37 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         tuner_id=getattr(args, "tuner_id", None))
 
 
+def _or_default(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def option_warnings(args: argparse.Namespace) -> list[str]:
+    """Options that were given but will do nothing, as lines for the user."""
+    lines = []
+    if getattr(args, "max_trial_share", None) is not None and args.time_budget is None:
+        lines.append(f"warning: --max-trial-share {args.max_trial_share} only applies with "
+                     "--time-budget; without a time budget it is ignored. Add --time-budget "
+                     "MINUTES, or leave --max-trial-share out.")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
-    """Handler: runs the search; exit 0 done or budget spent, 130/143 interrupted."""
+    """Handler: runs the search; exit 0 done or budget spent, 130/143 interrupted.
+
+    The option values are checked (``search.config.validate``) before the engine is imported:
+    the engine loads Keras, KerasTuner and the backend (seconds), a typo is refused without.
+    """
+    from search.config import validate
+
+    config = validate(config_from_args(args))
+    for line in option_warnings(args):
+        print(line, file=sys.stderr, flush=True)
+
     from search.engine import run_search_job
     from search.signals import SearchInterrupted
 
     try:
-        run_search_job(config_from_args(args))
+        run_search_job(config)
     except SearchInterrupted as exc:
         return exc.exit_code
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,11 +221,13 @@ def validate(config: SearchConfig) -> SearchConfig:
              "--max-epochs.")
     _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
     _require(isinstance(config.max_trial_share, (int, float))
-             and 0.0 < config.max_trial_share <= 1.0,
+             and 0.0 < config.max_trial_share <= 1.0,  # NaN fails both comparisons
              f"--max-trial-share must be a fraction of the time budget above 0 and at most 1 "
              f"(1 turns the rule off); got {config.max_trial_share}.")
-    _require(config.time_budget_min is None or config.time_budget_min > 0,
-             f"--time-budget must be a positive number of minutes; got {config.time_budget_min}.")
+    _require(config.time_budget_min is None or (math.isfinite(config.time_budget_min)
+                                                 and config.time_budget_min > 0),
+             f"--time-budget must be a positive, finite number of minutes; got "
+             f"{config.time_budget_min}. Leave it out for no time limit.")
     _require(8 <= config.image_size <= 1024,
              f"--image-size must be between 8 and 1024 pixels; got {config.image_size}.")
     _require(config.color_mode in COLOR_MODES,

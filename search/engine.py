@@ -259,16 +259,24 @@ def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> No
         warning = oracles.plan_warning(*args)
         if warning:
             progress.line(f"[{family}] warning: {warning}")
-    elif config.tuner == "bayesian":
-        n = oracles.bayesian_initial_points(config.max_trials)
-        progress.line(f"[{family}] bayesian: {n} random trial(s) (the defaults first), then the "
-                      "Gaussian process proposes")
-    elif config.tuner == "tpe":
+    elif config.tuner in ("bayesian", "tpe"):
         from search.tpe import tpe_startup_trials
 
-        n = tpe_startup_trials(config.max_trials)
-        progress.line(f"[{family}] tpe: {n} random trial(s) (the defaults first), then Optuna's "
-                      "TPE proposes")
+        if config.tuner == "bayesian":
+            n, model = oracles.bayesian_initial_points(config.max_trials), "the Gaussian process"
+        else:
+            n, model = tpe_startup_trials(config.max_trials), "Optuna's TPE"
+        if config.max_trials <= n:
+            # The random start covers the whole cap: the model would never propose.
+            progress.line(f"[{family}] {config.tuner}: all {config.max_trials} trial(s) are "
+                          "random (the defaults first)")
+            progress.line(f"[{family}] warning: --max-trials {config.max_trials} is within the "
+                          f"{n} random start-up trial(s), so {model} never proposes: this is a "
+                          f"random search. Use --max-trials {n + 1} or more for {model} to "
+                          "propose, or --tuner random to say what it is.")
+        else:
+            progress.line(f"[{family}] {config.tuner}: {n} random trial(s) (the defaults "
+                          f"first), then {model} proposes")
 
 
 def _fit_seconds(family_dir: Path) -> float:

@@ -165,8 +165,24 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             if key == "space" and isinstance(a, dict) and isinstance(b, dict):
                 diffs.extend(space_differences(a, b))
             else:
-                diffs.append(f"{key}: saved {a!r}, now {b!r}")
+                diffs.append(f"{option_name(key)}: saved {cli_value(a)}, now {cli_value(b)}")
     return diffs
+
+
+def option_name(key: str) -> str:
+    """The ``search`` option that sets run.json's ``config`` key (``max_epochs`` ->
+    ``--max-epochs``): refusals name what the user types, not the file's keys."""
+    return {"time_budget_min": "--time-budget", "space": "--space"}.get(
+        key, "--" + key.replace("_", "-"))
+
+
+def cli_value(value: Any) -> str:
+    """A saved option value as the user would type it (``None``: not given)."""
+    if value is None:
+        return "not given (the default)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
 
 
 # The fields of a dimension that change what a trial means (help text and names do not).
@@ -188,7 +204,7 @@ def space_differences(saved: dict[str, Any], current: dict[str, Any],
         a, b = saved.get(family), current.get(family)
         if not isinstance(a, dict) or not isinstance(b, dict):
             if a != b:
-                lines.append(f"space {family}: saved {a!r}, now {b!r}")
+                lines.append(f"--space {family}: saved {cli_value(a)}, now {cli_value(b)}")
             continue
         for name in sorted(set(a) | set(b)):
             da, db = a.get(name), b.get(name)

@@ -206,7 +206,7 @@ def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
     run_search_job(cfg)
     other = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1, folds=3)
-    with pytest.raises(SearchError, match="folds: saved 2, now 3") as err:
+    with pytest.raises(SearchError, match="--folds: saved 2, now 3") as err:
         run_search_job(other)
     assert "--overwrite" in str(err.value) and "--run-dir" in str(err.value)
     other.overwrite = True  # the first way out
