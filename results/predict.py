@@ -8,6 +8,7 @@ read is reported on its own row with the reason; the other files are still predi
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -116,13 +117,20 @@ def predict_paths(export_dir: str | os.PathLike, paths: Sequence[str | os.PathLi
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Writes prediction rows to CSV (columns :data:`CSV_COLUMNS`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: csv_value(row.get(k)) for k in CSV_COLUMNS})
+    """Writes prediction rows to CSV (columns :data:`CSV_COLUMNS`), atomically: a full disk or
+    a kill leaves the previous file (or none), never a half-written one.
+
+    Raises:
+        DiskFullError: no space left (a ``SearchError``: one message, exit 2).
+    """
+    from search.run_folder import write_text_atomic
+
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: csv_value(row.get(k)) for k in CSV_COLUMNS})
+    write_text_atomic(Path(path), buffer.getvalue())
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

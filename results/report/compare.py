@@ -422,6 +422,7 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
         models[f].update(n_params=int(e.model.count_params()),
                          latency_ms=latency_ms(e.model, data["x"]),
                          trial_id=e.metadata.get("trial_id"), cv=e.metadata.get("cv"),
+                         objective=e.metadata.get("objective"),
                          retrained=e.metadata.get("retrained"),
                          threshold_record=e.threshold, export=str(e.path))
     import data_pipeline

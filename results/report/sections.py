@@ -281,9 +281,15 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
 
 
 def _cv(m: dict[str, Any]) -> str:
+    """The run's objective (the export's ``metadata.json`` ``objective``) over the trial's
+    folds; an export without it (older) falls back to the first of val_auc, val_pr_auc,
+    val_loss, and the cell names the metric either way."""
     cv = m.get("cv") or {}
     mean, std = cv.get("mean") or {}, cv.get("std") or {}
     if not mean:
         return "—"
-    key = next((k for k in ("val_auc", "val_pr_auc", "val_loss") if k in mean), next(iter(mean)))
+    key = m.get("objective")
+    if key not in mean:
+        key = next((k for k in ("val_auc", "val_pr_auc", "val_loss") if k in mean),
+                   next(iter(mean)))
     return f"{key} {fmt(mean[key])} ± {fmt(std.get(key))}"

@@ -253,3 +253,13 @@ def test_verdict_says_which_test_supports_which_claim(report):
     assert "beyond chance" not in text
     if result.get("mcnemar"):
         assert "McNemar's test asks another question" in text and "per image" in text
+
+
+def test_size_table_names_the_runs_objective() -> None:
+    """The report's "CV objective" cell is the run's objective, not val_auc beside it."""
+    from results.report.sections import _cv
+
+    cv = {"mean": {"val_auc": 0.994, "val_auc_geometric": 0.988},
+          "std": {"val_auc": 0.001, "val_auc_geometric": 0.002}}
+    assert _cv({"cv": cv, "objective": "val_auc_geometric"}).startswith("val_auc_geometric 0.988")
+    assert _cv({"cv": cv}).startswith("val_auc 0.994")  # an export without "objective"

@@ -80,3 +80,30 @@ def test_mismatch_names_both_values():
                          color_mode="rgb", source="DATA", export="EXPORT")
     msg = str(err.value)
     assert "32" in msg and "64" in msg and "'rgb'" in msg and "'grayscale'" in msg
+
+
+def test_predictions_csv_is_written_atomically(tmp_path, monkeypatch):
+    """A write that fails part-way (here: the second row) leaves the previous file whole."""
+    import results.predict as predict
+
+    out = tmp_path / "preds.csv"
+    out.write_text("previous predictions\n")
+    real = predict.csv_value
+    calls = {"n": 0}
+
+    def failing(value):
+        calls["n"] += 1
+        if calls["n"] > len(predict.CSV_COLUMNS):  # in the second row
+            raise OSError(28, "No space left on device")
+        return real(value)
+
+    monkeypatch.setattr(predict, "csv_value", failing)
+    rows = [{"path": f"a{i}.png", "probability": 0.5, "label": "NORMAL", "threshold": 0.5,
+             "error": ""} for i in range(2)]
+    with pytest.raises(OSError):
+        predict.write_csv(rows, out)
+    assert out.read_text() == "previous predictions\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["preds.csv"]  # no temporary file left
+    monkeypatch.setattr(predict, "csv_value", real)
+    predict.write_csv(rows, out)
+    assert out.read_text().splitlines()[0].startswith("path,")
