@@ -39,6 +39,9 @@ class Dataset:
     duplicate_sets: list[list[str]] = field(default_factory=list)
     fingerprint: str = ""
     digests: list[str] = field(default_factory=list)  # sha256 of each file's bytes, as paths
+    # {relative path: sha256} of every discovered file, skipped ones included ("" unreadable):
+    # what data_pipeline.content.content_digests would compute, from the decoder's own pass.
+    file_digests: dict[str, str] = field(default_factory=dict)
 
 
 def check_image_size(image_size: int) -> None:
@@ -150,4 +153,5 @@ def load_dataset(root: str | os.PathLike, *, image_size: int = 64, color_mode: s
         duplicate_sets=dups,
         fingerprint=fingerprint,
         digests=list(kept_digests),
+        file_digests=dict(zip(paths_all, (str(d) for d in digests))),
     )

@@ -382,7 +382,8 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
                 files_fingerprint=files_fp, class_names=ds.class_names))
         elif not worker:  # max_trials / time budget may have changed: keep the record current
             rf.update_run(run_dir, config=record_cfg, status="running")
-        rf.record_data_files(run_dir, config.data)  # content decides on resume (moved data)
+        # Content decides on resume (moved data); the decoder hashed every file already.
+        rf.record_data_files(run_dir, config.data, ds.file_digests or None)
         if role is not None and role.is_chief:
             distributed.write_membership(run_dir, role, config.families)
         from search.cv_tuner import FoldData

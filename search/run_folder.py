@@ -263,18 +263,26 @@ def check_resume(run_dir: Path, run: dict[str, Any], config: dict[str, Any],
         )
 
 
-def record_data_files(run_dir: Path, data: str | Path) -> None:
+def record_data_files(run_dir: Path, data: str | Path,
+                      files: dict[str, str] | None = None) -> None:
     """Writes ``data_files.json`` (every image file's sha256) once per run.
 
     Content, not names or timestamps, then decides whether the data changed: a resume, export
     or compare on a byte-identical copy (``cp -r``, a move to another disk) goes on.
+
+    Args:
+        run_dir: The run folder.
+        data: The data folder.
+        files: ``{relative path: sha256}`` already computed (the loaded dataset's
+            ``file_digests``, from the decoder's pass), so a new run reads each file once;
+            None: hash the folder here.
     """
     path = Path(run_dir) / DATA_FILES_JSON
     if path.exists():
         return
     from data_pipeline.content import content_digests, content_fingerprint
 
-    files = content_digests(data)
+    files = content_digests(data) if files is None else dict(files)
     write_json_atomic(path, {"data": str(data), "content_fingerprint": content_fingerprint(files),
                              "files": files})
 

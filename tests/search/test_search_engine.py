@@ -255,3 +255,19 @@ def test_batch_objective_is_checked_per_fold_before_training(tmp_path):
         run_search_job(cfg)
     assert "fewer --folds" in str(err.value)
     assert not list((Path(cfg.run_dir) / "ann").glob("trial_*/fold*.json"))
+
+
+def test_a_new_run_hashes_each_data_file_once(tmp_path, synthetic_root, monkeypatch):
+    """data_files.json takes the decoder's digests: no second pass over the files."""
+    import data_pipeline.content as content
+
+    expected = content.content_digests(synthetic_root)
+    calls = []
+    real = content.file_digest
+    monkeypatch.setattr(content, "file_digest", lambda p: calls.append(p) or real(p))
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
+    run_search_job(cfg)
+    assert calls == []
+    record = json.loads((Path(cfg.run_dir) / "data_files.json").read_text())
+    assert record["files"] == expected
+    assert record["content_fingerprint"] == content.content_fingerprint(expected)
