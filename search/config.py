@@ -185,6 +185,20 @@ def check_two_classes(class_names: list[str], data: str | Path) -> None:
         "is positive.")
 
 
+def _weights_refusal(weights: str | None) -> str:
+    """Why ``--weights`` is not imagenet, none or a file: a keyword in the wrong case, a
+    folder, or no such path."""
+    keywords = "Give imagenet (Keras' download cache), the path of a backbone weights file " \
+               "(.weights.h5), or none (train from scratch)."
+    if str(weights).lower() in ("imagenet", "none"):
+        return (f"--weights {weights}: the keywords are lower case. Use --weights "
+                f"{str(weights).lower()}.")
+    path = Path(str(weights)).expanduser()
+    if path.is_dir():
+        return f"--weights {weights} is a folder, not a weights file. {keywords}"
+    return f"--weights {weights}: no such file. {keywords}"
+
+
 def validate(config: SearchConfig) -> SearchConfig:
     """Checks every value and fills ``direction``; raises SearchError naming the fix.
 
@@ -198,9 +212,7 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"but --model {config.model} does not search it (both = cnn and ann). Add "
              "--model transfer, or leave --weights out.")
     _require(config.weights is None or config.weights in ("imagenet", "none")
-             or Path(config.weights).expanduser().is_file(),
-             f"--weights {config.weights}: no such file. Give imagenet (Keras' download "
-             "cache), the path of a backbone weights file, or none (train from scratch).")
+             or Path(config.weights).expanduser().is_file(), _weights_refusal(config.weights))
     _require(config.tuner in TUNERS,
              f"--tuner must be one of {', '.join(TUNERS)}; got {config.tuner!r}.")
     valid = valid_objectives()

@@ -107,3 +107,29 @@ def test_predictions_csv_is_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(predict, "csv_value", real)
     predict.write_csv(rows, out)
     assert out.read_text().splitlines()[0].startswith("path,")
+
+
+def test_a_missing_export_folder_is_said_not_to_exist(tmp_path: Path):
+    with pytest.raises(ResultsError, match="does not exist.*<cnn\\|ann\\|transfer>/rank1"):
+        predict_paths(tmp_path / "MISSING", [tmp_path / "x.jpeg"])
+
+
+def test_predict_on_nothing_predictable_is_bad_input(exported_run: Path, tmp_path: Path, capsys):
+    """One non-image file: nothing predicted -> exit 2 with the reason (a mix stays exit 1)."""
+    from run_search import main
+
+    bad = tmp_path / "notes.jpeg"
+    bad.write_text("not an image")
+    code = main(["predict", "--model", str(exported_run / "exports" / "ann" / "rank1"),
+                 str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "none of the 1 file(s) could be predicted" in err and "notes.jpeg" in err
+
+
+def test_a_threshold_that_calls_every_film_one_class_is_warned():
+    from results.predict import threshold_warning
+
+    rows = [{"path": "a.png", "probability": 0.2, "label": "PNEUMONIA", "threshold": 0.0,
+             "error": ""}]
+    assert "every film is called the positive class" in threshold_warning(rows)
+    assert threshold_warning([{**rows[0], "threshold": 0.4}]) is None

@@ -187,3 +187,13 @@ def test_a_cap_within_the_random_start_warns_that_the_model_never_proposes(tmp_p
     assert "never proposes" in log and "then" not in log
     _describe_tuner("ann", SearchConfig(tuner=tuner, max_trials=20), progress)
     assert "[ann] " + tuner + ": " in (tmp_path / "search.log").read_text()
+
+
+def test_weights_refusals_say_what_was_given(tmp_path):
+    with pytest.raises(SearchError, match="--weights NONE: the keywords are lower case. Use "
+                                          "--weights none"):
+        validate(SearchConfig(model="transfer", weights="NONE"))
+    with pytest.raises(SearchError, match="is a folder, not a weights file"):
+        validate(SearchConfig(model="transfer", weights=str(tmp_path)))
+    with pytest.raises(SearchError, match="no such file"):
+        validate(SearchConfig(model="transfer", weights=str(tmp_path / "missing.weights.h5")))
