@@ -148,7 +148,13 @@ def load_test_data(run_dir: Path, run: dict[str, Any], meta: dict[str, Any],
         if (test_dir / "test").is_dir() and not (test_dir / "train").is_dir():
             test_dir = test_dir / "test"  # a Kaggle folder holding only test/: read it flat
         # Check the class folders before decoding anything: a mismatch names both sets of names.
-        found = sorted(data_pipeline.discover(test_dir).class_names)
+        try:
+            found = sorted(data_pipeline.discover(test_dir).class_names)
+        except data_pipeline.DataError as err:
+            # discover's messages name --data, the search's option; here the folder came
+            # from --test-dir, and --data (the run's training data) is not what to fix.
+            raise ResultsError(f"--test-dir {given}: " + str(err).replace("--data", "--test-dir")
+                               ) from None
         if found != sorted(meta["class_names"]):
             check_compatible(meta, class_names=found, source=str(test_dir), export=export_name)
         ds = data_pipeline.load_dataset(test_dir, image_size=int(meta["image_size"]),
