@@ -315,7 +315,6 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     # the user's terminal without importing TensorFlow on other backends.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     space = spaces.load_space(config.space_file)
-    _check_transfer_weights(config, space)  # WeightsError (a SpaceError) before any training
     synthetic = config.data is None
     config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
     check_two_classes(data_pipeline.discover(config.data).class_names, config.data)
@@ -343,6 +342,9 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
         distributed.check_membership(run_dir, role)
     if saved is not None and not config.overwrite:
         rf.check_resume(run_dir, saved, record_cfg, files_fp)
+    # After the resume check: a resume with other settings is told so first (an offline
+    # weights error would hide the mismatch); still before the lock, the data and any training.
+    _check_transfer_weights(config, space)  # WeightsError (a SpaceError)
     resume_cmd = rf.resume_command(config.command or None)
 
     # The chief holds .lock like a single search (so a second, independent search is refused);

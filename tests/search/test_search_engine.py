@@ -271,3 +271,20 @@ def test_a_new_run_hashes_each_data_file_once(tmp_path, synthetic_root, monkeypa
     record = json.loads((Path(cfg.run_dir) / "data_files.json").read_text())
     assert record["files"] == expected
     assert record["content_fingerprint"] == content.content_fingerprint(expected)
+
+
+def test_a_resume_mismatch_is_told_before_an_offline_weights_error(tmp_path, synthetic_root,
+                                                                   monkeypatch):
+    import spaces.backbones
+    from spaces.space import SpaceError
+
+    def offline(*args, **kwargs):
+        raise SpaceError("offline: the imagenet weights are not cached")
+
+    monkeypatch.setattr(spaces.backbones, "check_weights", offline)
+    cfg = tiny_config(tmp_path, synthetic_root, model="transfer", space_file=None)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"config": {"model": "transfer", "folds": 5}}))
+    with pytest.raises(SearchError, match="--folds: saved 5, now 2"):
+        run_search_job(cfg)
