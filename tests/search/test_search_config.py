@@ -197,3 +197,20 @@ def test_weights_refusals_say_what_was_given(tmp_path):
         validate(SearchConfig(model="transfer", weights=str(tmp_path)))
     with pytest.raises(SearchError, match="no such file"):
         validate(SearchConfig(model="transfer", weights=str(tmp_path / "missing.weights.h5")))
+
+
+def test_progress_best_breaks_ties_as_export_does():
+    """Tied scores: the progress line's best is the lowest trial id, the leaderboard's rank 1."""
+    from types import SimpleNamespace
+
+    from results.leaderboard import trials_to_rows
+    from search.cv_tuner import CVTuner
+
+    trials = [SimpleNamespace(trial_id=i, score=s, status="COMPLETED")
+              for i, s in (("0003", 0.9), ("0001", 0.9), ("0002", 0.8))]
+    oracle = SimpleNamespace(trials={t.trial_id: t for t in trials},
+                             get_best_trials=lambda n: sorted(trials, key=lambda t: -t.score)[:n])
+    best = CVTuner.best_trial(SimpleNamespace(oracle=oracle))
+    rows = trials_to_rows([{"trial_id": t.trial_id, "family": "cnn", "status": "COMPLETED",
+                            "mean": {"val_auc": t.score}} for t in trials], "val_auc")
+    assert best.trial_id == rows[0]["trial_id"] == "0001"
