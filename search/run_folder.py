@@ -355,6 +355,11 @@ _RUNTIME_FIX = {
 }
 
 
+# What the user sets for each runtime.json key (refusals name these, not the file's keys).
+_RUNTIME_LABEL = {"backend": "KERAS_BACKEND", "dtype_policy": "--mixed-precision (dtype policy)",
+                  "replicas": "--data-parallel (replicas)"}
+
+
 def check_runtime(run_dir: Path, current: dict[str, Any], *, new_run: bool = False) -> None:
     """Records the run's runtime (:data:`RUNTIME_JSON`) or refuses one that differs from it.
 
@@ -377,7 +382,8 @@ def check_runtime(run_dir: Path, current: dict[str, Any], *, new_run: bool = Fal
         a, b = saved.get(key), current.get(key)
         if a is not None and a != b:
             flag = {"float32": "off"}.get(str(a), str(a).removeprefix("mixed_"))
-            diffs.append(f"{key}: saved {a!r}, now {b!r} ({fix.format(saved=a, flag=flag)})")
+            diffs.append(f"{_RUNTIME_LABEL[key]}: saved {a}, now {b} "
+                         f"({fix.format(saved=a, flag=flag)})")
     if diffs:
         raise SearchError(
             f"The run folder {run_dir} was searched with another numeric setup, so its trials "
