@@ -9,15 +9,17 @@ interrupted write never leaves a half entry behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+log = logging.getLogger(__name__)  # shown by the CLI, copied into search.log
 
 
 def cache_root() -> Path:
@@ -53,8 +55,8 @@ def load_entry(cache_dir: str | os.PathLike | None,
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
         # A damaged entry (truncated by a full disk or a copy, older format) is only a lost
         # speed-up: drop it so the caller decodes again and writes a good one in its place.
-        warnings.warn(f"the decode cache entry {path} is damaged ({type(err).__name__}: {err}); "
-                      "decoding the images again and rebuilding it", stacklevel=2)
+        log.warning(f"the decode cache entry {path} is damaged ({type(err).__name__}: {err}); "
+                    "decoding the images again and rebuilding it")
         try:
             path.unlink()
         except OSError:

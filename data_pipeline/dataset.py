@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,11 @@ from data_pipeline.decode import COLOR_MODES, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, de
 from data_pipeline.discovery import discover, fingerprint_files, resolve_classes
 from data_pipeline.errors import DataError
 from data_pipeline.groups import duplicate_sets, merge_duplicate_groups, name_groups
+
+# Information for the user goes through logging, not warnings.warn: the CLI prints it as one
+# 'warning: ...' line (data_pipeline.cli) and a search copies it into search.log
+# (search.progress.Progress.capture_logs); warnings.warn printed a Python source line.
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +39,9 @@ class Dataset:
     duplicate_sets: list[list[str]] = field(default_factory=list)
     fingerprint: str = ""
     digests: list[str] = field(default_factory=list)  # sha256 of each file's bytes, as paths
+    # {relative path: sha256} of every discovered file, skipped ones included ("" unreadable):
+    # what data_pipeline.content.content_digests would compute, from the decoder's own pass.
+    file_digests: dict[str, str] = field(default_factory=dict)
 
 
 def check_image_size(image_size: int) -> None:
@@ -114,8 +122,7 @@ def load_dataset(root: str | os.PathLike, *, image_size: int = 64, color_mode: s
                 "With --strict every image must decode. Fix: delete or replace those files, or "
                 "drop --strict to skip them."
             )
-        warnings.warn(f"skipped {len(skipped)} unreadable image file(s): {listing}{more}",
-                      stacklevel=2)
+        log.warning("skipped %d unreadable image file(s): %s%s", len(skipped), listing, more)
     keep = np.array([not e for e in errors], dtype=bool)
     kept_files = [f for f, k in zip(files, keep) if k]
     label_of = {name: i for i, name in enumerate(class_names)}
@@ -146,4 +153,5 @@ def load_dataset(root: str | os.PathLike, *, image_size: int = 64, color_mode: s
         duplicate_sets=dups,
         fingerprint=fingerprint,
         digests=list(kept_digests),
+        file_digests=dict(zip(paths_all, (str(d) for d in digests))),
     )

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import multiprocessing
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +27,8 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 # Below this many files a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 256
 _CHUNK = 64
+
+log = logging.getLogger(__name__)  # shown by the CLI, copied into search.log
 
 
 def decode_bytes(data: bytes, image_size: int, color_mode: str) -> np.ndarray:
@@ -171,8 +173,7 @@ def decode_files(paths: Sequence[str | os.PathLike], image_size: int, color_mode
             except (BrokenProcessPool, OSError) as err:
                 # Workers could not start (e.g. spawn cannot re-import __main__ from stdin):
                 # finish in this process rather than fail or hang.
-                warnings.warn(f"parallel decoding failed ({err}); decoding in one process",
-                              stacklevel=2)
+                log.warning(f"parallel decoding failed ({err}); decoding in one process")
         for k in range(done, len(chunks)):
             store(k * _CHUNK, _decode_chunk(chunks[k]))
     finally:

@@ -7,8 +7,8 @@ reuse exactly the same images even if they reload the data in another process.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from data_pipeline.dataset import Dataset
 
 SPLIT_FORMAT = 1
+
+log = logging.getLogger(__name__)  # shown by the CLI, copied into search.log
 
 
 @dataclass
@@ -90,10 +92,10 @@ def split_train_test(dataset: Dataset, *, test_fraction: float = 0.15, seed: int
         train_idx = _drop_test_groups(dataset, train_pool, test_idx)
         dropped = int(train_pool.size - train_idx.size)
         if dropped:
-            warnings.warn(
+            log.warning(
                 f"{dropped} train/ image(s) in {str(dataset.root)!r} belong to patients (or are "
                 "byte-identical copies of files) that are also in test/; they are left out of "
-                "training so the test score is not inflated.", stacklevel=2)
+                "training so the test score is not inflated.")
         return TestSplit(train_idx, test_idx, "test_folder", seed, float(test_fraction), dropped)
     y, groups = dataset.y[train_pool], dataset.groups[train_pool]
     for c, n in patients_per_class(y, groups).items():

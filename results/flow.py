@@ -298,7 +298,7 @@ def summary_text(out: dict[str, Any]) -> str:
 
 def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Handler body of ``run_search.py run``: options -> SearchConfig -> :func:`run_flow`."""
-    from search.commands import config_from_args
+    from search.commands import config_from_args, option_warnings
     from search.signals import SearchInterrupted
 
     args = resolve_options(args)
@@ -311,6 +311,8 @@ def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) 
         print(f"note: --model {args.model}: the comparison report shows one model only.",
               file=sys.stderr)
     config = config_from_args(args, argv)
+    for line in option_warnings(args):
+        print(line, file=sys.stderr, flush=True)
     try:
         out = run_flow(config, top_k=args.top_k, top_n=args.top_n,
                        target_sensitivity=args.target_sensitivity, test_dir=args.test_dir,

@@ -193,6 +193,15 @@ def build_leaderboard(run_dir: str | Path, family: str = "both", *,
     obj, dirn = run_objective(run_dir)
     trials = collect_trials(run_dir, family, notes=notes)
     if not trials:
+        searched = (load_run_config(run_dir).get("config") or {}).get("model")
+        families = {"both": ("cnn", "ann")}.get(searched, (searched,))
+        if searched and family != "both" and family not in families:
+            # Resuming this folder with another --model is refused (one configuration per
+            # run folder), so do not suggest it.
+            raise ResultsError(
+                f"Run folder {run_dir} searched --model {searched}, so it has no {family} "
+                f"trials. Use --model {searched}, or search {family} in a new run folder: "
+                f"`run_search.py search --model {family} --run-dir runs/<new name>`.")
         raise ResultsError(
             f"Run folder {run_dir} has no readable {family} trials. Run "
             f"`run_search.py search --run-dir {run_dir} --model {family}` first.")

@@ -96,8 +96,14 @@ def rows_to_json(rows: list[dict[str, Any]], path: str | Path | None = None) -> 
 WRITERS = {"csv": rows_to_csv, "md": rows_to_markdown, "json": rows_to_json}
 
 
-def format_table(rows: list[dict[str, Any]], objective: str, *, max_reason: int = 60) -> str:
-    """A compact fixed-width table for the terminal (the file holds every column)."""
+def format_table(rows: list[dict[str, Any]], objective: str, *,
+                 max_reason: int | None = None) -> str:
+    """A compact fixed-width table for the terminal (the file holds every column).
+
+    The reason is the last column and is shown whole by default: a cut kept "over the limit
+    of 2,..." and lost the numbers and the fix. ``max_reason`` shortens it with
+    ``search.failures.short_reason`` (first sentence and fix kept).
+    """
     if not rows:
         return "(no trials)"
     n_folds = sum(1 for c in _columns(rows) if re.fullmatch(rf"fold\d+_{re.escape(objective)}", c))
@@ -126,7 +132,11 @@ def format_table(rows: list[dict[str, Any]], objective: str, *, max_reason: int 
                 _cell(r.get("diagnosis"))]
         if show_reason:
             reason = _cell(r.get("reason"))
-            line.append(reason if len(reason) <= max_reason else reason[:max_reason - 3] + "...")
+            if max_reason is not None:
+                from search.failures import short_reason
+
+                reason = short_reason(reason, max_reason)
+            line.append(reason)
         table.append(line)
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)

@@ -7,7 +7,10 @@ so ``run_search.py --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from results.errors import ResultsError
 
 EXPORT_HELP = ("export each family's best trial(s): the average of its fold models (default) "
                "or one retrained model, with threshold and metadata")
@@ -36,11 +39,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from results.predict import predict_paths, print_summary
+    from results.predict import predict_paths, print_summary, threshold_warning
 
     threshold = args.threshold
     if args.site is not None:
-        from results.errors import ResultsError
         from results.site.site_files import site_threshold
 
         if threshold is not None:
@@ -48,6 +50,16 @@ def _predict(args: argparse.Namespace) -> int:
                                "threshold `calibrate` wrote for that site.")
         threshold = float(site_threshold(args.model, args.site)["threshold"])
     rows = predict_paths(args.model, args.paths, out=args.out, threshold=threshold)
+    warning = threshold_warning(rows)
+    if warning:
+        print(warning, file=sys.stderr)
+    if rows and all(r["error"] for r in rows):
+        # Nothing could be predicted: bad input (exit 2, as the README says), not a partial run.
+        listing = "; ".join(f"{r['path']} ({r['error']})" for r in rows[:5])
+        more = f"; and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise ResultsError(
+            f"none of the {len(rows)} file(s) could be predicted: {listing}{more}. Pass "
+            ".jpeg/.jpg/.png X-ray images or folders holding them.")
     if args.out:
         n_err = sum(1 for r in rows if r["error"])
         print(f"{len(rows) - n_err} predicted, {n_err} unreadable -> {args.out}")

@@ -129,6 +129,10 @@ def load_export(path: Path) -> LoadedExport:
         ResultsError: the folder is not a finished export, or its model cannot be loaded.
     """
     path = Path(path)
+    if not path.exists():
+        raise ResultsError(
+            f"{path} does not exist. Pass an export folder: RUN/exports/<cnn|ann|transfer>/"
+            "rank1 (written by `run_search.py export --run-dir RUN`).")
     missing = [n for n in EXPORT_FILES if not (path / n).is_file()]
     if missing:
         ranks = sorted(p.name for p in path.glob("rank*") if (p / "model.keras").is_file())
@@ -138,7 +142,7 @@ def load_export(path: Path) -> LoadedExport:
                 f"{path / ranks[0]} (found: {', '.join(ranks)}).")
         raise ResultsError(
             f"{path} is not a finished export (missing {', '.join(missing)}). Export with "
-            "`run_search.py export --run-dir RUN` and pass RUN/exports/<cnn|ann>/rank1.")
+            "`run_search.py export --run-dir RUN` and pass RUN/exports/<cnn|ann|transfer>/rank1.")
     import keras
 
     try:  # the models' custom layers must be registered before loading (Keras finds them

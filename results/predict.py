@@ -8,6 +8,7 @@ read is reported on its own row with the reason; the other files are still predi
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -115,14 +116,36 @@ def predict_paths(export_dir: str | os.PathLike, paths: Sequence[str | os.PathLi
     return rows
 
 
+def threshold_warning(rows: list[dict[str, Any]]) -> str | None:
+    """A warning when the threshold makes every call the same class (0 or less: every film is
+    positive; above 1: none is), as a chance-level export's threshold 0.0 does; None otherwise.
+    ``predict --threshold 0`` is refused; an exported 0.0 must not pass silently."""
+    if not rows:
+        return None
+    t = float(rows[0]["threshold"])
+    if 0.0 < t <= 1.0:
+        return None
+    return (f"warning: the threshold is {t:g}, so every film is called "
+            f"{'the positive class' if t <= 0 else 'the negative class'} whatever its score: "
+            "the export's validation scores were at chance level (threshold.json). Retrain or "
+            "export another trial, or pass --threshold T (0 < T < 1) knowingly.")
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Writes prediction rows to CSV (columns :data:`CSV_COLUMNS`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: csv_value(row.get(k)) for k in CSV_COLUMNS})
+    """Writes prediction rows to CSV (columns :data:`CSV_COLUMNS`), atomically: a full disk or
+    a kill leaves the previous file (or none), never a half-written one.
+
+    Raises:
+        DiskFullError: no space left (a ``SearchError``: one message, exit 2).
+    """
+    from search.run_folder import write_text_atomic
+
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: csv_value(row.get(k)) for k in CSV_COLUMNS})
+    write_text_atomic(Path(path), buffer.getvalue())
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

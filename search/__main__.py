@@ -10,10 +10,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parses ``search`` options and runs it through the CLI's own error handling."""
-    import run_search
+    """Parses ``search`` options and runs it through the CLI's own error handling.
 
-    return run_search.main(argv, modules=("search.commands",), prog="python -m search")
+    The shared runner (``data_pipeline.cli``) sits below the packages, so this module never
+    imports the top-level ``run_search`` script (which imports the packages).
+    """
+    from data_pipeline import cli
+
+    return cli.run(("search.commands",), argv, prog="python -m search")
 
 
 if __name__ == "__main__":

@@ -67,12 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=argparse.SUPPRESS)
     p.add_argument("--first-rung", type=int, default=2, metavar="E",
                    help="epochs of the first fold after which the ladder first ranks a "
-                        "configuration (default 2; measured in benchmarks/RESULTS.md, The ladder)")
+                        "configuration (default 2; see README, The ladder)")
     p.add_argument("--ladder-brackets", type=int, default=1, metavar="B",
                    help="brackets side by side (Hyperband over the ladder): trial i joins "
                         "bracket i mod B, first judged at rung i mod B, so slow starters in the "
                         "later brackets are judged later (default 1)")
-    p.add_argument("--max-trial-share", type=float, default=0.25, metavar="F",
+    p.add_argument("--max-trial-share", type=float, default=None, metavar="F",
                    help="with --time-budget: a trial may spend at most this share of the budget "
                         "before a ladder rung compares it with another configuration; one "
                         "stopped so is censored (no tuner learns from it) (default 0.25; 1 "
@@ -152,7 +152,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         min_epochs=getattr(args, "min_epochs", None), ladder=getattr(args, "ladder", True),
         first_rung=getattr(args, "first_rung", 2),
         ladder_brackets=getattr(args, "ladder_brackets", 1),
-        max_trial_share=getattr(args, "max_trial_share", 0.25),
+        max_trial_share=_or_default(getattr(args, "max_trial_share", None), 0.25),
         time_budget_min=args.time_budget, objective=args.objective, image_size=args.image_size,
         color_mode=args.color_mode, positive_class=args.positive_class,
         space_file=args.space_file, seed=args.seed, test_fraction=args.test_fraction,
@@ -168,13 +168,37 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         tuner_id=getattr(args, "tuner_id", None))
 
 
+def _or_default(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def option_warnings(args: argparse.Namespace) -> list[str]:
+    """Options that were given but will do nothing, as lines for the user."""
+    lines = []
+    if getattr(args, "max_trial_share", None) is not None and args.time_budget is None:
+        lines.append(f"warning: --max-trial-share {args.max_trial_share} only applies with "
+                     "--time-budget; without a time budget it is ignored. Add --time-budget "
+                     "MINUTES, or leave --max-trial-share out.")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
-    """Handler: runs the search; exit 0 done or budget spent, 130/143 interrupted."""
+    """Handler: runs the search; exit 0 done or budget spent, 130/143 interrupted.
+
+    The option values are checked (``search.config.validate``) before the engine is imported:
+    the engine loads Keras, KerasTuner and the backend (seconds), a typo is refused without.
+    """
+    from search.config import validate
+
+    config = validate(config_from_args(args))
+    for line in option_warnings(args):
+        print(line, file=sys.stderr, flush=True)
+
     from search.engine import run_search_job
     from search.signals import SearchInterrupted
 
     try:
-        run_search_job(config_from_args(args))
+        run_search_job(config)
     except SearchInterrupted as exc:
         return exc.exit_code
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,20 @@ def check_two_classes(class_names: list[str], data: str | Path) -> None:
         "is positive.")
 
 
+def _weights_refusal(weights: str | None) -> str:
+    """Why ``--weights`` is not imagenet, none or a file: a keyword in the wrong case, a
+    folder, or no such path."""
+    keywords = "Give imagenet (Keras' download cache), the path of a backbone weights file " \
+               "(.weights.h5), or none (train from scratch)."
+    if str(weights).lower() in ("imagenet", "none"):
+        return (f"--weights {weights}: the keywords are lower case. Use --weights "
+                f"{str(weights).lower()}.")
+    path = Path(str(weights)).expanduser()
+    if path.is_dir():
+        return f"--weights {weights} is a folder, not a weights file. {keywords}"
+    return f"--weights {weights}: no such file. {keywords}"
+
+
 def validate(config: SearchConfig) -> SearchConfig:
     """Checks every value and fills ``direction``; raises SearchError naming the fix.
 
@@ -207,9 +222,7 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"but --model {config.model} does not search it (both = cnn and ann). Add "
              "--model transfer, or leave --weights out.")
     _require(config.weights is None or config.weights in ("imagenet", "none")
-             or Path(config.weights).expanduser().is_file(),
-             f"--weights {config.weights}: no such file. Give imagenet (Keras' download "
-             "cache), the path of a backbone weights file, or none (train from scratch).")
+             or Path(config.weights).expanduser().is_file(), _weights_refusal(config.weights))
     _require(config.tuner in TUNERS,
              f"--tuner must be one of {', '.join(TUNERS)}; got {config.tuner!r}.")
     valid = valid_objectives()
@@ -240,11 +253,13 @@ def validate(config: SearchConfig) -> SearchConfig:
              "is first judged at rung b, so more brackets protect slow starters at the cost of "
              "fewer configurations judged.")
     _require(isinstance(config.max_trial_share, (int, float))
-             and 0.0 < config.max_trial_share <= 1.0,
+             and 0.0 < config.max_trial_share <= 1.0,  # NaN fails both comparisons
              f"--max-trial-share must be a fraction of the time budget above 0 and at most 1 "
              f"(1 turns the rule off); got {config.max_trial_share}.")
-    _require(config.time_budget_min is None or config.time_budget_min > 0,
-             f"--time-budget must be a positive number of minutes; got {config.time_budget_min}.")
+    _require(config.time_budget_min is None or (math.isfinite(config.time_budget_min)
+                                                 and config.time_budget_min > 0),
+             f"--time-budget must be a positive, finite number of minutes; got "
+             f"{config.time_budget_min}. Leave it out for no time limit.")
     _require(8 <= config.image_size <= 1024,
              f"--image-size must be between 8 and 1024 pixels; got {config.image_size}.")
     _require(config.color_mode in COLOR_MODES,

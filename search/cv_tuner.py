@@ -424,9 +424,21 @@ class CVTuner(kt.Tuner):
             budget_left_s=self.budget.remaining_s, stage=_stage(cv.get("hyperband")))
 
     def best_trial(self):
-        """The best completed trial so far, or None."""
-        best = self.oracle.get_best_trials(1)
-        return best[0] if best else None
+        """The best completed trial so far, or None.
+
+        Among trials tied on the score, the lowest trial id: the rule the leaderboard and
+        ``export`` rank by (``results.leaderboard.trials_to_rows``), so the progress line's
+        "best" and the search summary name the trial that ``export`` exports. The oracle's
+        own order of equal scores follows its trial dict, which a reload may reorder.
+        """
+        ranked = self.oracle.get_best_trials(len(self.oracle.trials) or 1)
+        if not ranked:
+            return None
+        top = ranked[0]
+        if top.score is None:
+            return top
+        ties = [t for t in ranked if t.status == top.status and t.score == top.score]
+        return min(ties, key=lambda t: str(t.trial_id))
 
     # -- models ------------------------------------------------------------------------------------
     def load_model(self, trial):

@@ -76,17 +76,18 @@ def _check_probe_objective(objective: str, ds, idx: np.ndarray,
 def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resuming: bool):
     import data_pipeline
 
-    ds = data_pipeline.load_dataset(config.data, image_size=config.image_size,
-                                    color_mode=config.color_mode,
-                                    positive_class=config.positive_class,
-                                    progress=not config.quiet)
-    split_path = run_dir / rf.SPLIT_JSON
-    if resuming and split_path.exists():
-        split = data_pipeline.load_split(split_path, ds)
-    else:
-        split = data_pipeline.split_train_test(ds, test_fraction=config.test_fraction,
-                                               seed=config.seed)
-        data_pipeline.save_split(split, ds, split_path)
+    with progress.capture_logs():  # skipped images, train/ images left out: into search.log
+        ds = data_pipeline.load_dataset(config.data, image_size=config.image_size,
+                                        color_mode=config.color_mode,
+                                        positive_class=config.positive_class,
+                                        progress=not config.quiet)
+        split_path = run_dir / rf.SPLIT_JSON
+        if resuming and split_path.exists():
+            split = data_pipeline.load_split(split_path, ds)
+        else:
+            split = data_pipeline.split_train_test(ds, test_fraction=config.test_fraction,
+                                                   seed=config.seed)
+            data_pipeline.save_split(split, ds, split_path)
     idx = np.asarray(split.train_idx)
     x, y, groups = ds.x[idx], ds.y[idx], ds.groups[idx]
     folds = data_pipeline.make_folds(y, groups, config.folds, config.seed)
@@ -281,14 +282,22 @@ def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> No
         warning = oracles.plan_warning(*args)
         if warning:
             progress.line(f"[{family}] warning: {warning}")
-    elif config.tuner == "bayesian":
-        n = oracles.startup_trials(config.max_trials)
-        progress.line(f"[{family}] bayesian: {n} random trial(s) (the defaults first), then the "
-                      "Gaussian process proposes")
-    elif config.tuner == "tpe":
-        n = oracles.startup_trials(config.max_trials)
-        progress.line(f"[{family}] tpe: {n} random trial(s) (the defaults first), then Optuna's "
-                      "TPE proposes")
+    elif config.tuner in ("bayesian", "tpe"):
+        if config.tuner == "bayesian":
+            n, model = oracles.startup_trials(config.max_trials), "the Gaussian process"
+        else:
+            n, model = oracles.startup_trials(config.max_trials), "Optuna's TPE"
+        if config.max_trials <= n:
+            # The random start covers the whole cap: the model would never propose.
+            progress.line(f"[{family}] {config.tuner}: all {config.max_trials} trial(s) are "
+                          "random (the defaults first)")
+            progress.line(f"[{family}] warning: --max-trials {config.max_trials} is within the "
+                          f"{n} random start-up trial(s), so {model} never proposes: this is a "
+                          f"random search. Use --max-trials {n + 1} or more for {model} to "
+                          "propose, or --tuner random to say what it is.")
+        else:
+            progress.line(f"[{family}] {config.tuner}: {n} random trial(s) (the defaults "
+                          f"first), then {model} proposes")
 
 
 def _fit_seconds(family_dir: Path) -> float:
@@ -327,7 +336,6 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     # the user's terminal without importing TensorFlow on other backends.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     space = spaces.load_space(config.space_file)
-    _check_transfer_weights(config, space)  # WeightsError (a SpaceError) before any training
     synthetic = config.data is None
     config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
     check_two_classes(data_pipeline.discover(config.data).class_names, config.data)
@@ -355,6 +363,9 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
         distributed.check_membership(run_dir, role)
     if saved is not None and not config.overwrite:
         rf.check_resume(run_dir, saved, record_cfg, files_fp)
+    # After the resume check: a resume with other settings is told so first (an offline
+    # weights error would hide the mismatch); still before the lock, the data and any training.
+    _check_transfer_weights(config, space)  # WeightsError (a SpaceError)
     resume_cmd = rf.resume_command(config.command or None)
 
     # The chief holds .lock like a single search (so a second, independent search is refused);
@@ -394,7 +405,8 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
                 files_fingerprint=files_fp, class_names=ds.class_names))
         elif not worker:  # max_trials / time budget may have changed: keep the record current
             rf.update_run(run_dir, config=record_cfg, status="running")
-        rf.record_data_files(run_dir, config.data)  # content decides on resume (moved data)
+        # Content decides on resume (moved data); the decoder hashed every file already.
+        rf.record_data_files(run_dir, config.data, ds.file_digests or None)
         if role is not None and role.is_chief:
             distributed.write_membership(run_dir, role, config.families)
         from search.cv_tuner import FoldData

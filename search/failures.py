@@ -74,7 +74,13 @@ def short_reason(reason: str | None, limit: int = 120) -> str:
         sentences = re.split(r"(?<=[.:;])\s+", text)
         if len(sentences) > 1 and any(w in sentences[-1] for w in _FIX_WORDS):
             text = f"{sentences[0]} ... {sentences[-1]}"
-    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+    if len(text) <= limit:
+        return text
+    # Cut at a word boundary: "could no..." reads as a different word.
+    cut = text[:limit - 3]
+    if " " in cut and not text[limit - 3].isspace():
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + "..."
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -93,13 +93,51 @@ def batch_auc(y: np.ndarray, scores: np.ndarray, batches: np.ndarray | None) -> 
     return worst
 
 
+def replica_count(model: Any) -> int:
+    """How many devices one batch of ``model`` is split over (1 without data parallelism).
+
+    TensorFlow: the ``MirroredStrategy`` the model was built under; JAX: the global Keras
+    ``DataParallel`` distribution (``search.devices.setup_data_parallel``).
+    """
+    from search import compat
+
+    strategy = compat.model_distribute_strategy(model)
+    n = int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
+    try:
+        import keras
+
+        distribution = keras.distribution.distribution()
+    except (ImportError, AttributeError):
+        distribution = None
+    mesh = getattr(distribution, "device_mesh", None)
+    if mesh is not None:
+        n = max(n, int(np.size(mesh.devices)))
+    return max(1, n)
+
+
 def predict_scores(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Positive-class probabilities of ``model`` for uint8 images (one sigmoid output)."""
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = np.asarray(x[start:start + batch_size], dtype=np.float32)
-        out.append(np.asarray(model.predict_on_batch(xb), dtype=np.float64).reshape(-1))
-    return np.concatenate(out) if out else np.zeros(0)
+    """Positive-class probabilities of ``model`` for uint8 images (one sigmoid output).
+
+    Every batch has the same size, a multiple of the replica count: the images are padded with
+    zeros up to a whole number of batches and the padding's scores dropped. ``model.predict``
+    splits each batch over the replicas and gathers the results in order; ``predict_on_batch``
+    under ``MirroredStrategy`` hands the whole batch to each replica and concatenates their
+    outputs (twice the rows on two devices, Keras 3.15), and JAX cannot shard a last batch
+    that does not divide by the device count. One batch shape also means one compiled
+    prediction function per model, not one per odd last chunk.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0)
+    replicas = replica_count(model)
+    size = -(-min(batch_size, n) // replicas) * replicas
+    padded = -(-n // size) * size
+    xb = np.zeros((padded, *np.shape(x)[1:]), dtype=np.float32)
+    xb[:n] = x
+    out = np.asarray(model.predict(xb, batch_size=size, verbose=0), dtype=np.float64)
+    if out.shape[0] != padded:  # never silently misalign scores and labels
+        raise RuntimeError(f"prediction returned {out.shape[0]} rows for {padded} images")
+    return out.reshape(padded, -1)[:n, -1]
 
 
 def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,

@@ -7,10 +7,13 @@ TTY and not quiet; logs and CI output get the trial lines alone.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -61,6 +64,30 @@ class Progress:
             stamp = _dt.datetime.now().isoformat(timespec="seconds")
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(f"{stamp} {text}\n")
+
+    @contextlib.contextmanager
+    def capture_logs(self, name: str = "data_pipeline") -> Iterator[None]:
+        """Routes the ``name`` logger's warnings to :meth:`line` for the block.
+
+        ``data_pipeline`` logs what the user should know (unreadable images skipped, train/
+        images left out because their patient is in test/); inside a search those lines belong
+        in ``search.log`` beside the progress lines. The logger's other handlers (the CLI's
+        stderr one) are set aside meanwhile, so a line is shown once.
+        """
+        progress = self
+
+        class _ToProgress(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                progress.line(f"{record.levelname.lower()}: {record.getMessage()}")
+
+        logger = logging.getLogger(name)
+        saved, propagate = logger.handlers[:], logger.propagate
+        handler = _ToProgress(logging.WARNING)
+        logger.handlers, logger.propagate = [handler], False
+        try:
+            yield
+        finally:
+            logger.handlers, logger.propagate = saved, propagate
 
     def trial_line(self, *, family: str, trial_id: str, done: int, total: int | None,
                    status: str, objective: str, fold_scores: list[float], mean: float | None,

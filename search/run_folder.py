@@ -169,7 +169,7 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             if key == "space" and isinstance(a, dict) and isinstance(b, dict):
                 diffs.extend(space_differences(a, b))
             else:
-                diffs.append(f"{key}: saved {a!r}, now {b!r}")
+                diffs.append(f"{option_name(key)}: saved {cli_value(a)}, now {cli_value(b)}")
     return diffs
 
 
@@ -194,6 +194,22 @@ def weights_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
             "file (any byte-identical copy will do)"]
 
 
+def option_name(key: str) -> str:
+    """The ``search`` option that sets run.json's ``config`` key (``max_epochs`` ->
+    ``--max-epochs``): refusals name what the user types, not the file's keys."""
+    return {"time_budget_min": "--time-budget", "space": "--space"}.get(
+        key, "--" + key.replace("_", "-"))
+
+
+def cli_value(value: Any) -> str:
+    """A saved option value as the user would type it (``None``: not given)."""
+    if value is None:
+        return "not given (the default)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+
+
 # The fields of a dimension that change what a trial means (help text and names do not).
 _DIM_FIELDS = ("type", "default", "min", "max", "step", "sampling", "values", "fixed")
 
@@ -213,7 +229,7 @@ def space_differences(saved: dict[str, Any], current: dict[str, Any],
         a, b = saved.get(family), current.get(family)
         if not isinstance(a, dict) or not isinstance(b, dict):
             if a != b:
-                lines.append(f"space {family}: saved {a!r}, now {b!r}")
+                lines.append(f"--space {family}: saved {cli_value(a)}, now {cli_value(b)}")
             continue
         for name in sorted(set(a) | set(b)):
             da, db = a.get(name), b.get(name)
@@ -272,18 +288,26 @@ def check_resume(run_dir: Path, run: dict[str, Any], config: dict[str, Any],
         )
 
 
-def record_data_files(run_dir: Path, data: str | Path) -> None:
+def record_data_files(run_dir: Path, data: str | Path,
+                      files: dict[str, str] | None = None) -> None:
     """Writes ``data_files.json`` (every image file's sha256) once per run.
 
     Content, not names or timestamps, then decides whether the data changed: a resume, export
     or compare on a byte-identical copy (``cp -r``, a move to another disk) goes on.
+
+    Args:
+        run_dir: The run folder.
+        data: The data folder.
+        files: ``{relative path: sha256}`` already computed (the loaded dataset's
+            ``file_digests``, from the decoder's pass), so a new run reads each file once;
+            None: hash the folder here.
     """
     path = Path(run_dir) / DATA_FILES_JSON
     if path.exists():
         return
     from data_pipeline.content import content_digests, content_fingerprint
 
-    files = content_digests(data)
+    files = content_digests(data) if files is None else dict(files)
     write_json_atomic(path, {"data": str(data), "content_fingerprint": content_fingerprint(files),
                              "files": files})
 
@@ -356,6 +380,11 @@ _RUNTIME_FIX = {
 }
 
 
+# What the user sets for each runtime.json key (refusals name these, not the file's keys).
+_RUNTIME_LABEL = {"backend": "KERAS_BACKEND", "dtype_policy": "--mixed-precision (dtype policy)",
+                  "replicas": "--data-parallel (replicas)"}
+
+
 def check_runtime(run_dir: Path, current: dict[str, Any], *, new_run: bool = False) -> None:
     """Records the run's runtime (:data:`RUNTIME_JSON`) or refuses one that differs from it.
 
@@ -378,7 +407,8 @@ def check_runtime(run_dir: Path, current: dict[str, Any], *, new_run: bool = Fal
         a, b = saved.get(key), current.get(key)
         if a is not None and a != b:
             flag = {"float32": "off"}.get(str(a), str(a).removeprefix("mixed_"))
-            diffs.append(f"{key}: saved {a!r}, now {b!r} ({fix.format(saved=a, flag=flag)})")
+            diffs.append(f"{_RUNTIME_LABEL[key]}: saved {a}, now {b} "
+                         f"({fix.format(saved=a, flag=flag)})")
     if diffs:
         raise SearchError(
             f"The run folder {run_dir} was searched with another numeric setup, so its trials "

@@ -149,7 +149,13 @@ def load_test_data(run_dir: Path, run: dict[str, Any], meta: dict[str, Any],
         if (test_dir / "test").is_dir() and not (test_dir / "train").is_dir():
             test_dir = test_dir / "test"  # a Kaggle folder holding only test/: read it flat
         # Check the class folders before decoding anything: a mismatch names both sets of names.
-        found = sorted(data_pipeline.discover(test_dir).class_names)
+        try:
+            found = sorted(data_pipeline.discover(test_dir).class_names)
+        except data_pipeline.DataError as err:
+            # discover's messages name --data, the search's option; here the folder came
+            # from --test-dir, and --data (the run's training data) is not what to fix.
+            raise ResultsError(f"--test-dir {given}: " + str(err).replace("--data", "--test-dir")
+                               ) from None
         if found != sorted(meta["class_names"]):
             check_compatible(meta, class_names=found, source=str(test_dir), export=export_name)
         ds = data_pipeline.load_dataset(test_dir, image_size=int(meta["image_size"]),
@@ -433,6 +439,7 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
         models[f].update(n_params=int(e.model.count_params()),
                          latency_ms=latency_ms(e.model, data["x"]),
                          trial_id=e.metadata.get("trial_id"), cv=e.metadata.get("cv"),
+                         objective=e.metadata.get("objective"),
                          retrained=e.metadata.get("retrained"),
                          threshold_record=e.threshold, export=str(e.path))
         models[f]["site"] = site_records(e.path)  # calibrate/check records, when they ran

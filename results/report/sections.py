@@ -215,11 +215,16 @@ def variant_blocks(variants: dict[str, Any]) -> list[Block]:
                                     "border heat"], rows=rows)]
 
 
+def report_title(names: list[str]) -> str:
+    """``CNN vs ANN on held-out test images``; one family (a transfer-only run) is named alone."""
+    return f"{' vs '.join(n.upper() for n in names)} on held-out test images"
+
+
 def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block]:
     """The report, top to bottom."""
     models, ci = result["models"], result["bootstrap"]["ci"]
     names = list(models)
-    blocks = [Block("h1", "CNN vs ANN on held-out test images")]
+    blocks = [Block("h1", report_title(names))]
     if result.get("synthetic"):
         blocks.append(Block("banner", "SYNTHETIC DATA: these models were trained and tested on "
                                       "the built-in synthetic images, not real X-rays. The "
@@ -248,7 +253,7 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
     blocks.append(Block("table", headers=["model", "class", "precision", "recall", "F1",
                                           "support"], rows=rows))
     if result.get("mcnemar"):
-        blocks.append(Block("h2", "McNemar's test (CNN vs ANN)"))
+        blocks.append(Block("h2", f"McNemar's test ({names[0].upper()} vs {names[1].upper()})"))
         blocks.append(Block("table", headers=["operating point", f"only {names[0].upper()} right",
                                               f"only {names[1].upper()} right", "method",
                                               "statistic", "p-value"],
@@ -283,9 +288,15 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
 
 
 def _cv(m: dict[str, Any]) -> str:
+    """The run's objective (the export's ``metadata.json`` ``objective``) over the trial's
+    folds; an export without it (older) falls back to the first of val_auc, val_pr_auc,
+    val_loss, and the cell names the metric either way."""
     cv = m.get("cv") or {}
     mean, std = cv.get("mean") or {}, cv.get("std") or {}
     if not mean:
         return "—"
-    key = next((k for k in ("val_auc", "val_pr_auc", "val_loss") if k in mean), next(iter(mean)))
+    key = m.get("objective")
+    if key not in mean:
+        key = next((k for k in ("val_auc", "val_pr_auc", "val_loss") if k in mean),
+                   next(iter(mean)))
     return f"{key} {fmt(mean[key])} ± {fmt(std.get(key))}"

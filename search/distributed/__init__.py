@@ -37,13 +37,17 @@ Use: ``install()`` once per process (idempotent) before any tuner is built, and
 ``role_environment(role)`` around the tuner's construction and ``search()`` call. The chief's
 serving loop is reached through KerasTuner's own ``BaseTuner.search``.
 
-Layout (this module is the public entry; the others are private):
+Layout (this module is the public entry; the others are private, and their imports run one
+way: ``_roles`` <- ``_chief`` <- ``_server`` <- ``_install``, ``_roles`` <- ``_client`` <-
+``_install``/``_membership``; ``tests/search/test_import_layout.py`` checks it):
 
-* ``_roles.py``: ``--role/--oracle/--tuner-id`` parsing, KerasTuner's environment variables;
+* ``_roles.py``: ``--role/--oracle/--tuner-id`` parsing, KerasTuner's environment variables
+  (imports none of the others);
 * ``_client.py``: the worker side (wait for the chief, retrying client, heartbeats);
 * ``_chief.py``: the chief's oracle (safe locking, worker liveness, orphaned trials);
 * ``_server.py``: the chief's gRPC serving loop;
-* ``_install.py``: routing KerasTuner's client and server through the above, per process;
+* ``_install.py``: routing KerasTuner's client and server through the above, the chief's
+  deadline and ``role_environment`` (the per-process state; nothing else imports it);
 * ``_membership.py``: run-folder files (``.distributed.json``, assignment logs, finished
   families, worker summaries).
 """
@@ -52,7 +56,7 @@ from __future__ import annotations
 
 from search.distributed._chief import LivenessOracleMixin, attach_liveness
 from search.distributed._client import oracle_reachable, wait_for_oracle
-from search.distributed._install import install, set_deadline
+from search.distributed._install import install, role_environment, set_deadline
 from search.distributed._membership import (FAMILY_DONE, check_membership, family_done,
                                             mark_family_done, read_assignments,
                                             worker_join_family, worker_summary,
@@ -62,7 +66,7 @@ from search.distributed._roles import (ASSIGNMENTS, DEFAULT_DEAD_AFTER_S, DEFAUL
                                        ENV_DEAD_AFTER_S, ENV_HEARTBEAT_S, ENV_KEYS,
                                        ENV_ORACLE_IP, ENV_ORACLE_PORT, ENV_ORACLE_TIMEOUT_S,
                                        ENV_TUNER_ID, DistributedRole, default_worker_id,
-                                       parse_oracle, resolve_role, role_environment)
+                                       parse_oracle, resolve_role)
 from search.distributed._server import serve_oracle
 
 __all__ = [

@@ -11,10 +11,10 @@ from typing import Any
 
 from search import compat
 from search.distributed._roles import (ASSIGNMENTS, DEFAULT_DEAD_AFTER_S, ENV_DEAD_AFTER_S,
-                                       _ORPHAN, _env_float)
+                                       ORPHAN_PREFIX, env_float)
 
 
-def _safe_locked(func: Callable[..., Any]) -> Callable[..., Any]:
+def safe_locked(func: Callable[..., Any]) -> Callable[..., Any]:
     """Takes KerasTuner's per-oracle lock like ``@synchronized``, but releases it on errors."""
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -49,14 +49,14 @@ class LivenessOracleMixin:
             self._cxr_seen[tuner_id] = now
         if not (tuner_id and trial_id):
             return
-        orphan = f"{_ORPHAN}{trial_id}"
+        orphan = f"{ORPHAN_PREFIX}{trial_id}"
         ongoing = compat.ongoing_trials(self)
         if orphan in ongoing and tuner_id not in ongoing:
             ongoing[tuner_id] = ongoing.pop(orphan)
             compat.tuner_ids(self).add(tuner_id)
             self._cxr_log("adopted", trial_id, tuner_id)
 
-    @_safe_locked
+    @safe_locked
     def create_trial(self, tuner_id: str) -> Any:
         trial_module = compat.trial_module()
         self.note_alive(tuner_id)
@@ -82,11 +82,11 @@ class LivenessOracleMixin:
             compat.tuner_ids(self).discard(tuner_id)
         return trial
 
-    @_safe_locked
+    @safe_locked
     def update_trial(self, trial_id: str, metrics: dict[str, float], step: int = 0) -> Any:
         return super().update_trial(trial_id, metrics, step=step)  # type: ignore[misc]
 
-    @_safe_locked
+    @safe_locked
     def end_trial(self, trial: Any) -> None:
         ongoing_ids = {t.trial_id for t in compat.ongoing_trials(self).values()}
         queue = compat.retry_queue(self)
@@ -105,7 +105,7 @@ class LivenessOracleMixin:
         super().end_trial(trial)  # type: ignore[misc]
         self._cxr_log("ended", trial.trial_id, owner, status=trial.status)
 
-    @_safe_locked
+    @safe_locked
     def reap(self) -> None:
         """Requeues the trials of workers silent for ``dead_after_s``; forgets dead workers."""
         self._cxr_reap_locked()
@@ -129,7 +129,8 @@ class LivenessOracleMixin:
             self._cxr_seen.pop(tuner_id, None)
             self._cxr_log("requeued", trial.trial_id, tuner_id,
                           reason=f"no contact for {limit:.0f} s")
-            print(f"[chief] worker {tuner_id.removeprefix(_ORPHAN)} silent for {limit:.0f} s: "
+            worker = tuner_id.removeprefix(ORPHAN_PREFIX)
+            print(f"[chief] worker {worker} silent for {limit:.0f} s: "
                   f"trial {trial.trial_id} goes to the next worker that asks", flush=True)
             changed = True
         for tuner_id in list(compat.tuner_ids(self)):
@@ -143,7 +144,7 @@ class LivenessOracleMixin:
         """Tuner ids heard from within ``dead_after_s``."""
         now = time.monotonic()
         return sorted(t for t, s in self._cxr_seen.items()
-                      if not t.startswith(_ORPHAN) and now - s <= self._cxr_dead_after_s)
+                      if not t.startswith(ORPHAN_PREFIX) and now - s <= self._cxr_dead_after_s)
 
 
 def attach_liveness(oracle: Any, dead_after_s: float | None = None) -> Any:
@@ -166,11 +167,11 @@ def attach_liveness(oracle: Any, dead_after_s: float | None = None) -> Any:
             # RUNNING on disk = it was running when the chief went down; INVALID = a real retry.
             if trial is not None and trial.status == trial_module.TrialStatus.RUNNING:
                 compat.retry_queue(oracle).remove(trial_id)
-                compat.ongoing_trials(oracle)[f"{_ORPHAN}{trial_id}"] = trial
-                oracle._cxr_seen[f"{_ORPHAN}{trial_id}"] = now
+                compat.ongoing_trials(oracle)[f"{ORPHAN_PREFIX}{trial_id}"] = trial
+                oracle._cxr_seen[f"{ORPHAN_PREFIX}{trial_id}"] = now
                 oracle._cxr_log("orphaned", trial_id, None)
         _harden_display(oracle)
-    oracle._cxr_dead_after_s = (_env_float(ENV_DEAD_AFTER_S, DEFAULT_DEAD_AFTER_S)
+    oracle._cxr_dead_after_s = (env_float(ENV_DEAD_AFTER_S, DEFAULT_DEAD_AFTER_S)
                                 if dead_after_s is None else dead_after_s)
     return oracle
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from search import compat
 from search.distributed._roles import (DEFAULT_HEARTBEAT_S, DEFAULT_ORACLE_TIMEOUT_S,
-                                       ENV_HEARTBEAT_S, ENV_ORACLE_TIMEOUT_S, _TUNER_META,
-                                       _env_float)
+                                       ENV_HEARTBEAT_S, ENV_ORACLE_TIMEOUT_S, TUNER_META,
+                                       env_float)
 from search.errors import SearchError
 
 _CLIENTS: list[Any] = []  # this process's live oracle clients (see role_environment)
@@ -52,7 +52,7 @@ def wait_for_oracle(host: str, port: int, timeout_s: float | None = None, *,
         SearchError: after ``timeout_s`` (default ``CXR_DIST_ORACLE_TIMEOUT_S`` or 1 h), naming
             the address and what to check; or with ``give_up``'s reason.
     """
-    timeout_s = _env_float(ENV_ORACLE_TIMEOUT_S, DEFAULT_ORACLE_TIMEOUT_S) \
+    timeout_s = env_float(ENV_ORACLE_TIMEOUT_S, DEFAULT_ORACLE_TIMEOUT_S) \
         if timeout_s is None else timeout_s
     start = time.monotonic()
     delay, next_log = 0.5, start
@@ -85,7 +85,7 @@ class _RetryingStub:
     def __init__(self, stub: Any, tuner_id: str, window_s: float, call_timeout_s: float,
                  on_response: Callable[[str, Any], None]):
         self._stub = stub
-        self._meta = ((_TUNER_META, tuner_id),)
+        self._meta = ((TUNER_META, tuner_id),)
         self._window_s = window_s
         self._call_timeout_s = call_timeout_s
         self._on_response = on_response
@@ -120,7 +120,7 @@ class _RetryingStub:
         return call
 
 
-def _make_retrying_client_class() -> type:
+def make_retrying_client_class() -> type:
     protos = compat.grpc_protos()
     trial_module = compat.trial_module()
     base = compat.original_oracle_client()
@@ -130,7 +130,7 @@ def _make_retrying_client_class() -> type:
 
         def __init__(self, oracle: Any):
             super().__init__(oracle)
-            window = _env_float(ENV_ORACLE_TIMEOUT_S, DEFAULT_ORACLE_TIMEOUT_S)
+            window = env_float(ENV_ORACLE_TIMEOUT_S, DEFAULT_ORACLE_TIMEOUT_S)
             self._current: str | None = None
             self._raw_stub = self.stub
             # A call waits for the channel at most 5 min, then is retried within the window:
@@ -156,7 +156,7 @@ def _make_retrying_client_class() -> type:
                 self._current = None
 
         def _heartbeat(self) -> None:
-            interval = _env_float(ENV_HEARTBEAT_S, DEFAULT_HEARTBEAT_S)
+            interval = env_float(ENV_HEARTBEAT_S, DEFAULT_HEARTBEAT_S)
             while not self._stop.wait(interval):
                 trial_id = self._current
                 if trial_id is None:
@@ -164,7 +164,7 @@ def _make_retrying_client_class() -> type:
                 with contextlib.suppress(Exception):  # a missed beat is harmless
                     self._raw_stub.GetTrial(
                         protos.get_service().GetTrialRequest(trial_id=trial_id),
-                        timeout=interval, metadata=((_TUNER_META, self.tuner_id),))
+                        timeout=interval, metadata=((TUNER_META, self.tuner_id),))
 
         def __getattr__(self, name: str) -> Any:
             # The service's tuner reads a few more oracle attributes than upstream forwards

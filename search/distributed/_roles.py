@@ -1,14 +1,15 @@
 """Roles: ``--role/--oracle/--tuner-id`` and KerasTuner's variables -> :class:`DistributedRole`.
 
-Also the environment variables and constants shared by the other parts of the package.
+Also the environment variables and constants shared by the other parts of the package. This
+module is the bottom of the package: it imports none of the others (``_install.py`` sets the
+variables for a block with ``role_environment``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from search.errors import SearchError
@@ -25,13 +26,13 @@ ENV_ORACLE_TIMEOUT_S = "CXR_DIST_ORACLE_TIMEOUT_S"
 DEFAULT_HEARTBEAT_S = 10.0
 DEFAULT_DEAD_AFTER_S = 120.0
 DEFAULT_ORACLE_TIMEOUT_S = 3600.0
-_TUNER_META = "x-cxr-tuner-id"
-_ORPHAN = "orphan:"
+TUNER_META = "x-cxr-tuner-id"
+ORPHAN_PREFIX = "orphan:"
 DISTRIBUTED_JSON = ".distributed.json"
 ASSIGNMENTS = "assignments.jsonl"
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
     try:
         return float(os.environ.get(name, default))
     except ValueError:
@@ -152,34 +153,3 @@ def resolve_role(role: str | None = None, oracle: str | None = None, tuner_id: s
             "word 'chief' (KerasTuner treats any id containing it as the chief), e.g. tuner1."
         )
     return DistributedRole("worker", wid, host, port)
-
-
-@contextlib.contextmanager
-def role_environment(role: DistributedRole | None) -> Iterator[None]:
-    """Sets KerasTuner's three variables for the block and restores them afterwards.
-
-    KerasTuner reads them in ``BaseTuner.__init__``, ``search`` and ``save``, so the block must
-    span the tuner's whole life. On exit it also stops this process's heartbeats and clears the
-    deadline set by :func:`set_deadline` (the per-process state of this package).
-    """
-    if role is None:
-        yield
-        return
-    saved = {k: os.environ.get(k) for k in ENV_KEYS}
-    os.environ.update(role.environ())
-    try:
-        yield
-    finally:
-        # The family is over for this process (done, budget spent, error): stop heartbeats, or
-        # the chief would wait for a trial this worker no longer trains.
-        from search.distributed._client import stop_heartbeats
-        from search.distributed._install import set_deadline
-
-        stop_heartbeats()
-        set_deadline(None)  # the chief's deadline was this family's (the engine sets it anew)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-

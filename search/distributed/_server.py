@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from search import compat
-from search.distributed._chief import _safe_locked, attach_liveness
-from search.distributed._roles import ENV_ORACLE_IP, ENV_ORACLE_PORT, _TUNER_META
+from search.distributed._chief import attach_liveness, safe_locked
+from search.distributed._roles import ENV_ORACLE_IP, ENV_ORACLE_PORT, TUNER_META
 from search.errors import SearchError
 
 
@@ -19,13 +19,13 @@ def _make_servicer_class() -> type:
 
         @staticmethod
         def _tuner(context: Any) -> str | None:
-            return dict(context.invocation_metadata() or ()).get(_TUNER_META)
+            return dict(context.invocation_metadata() or ()).get(TUNER_META)
 
         def _alive(self, context: Any, trial_id: str | None = None) -> None:
             tuner = self._tuner(context)
             if tuner:
                 # Through the lock: a heartbeat may re-adopt an orphan (mutates ongoing_trials).
-                _safe_locked(lambda o: o.note_alive(tuner, trial_id))(self.oracle)
+                safe_locked(lambda o: o.note_alive(tuner, trial_id))(self.oracle)
 
         def GetTrial(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC names)
             self._alive(context, request.trial_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -148,7 +149,7 @@ def _leaky_tree(root):
     return root
 
 
-def test_test_folder_patients_are_dropped_from_train(tmp_path, cache_dir):
+def test_test_folder_patients_are_dropped_from_train(tmp_path, cache_dir, caplog):
     from data_pipeline import load_dataset
 
     ds = load_dataset(_leaky_tree(tmp_path / "d"), image_size=16, cache_dir=cache_dir,
@@ -156,8 +157,10 @@ def test_test_folder_patients_are_dropped_from_train(tmp_path, cache_dir):
     # Groups carry the class folder, not the split folder: one patient, one id across splits.
     by_path = dict(zip(ds.paths, ds.groups))
     assert by_path["train/NORMAL/IM-0001-0001.png"] == by_path["test/NORMAL/IM-0001-0002.png"]
-    with pytest.warns(UserWarning, match="2 train/ image"):
+    with caplog.at_level("WARNING", logger="data_pipeline"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # information goes through logging, not warnings
         split = split_train_test(ds)
+    assert "2 train/ image(s)" in caplog.text and "left out of training" in caplog.text
     assert split.dropped_from_train == 2 and len(split.train_idx) == 6
     assert not set(ds.groups[split.train_idx]) & set(ds.groups[split.test_idx])
     path = tmp_path / "split.json"

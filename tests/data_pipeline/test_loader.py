@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,7 @@ def test_big_jpeg_decodes_with_draft(tmp_path, cache_dir):
     assert ds.x.shape[1:] == (64, 64, 1) and abs(int(ds.x[i].mean()) - 200) <= 2
 
 
-def test_non_images_ignored_unreadable_skipped_or_strict(tmp_path, cache_dir):
+def test_non_images_ignored_unreadable_skipped_or_strict(tmp_path, cache_dir, caplog):
     root = make_tree(tmp_path / "d", {"train/NORMAL": 3, "train/PNEUMONIA": 3})
     (root / "train/NORMAL/notes.txt").write_text("not an image")
     (root / "train/NORMAL/.DS_Store").write_bytes(b"\0\1")
@@ -86,8 +87,10 @@ def test_non_images_ignored_unreadable_skipped_or_strict(tmp_path, cache_dir):
     trunc = root / "train/PNEUMONIA/person8_virus_8.jpeg"
     write_image(trunc, size=64)
     trunc.write_bytes(trunc.read_bytes()[:200])
-    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
+    with caplog.at_level("WARNING", logger="data_pipeline"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # information goes through logging, not warnings
         ds = load_dataset(root, image_size=16, cache_dir=cache_dir, progress=False)
+    assert "skipped 2 unreadable" in caplog.text
     assert len(ds.y) == 6 and "train/PNEUMONIA/" + good.name in ds.paths
     assert sorted(p for p, _ in ds.skipped) == ["train/PNEUMONIA/person8_virus_8.jpeg",
                                                 "train/PNEUMONIA/person9_virus_9.jpeg"]

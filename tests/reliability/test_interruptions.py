@@ -103,9 +103,9 @@ def _replace(args: list[str], option: str, value: str) -> list[str]:
 
 
 CHANGES = [
-    pytest.param("--max-epochs", "3", "max_epochs: saved 2, now 3", id="max-epochs"),
-    pytest.param("--image-size", "24", "image_size: saved 16, now 24", id="image-size"),
-    pytest.param("--seed", "6", "seed: saved 5, now 6", id="seed"),
+    pytest.param("--max-epochs", "3", "--max-epochs: saved 2, now 3", id="max-epochs"),
+    pytest.param("--image-size", "24", "--image-size: saved 16, now 24", id="image-size"),
+    pytest.param("--seed", "6", "--seed: saved 5, now 6", id="seed"),
 ]
 
 

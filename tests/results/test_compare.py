@@ -253,3 +253,32 @@ def test_verdict_says_which_test_supports_which_claim(report):
     assert "beyond chance" not in text
     if result.get("mcnemar"):
         assert "McNemar's test asks another question" in text and "per image" in text
+
+
+def test_size_table_names_the_runs_objective() -> None:
+    """The report's "CV objective" cell is the run's objective, not val_auc beside it."""
+    from results.report.sections import _cv
+
+    cv = {"mean": {"val_auc": 0.994, "val_auc_geometric": 0.988},
+          "std": {"val_auc": 0.001, "val_auc_geometric": 0.002}}
+    assert _cv({"cv": cv, "objective": "val_auc_geometric"}).startswith("val_auc_geometric 0.988")
+    assert _cv({"cv": cv}).startswith("val_auc 0.994")  # an export without "objective"
+
+
+def test_test_dir_without_class_folders_names_test_dir(exported_run: Path, tmp_path: Path):
+    from results.report.compare import compare_models
+
+    empty = tmp_path / "films"
+    empty.mkdir()
+    (empty / "a.jpeg").write_bytes(b"x")
+    with pytest.raises(ResultsError) as err:
+        compare_models(exported_run, test_dir=empty, out_dir=tmp_path / "r", progress=False)
+    msg = str(err.value)
+    assert "no class folders" in msg and "--test-dir" in msg and "--data" not in msg
+
+
+def test_a_one_family_report_is_not_titled_cnn_vs_ann() -> None:
+    from results.report.sections import report_title
+
+    assert report_title(["transfer"]) == "TRANSFER on held-out test images"
+    assert report_title(["cnn", "ann"]) == "CNN vs ANN on held-out test images"

@@ -290,3 +290,29 @@ def test_a_round_still_running_leaves_the_configuration_at_its_completed_round(
                  folds_done=1, write_cv=False)
     rows = build_leaderboard(run_dir, "cnn")
     assert rows[0]["trial_id"] == "0002" and rows[0]["rank"] == 1
+
+
+def test_terminal_table_shows_the_whole_reason() -> None:
+    from results.leaderboard_formats import format_table
+
+    reason = ("over_budget: the model has 2,345,678 parameters, over the limit of 2,000,000 "
+              "(--max-params). Fix: raise --max-params or narrow the space.")
+    rows = [{"rank": None, "model": "cnn", "trial_id": "0001", "status": "FAILED",
+             "reason": reason}]
+    table = format_table(rows, "val_auc")
+    assert reason in table and "..." not in table
+    short = format_table(rows, "val_auc", max_reason=60)
+    assert "raise --max-params" in short  # shortened, the fix kept
+
+
+def test_a_family_the_run_did_not_search_gets_a_command_that_works(tmp_path: Path,
+                                                                   trial_writer) -> None:
+    """Resuming a transfer run with --model cnn is refused, so the hint must not suggest it."""
+    run_dir = tmp_path / "run"
+    trial_writer(run_dir / "transfer", "0001", {"backbone": "mobilenet_v3_small"})
+    (run_dir / "run.json").write_text(json.dumps({"config": {"model": "transfer",
+                                                             "objective": "val_auc"}}))
+    with pytest.raises(ResultsError) as err:
+        build_leaderboard(run_dir, "cnn")
+    msg = str(err.value)
+    assert "searched --model transfer" in msg and f"--run-dir {run_dir} --model cnn" not in msg

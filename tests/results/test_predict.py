@@ -80,3 +80,56 @@ def test_mismatch_names_both_values():
                          color_mode="rgb", source="DATA", export="EXPORT")
     msg = str(err.value)
     assert "32" in msg and "64" in msg and "'rgb'" in msg and "'grayscale'" in msg
+
+
+def test_predictions_csv_is_written_atomically(tmp_path, monkeypatch):
+    """A write that fails part-way (here: the second row) leaves the previous file whole."""
+    import results.predict as predict
+
+    out = tmp_path / "preds.csv"
+    out.write_text("previous predictions\n")
+    real = predict.csv_value
+    calls = {"n": 0}
+
+    def failing(value):
+        calls["n"] += 1
+        if calls["n"] > len(predict.CSV_COLUMNS):  # in the second row
+            raise OSError(28, "No space left on device")
+        return real(value)
+
+    monkeypatch.setattr(predict, "csv_value", failing)
+    rows = [{"path": f"a{i}.png", "probability": 0.5, "label": "NORMAL", "threshold": 0.5,
+             "error": ""} for i in range(2)]
+    with pytest.raises(OSError):
+        predict.write_csv(rows, out)
+    assert out.read_text() == "previous predictions\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["preds.csv"]  # no temporary file left
+    monkeypatch.setattr(predict, "csv_value", real)
+    predict.write_csv(rows, out)
+    assert out.read_text().splitlines()[0].startswith("path,")
+
+
+def test_a_missing_export_folder_is_said_not_to_exist(tmp_path: Path):
+    with pytest.raises(ResultsError, match="does not exist.*<cnn\\|ann\\|transfer>/rank1"):
+        predict_paths(tmp_path / "MISSING", [tmp_path / "x.jpeg"])
+
+
+def test_predict_on_nothing_predictable_is_bad_input(exported_run: Path, tmp_path: Path, capsys):
+    """One non-image file: nothing predicted -> exit 2 with the reason (a mix stays exit 1)."""
+    from run_search import main
+
+    bad = tmp_path / "notes.jpeg"
+    bad.write_text("not an image")
+    code = main(["predict", "--model", str(exported_run / "exports" / "ann" / "rank1"),
+                 str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "none of the 1 file(s) could be predicted" in err and "notes.jpeg" in err
+
+
+def test_a_threshold_that_calls_every_film_one_class_is_warned():
+    from results.predict import threshold_warning
+
+    rows = [{"path": "a.png", "probability": 0.2, "label": "PNEUMONIA", "threshold": 0.0,
+             "error": ""}]
+    assert "every film is called the positive class" in threshold_warning(rows)
+    assert threshold_warning([{**rows[0], "threshold": 0.4}]) is None

@@ -68,6 +68,15 @@ def main() -> int:
     evaluated = model.evaluate(x[:15].astype("float32"), y[:15], batch_size=256, verbose=0,
                                return_dict=True)
     pred = model.predict(x[:4], verbose=0)
+    # The shortcut probes' scores (search/probes.py) under the plan: 33 images in chunks of 8
+    # leave an odd last chunk of 1; each score must be the model's own for that image.
+    from search import probes
+
+    reference = np.asarray(model(x.astype("float32"), training=False), dtype=np.float64).ravel()
+    scores = probes.predict_scores(model, x, batch_size=8)
+    whole = probes.predict_scores(model, x)
+    probe = probes.probe_scores(model, x, y, {"border": x, "photometric": x[::-1].copy(),
+                                              "geometric": x})
     out = {
         "backend": keras.backend.backend(), "replicas": plan.replicas, "kind": plan.kind,
         "policy": keras.config.dtype_policy().name,
@@ -77,6 +86,11 @@ def main() -> int:
         "steps": Count.steps, "loss": float(history.history["loss"][-1]),
         "evaluated_loss": float(evaluated["loss"]),
         "jit": str(model.jit_compile), "recorded_batch": hp.values["batch_size"],
+        "probe_rows": [len(scores), len(whole)],
+        "probe_max_diff": float(max(np.max(np.abs(scores - reference)),
+                                    np.max(np.abs(whole - reference)))),
+        "probe_clean_auc": probe["val_auc"], "probe_border_auc": probe["val_auc_border"],
+        "reference_auc": probes.auc(y, reference),
         "lines": lines,
     }
     print("RESULT " + json.dumps(out), flush=True)

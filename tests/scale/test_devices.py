@@ -21,6 +21,15 @@ from search.errors import SearchError
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _assert_probes_match(out: dict) -> None:
+    """The probes score each of the 33 images once, with the model's own output for it
+    (under MirroredStrategy ``predict_on_batch`` returned each batch once per replica)."""
+    assert out["probe_rows"] == [33, 33]
+    assert out["probe_max_diff"] < 1e-3
+    assert abs(out["probe_clean_auc"] - out["reference_auc"]) < 1e-9
+    assert out["probe_border_auc"] == out["probe_clean_auc"]  # the same images
+
+
 def _run(backend: str, *args: str, env: dict[str, str] | None = None) -> dict:
     full = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     proc = subprocess.run([sys.executable, "tests/scale/devices_main.py", *args], cwd=ROOT,
@@ -41,6 +50,7 @@ def test_tensorflow_two_replicas_mirrored_bfloat16() -> None:
     assert any("global batch = batch_size x 2" in ln for ln in out["lines"])
     assert out["evaluated_loss"] > 0
     assert "backend tensorflow" in out["lines"][0]
+    _assert_probes_match(out)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None,
@@ -55,12 +65,14 @@ def test_jax_two_host_devices_data_parallel_bfloat16() -> None:
     assert out["steps"] == 2 and out["recorded_batch"] == 8
     assert "DataParallel over 2" in out["lines"][0]
     assert out["evaluated_loss"] > 0
+    _assert_probes_match(out)
 
 
 def test_single_device_jit_off_float32_ann() -> None:
     out = _run("tensorflow", "--family", "ann", "--jit", "off")  # one device: no trimming
     assert (out["replicas"], out["policy"], out["jit"]) == (1, "float32", "False")
     assert out["steps"] == 5  # 33 images / batch 8
+    _assert_probes_match(out)
 
 
 def test_option_validation() -> None:

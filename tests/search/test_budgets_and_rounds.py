@@ -128,12 +128,13 @@ def test_resume_refuses_another_numeric_setup(tmp_path, synthetic_root):
     runtime = json.loads((Path(cfg.run_dir) / RUNTIME_JSON).read_text())
     assert runtime["dtype_policy"] == "float32" and runtime["replicas"] == 1
     cfg.max_trials, cfg.mixed_precision = 2, "bfloat16"
-    with pytest.raises(SearchError, match="dtype_policy: saved 'float32', now 'mixed_bfloat16'"
-                       ) as err:
+    with pytest.raises(SearchError, match=r"--mixed-precision \(dtype policy\): saved float32, "
+                                          r"now mixed_bfloat16") as err:
         run_search_job(cfg)
     assert "--mixed-precision off" in str(err.value)
     assert len(cv_records(Path(cfg.run_dir) / "ann")) == 1  # nothing trained, nothing lost
-    with pytest.raises(SearchError, match="replicas: saved 1, now 2.*--data-parallel 1"):
+    with pytest.raises(SearchError,
+                       match=r"--data-parallel \(replicas\): saved 1, now 2.*--data-parallel 1"):
         check_runtime(Path(cfg.run_dir), {**runtime, "replicas": 2})
     check_runtime(Path(cfg.run_dir), {**runtime, "replicas": 2}, new_run=True)  # recorded
 

@@ -45,3 +45,12 @@ def test_short_reason_of_a_gflops_refusal_and_of_plain_text() -> None:
     assert short_reason("nan_loss: val_loss became nan at epoch 3 of fold 1") == \
         "nan_loss: val_loss became nan at epoch 3 of fold 1"
     assert short_reason("x" * 300, 50) == "x" * 47 + "..."
+
+
+def test_short_reason_never_cuts_a_word() -> None:
+    text = ("ValueError: the layer could not be built because its input shape was unknown "
+            "when the backbone was created without a fixed input size anywhere")
+    short = short_reason(text, 40)
+    assert short.endswith("...") and len(short) <= 40
+    kept = short[:-3].split()
+    assert all(word in text.split() for word in kept), short

@@ -17,10 +17,15 @@ FRAME = 2  # of 32 px: inside the probes' 12% frame (4 px), and too thin to move
 
 
 class Scorer:
-    """A stand-in model: ``predict_on_batch`` returns a score read from one image region."""
+    """A stand-in model: ``predict`` returns a score read from one image region."""
 
     def __init__(self, region: str):
         self.region = region
+        self.calls: list[tuple[int, int]] = []  # (rows, batch_size) of each predict call
+
+    def predict(self, x, batch_size=None, verbose=0):
+        self.calls.append((len(x), batch_size))
+        return self.predict_on_batch(x)
 
     def predict_on_batch(self, xb):
         xb = np.asarray(xb, dtype=np.float32)
@@ -86,3 +91,26 @@ def test_recorded_clean_auc_and_robust_minimum_use_one_definition():
     clean = Scorer("centre").predict_on_batch(x).ravel()
     assert out["val_auc"] == auc(y, clean)
     assert out["val_auc_robust"] <= out["val_auc"]
+
+
+class _Strategy:
+    num_replicas_in_sync = 3
+
+
+def test_predict_scores_uses_whole_batches_divisible_by_the_replicas():
+    """Odd sizes are padded to whole batches (a multiple of the replica count) and the
+    padding's scores dropped: each image gets its own score, once."""
+    from search.probes import predict_scores
+
+    x, _ = _shortcut_images(n=37)
+    model = Scorer("centre")
+    expected = model.predict_on_batch(x).ravel()
+    model.calls.clear()
+    scores = predict_scores(model, x, batch_size=8)
+    assert np.allclose(scores, expected) and len(scores) == 37
+    assert model.calls == [(40, 8)]
+    model._distribute_strategy = _Strategy()  # built under a 3-replica MirroredStrategy
+    model.calls.clear()
+    assert np.allclose(predict_scores(model, x, batch_size=8), expected)
+    rows, size = model.calls[0]
+    assert size % 3 == 0 and rows % size == 0 and rows >= 37

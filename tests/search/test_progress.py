@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from search.progress import Progress, format_duration
 
@@ -34,3 +35,34 @@ def test_quiet_keeps_the_log_only(tmp_path):
 def test_format_duration():
     assert format_duration(5) == "5s" and format_duration(75) == "1m15s"
     assert format_duration(3700) == "1h01m"
+
+
+def test_data_information_reaches_search_log_once(tmp_path, capsys):
+    """What data_pipeline tells the user while a search loads its data (train/ images left out
+    because their patient is in test/) is in search.log, printed once, without a source line."""
+    import logging
+    import sys
+
+    from search.config import SearchConfig
+    from search.engine import _prepare_data
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_pipeline"))
+    from test_folds_splits import _leaky_tree
+
+    root = _leaky_tree(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = SearchConfig(data=str(root), folds=2, image_size=16, run_dir=str(run_dir),
+                          objective="val_auc")
+    progress = Progress(run_dir / "search.log", quiet=True)
+    stderr_handler = logging.StreamHandler(sys.stderr)  # as the CLI's (data_pipeline.cli)
+    logging.getLogger("data_pipeline").addHandler(stderr_handler)
+    try:
+        _prepare_data(config, run_dir, progress, resuming=False)
+    finally:
+        logging.getLogger("data_pipeline").removeHandler(stderr_handler)
+    log = (run_dir / "search.log").read_text()
+    assert "warning: 2 train/ image(s)" in log and "left out of training" in log
+    err = capsys.readouterr().err
+    assert "2 train/ image(s)" not in err  # quiet: the log has it, the terminal does not
+    assert logging.getLogger("data_pipeline").propagate  # restored after the block

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -117,4 +119,98 @@ def test_a_run_saved_before_the_transfer_family_still_resumes_and_weights_are_co
     assert spaces.SpaceConfig.from_dict(old).dims("cnn")  # read back without the new family
     changed = rf.config_differences({"model": "transfer", "space": space, "weights": "imagenet"},
                                     {"model": "transfer", "space": space, "weights": "none"})
-    assert changed == ["weights: saved 'imagenet', now 'none'"]
+    assert changed == ["--weights: saved imagenet, now none"]
+
+
+def test_resume_refusals_name_the_flags_not_run_json_keys():
+    saved = {"max_epochs": 10, "min_epochs": None, "test_fraction": 0.15, "positive_class": None}
+    now = {"max_epochs": 6, "min_epochs": 2, "test_fraction": 0.2, "positive_class": "PNEUMONIA"}
+    assert rf.config_differences(saved, now) == [
+        "--max-epochs: saved 10, now 6", "--min-epochs: saved not given (the default), now 2",
+        "--positive-class: saved not given (the default), now PNEUMONIA",
+        "--test-fraction: saved 0.15, now 0.2"]
+
+
+_MODULES_AFTER = """
+import sys, run_search
+rc = run_search.main(sys.argv[1:])
+heavy = [m for m in ("keras_tuner", "tensorflow", "keras", "jax", "torch") if m in sys.modules]
+print("RESULT", rc, ",".join(heavy) or "-")
+"""
+
+
+@pytest.mark.parametrize("option", [["--max-trials", "0"], ["--max-trial-share", "2"],
+                                    ["--time-budget", "inf"], ["--time-budget", "nan"],
+                                    ["--max-epochs", "0"]])
+def test_value_refusals_come_before_keras_loads(tmp_path, option):
+    """A mistyped value is refused before the engine imports Keras, KerasTuner or a backend
+    (checked on sys.modules in a fresh process, not by timing)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _MODULES_AFTER, "search", *option,
+                           "--run-dir", str(tmp_path / "run")],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=120)
+    result = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+    assert result == ["RESULT 2 -"], proc.stdout + proc.stderr
+    assert f"error: {option[0]}" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_time_budget_inf_is_refused_so_run_json_stays_valid_json():
+    with pytest.raises(SearchError, match="--time-budget must be a positive, finite"):
+        validate(SearchConfig(time_budget_min=float("inf")))
+
+
+def test_max_trial_share_without_a_time_budget_is_warned():
+    from search.commands import option_warnings, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["search", "--max-trial-share", "0.5"])
+    assert any("--max-trial-share 0.5 only applies with --time-budget" in ln
+               for ln in option_warnings(args))
+    assert option_warnings(parser.parse_args(["search", "--max-trial-share", "0.5",
+                                              "--time-budget", "30"])) == []
+    assert option_warnings(parser.parse_args(["search"])) == []
+
+
+@pytest.mark.parametrize("tuner", ["tpe", "bayesian"])
+def test_a_cap_within_the_random_start_warns_that_the_model_never_proposes(tmp_path, tuner):
+    from search.engine import _describe_tuner
+    from search.progress import Progress
+
+    progress = Progress(tmp_path / "search.log", quiet=True)
+    _describe_tuner("cnn", SearchConfig(tuner=tuner, max_trials=1), progress)
+    log = (tmp_path / "search.log").read_text()
+    assert "never proposes" in log and "then" not in log
+    _describe_tuner("ann", SearchConfig(tuner=tuner, max_trials=20), progress)
+    assert "[ann] " + tuner + ": " in (tmp_path / "search.log").read_text()
+
+
+def test_weights_refusals_say_what_was_given(tmp_path):
+    with pytest.raises(SearchError, match="--weights NONE: the keywords are lower case. Use "
+                                          "--weights none"):
+        validate(SearchConfig(model="transfer", weights="NONE"))
+    with pytest.raises(SearchError, match="is a folder, not a weights file"):
+        validate(SearchConfig(model="transfer", weights=str(tmp_path)))
+    with pytest.raises(SearchError, match="no such file"):
+        validate(SearchConfig(model="transfer", weights=str(tmp_path / "missing.weights.h5")))
+
+
+def test_progress_best_breaks_ties_as_export_does():
+    """Tied scores: the progress line's best is the lowest trial id, the leaderboard's rank 1."""
+    from types import SimpleNamespace
+
+    from results.leaderboard import trials_to_rows
+    from search.cv_tuner import CVTuner
+
+    trials = [SimpleNamespace(trial_id=i, score=s, status="COMPLETED")
+              for i, s in (("0003", 0.9), ("0001", 0.9), ("0002", 0.8))]
+    oracle = SimpleNamespace(trials={t.trial_id: t for t in trials},
+                             get_best_trials=lambda n: sorted(trials, key=lambda t: -t.score)[:n])
+    best = CVTuner.best_trial(SimpleNamespace(oracle=oracle))
+    rows = trials_to_rows([{"trial_id": t.trial_id, "family": "cnn", "status": "COMPLETED",
+                            "mean": {"val_auc": t.score}} for t in trials], "val_auc")
+    assert best.trial_id == rows[0]["trial_id"] == "0001"

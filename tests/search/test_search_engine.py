@@ -206,7 +206,7 @@ def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
     run_search_job(cfg)
     other = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1, folds=3)
-    with pytest.raises(SearchError, match="folds: saved 2, now 3") as err:
+    with pytest.raises(SearchError, match="--folds: saved 2, now 3") as err:
         run_search_job(other)
     assert "--overwrite" in str(err.value) and "--run-dir" in str(err.value)
     other.overwrite = True  # the first way out
@@ -255,3 +255,36 @@ def test_batch_objective_is_checked_per_fold_before_training(tmp_path):
         run_search_job(cfg)
     assert "fewer --folds" in str(err.value)
     assert not list((Path(cfg.run_dir) / "ann").glob("trial_*/fold*.json"))
+
+
+def test_a_new_run_hashes_each_data_file_once(tmp_path, synthetic_root, monkeypatch):
+    """data_files.json takes the decoder's digests: no second pass over the files."""
+    import data_pipeline.content as content
+
+    expected = content.content_digests(synthetic_root)
+    calls = []
+    real = content.file_digest
+    monkeypatch.setattr(content, "file_digest", lambda p: calls.append(p) or real(p))
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
+    run_search_job(cfg)
+    assert calls == []
+    record = json.loads((Path(cfg.run_dir) / "data_files.json").read_text())
+    assert record["files"] == expected
+    assert record["content_fingerprint"] == content.content_fingerprint(expected)
+
+
+def test_a_resume_mismatch_is_told_before_an_offline_weights_error(tmp_path, synthetic_root,
+                                                                   monkeypatch):
+    import spaces.backbones
+    from spaces.space import SpaceError
+
+    def offline(*args, **kwargs):
+        raise SpaceError("offline: the imagenet weights are not cached")
+
+    monkeypatch.setattr(spaces.backbones, "check_weights", offline)
+    cfg = tiny_config(tmp_path, synthetic_root, model="transfer", space_file=None)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"config": {"model": "transfer", "folds": 5}}))
+    with pytest.raises(SearchError, match="--folds: saved 5, now 2"):
+        run_search_job(cfg)
