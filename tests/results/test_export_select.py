@@ -181,3 +181,31 @@ def test_weighted_average_model_saves_and_reloads_as_the_weighted_mean(tmp_path:
     model.save(tmp_path / "m.keras")
     back = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(back.predict(x, verbose=0).ravel(), expected, atol=1e-6)
+
+
+def test_leaderboard_shows_the_selected_members_and_weights(select_run: Path):
+    from results.leaderboard_output import write_leaderboard
+
+    lines: list[str] = []
+    board = write_leaderboard(select_run, family="cnn", echo=lines.append, plots=False)
+    record = json.loads((select_run / "exports" / "cnn" / "rank1" / "ensemble.json").read_text())
+    weights = {m["trial_id"]: m["weight"] for m in record["members"]}
+    rows = {r["trial_id"]: r for r in board["rows"]}
+    assert {t: rows[t]["ensemble_weight"] for t in weights} == weights
+    assert all(r["ensemble_weight"] == 0.0 for t, r in rows.items() if t not in weights)
+    text = "\n".join(lines)
+    assert "--ensemble select" in text and all(f"trial {t}" in text for t in weights)
+    assert "ensemble_weight" in (select_run / "leaderboard.csv").read_text()
+
+
+def test_report_lists_members_and_weights():
+    from results.report.sections import ensemble_blocks, ensemble_text
+
+    ens = {"kind": "select", "members": ["0003", "0001"], "weights": [0.6, 0.4],
+           "selected_on": "val_auc_geometric", "fallback": None}
+    assert ensemble_text(ens) == "select: 0003 x 0.60, 0001 x 0.40"
+    assert ensemble_text({"kind": "folds", "members": ["0003"]}) == "folds"
+    blocks = ensemble_blocks({"cnn": {"ensemble": ens}, "ann": {"ensemble": {"kind": "none"}}})
+    table = [b for b in blocks if b.kind == "table"][0]
+    assert table.rows == [["CNN", "select", "0003", "0.600", "val_auc_geometric", ""],
+                          ["CNN", "select", "0001", "0.400", "val_auc_geometric", ""]]
