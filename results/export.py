@@ -228,7 +228,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
 
     from results.ensemble import (average_models, load_fold_models, oof_scores, run_folds,
                                   threshold_spread, weighted_average_models)
-    from results.selection import to_json
+    from results.selection import family_objective, to_json
     from search.probes import auc
     from search.run_folder import versions
 
@@ -238,8 +238,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         raise ResultsError("--ensemble select needs the selection and its members.")
     cfg = run["config"]
     family, seed = record["family"], int(cfg.get("seed", 42))
-    objective = cfg.get("objective", record.get("objective", "val_auc"))
-    direction = cfg.get("direction", record.get("direction", "max"))
+    objective, direction = family_objective(cfg, family, record)
     y_pool, g_pool = dataset.y[train_idx], dataset.groups[train_idx]
     x_pool = dataset.x[train_idx]
     input_shape = tuple(dataset.x.shape[1:])
