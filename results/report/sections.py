@@ -229,6 +229,27 @@ def ensemble_blocks(models: dict[str, Any]) -> list[Block]:
                   rows=rows)]
 
 
+def cost_blocks(cost: dict[str, Any]) -> list[Block]:
+    """The cost of a 5-member selected ensemble at 64 and 224 px (results/report/ensemble_cost)."""
+    rows = [[r["family"].upper(), f"{r['image_size']} px", r["n_models"],
+             "—" if r.get("n_params") is None else f"{r['n_params']:,}",
+             "—" if r.get("megabytes") is None else f"{r['megabytes']:.1f}",
+             "—" if r.get("ms_batch_1") is None else f"{r['ms_batch_1']:.1f}",
+             "—" if r.get("ms_batched") is None else f"{r['ms_batched']:.2f}", r.get("note", "")]
+            for r in cost.get("rows") or []]
+    if not rows:
+        return []
+    return [Block("p", "Cost of a 5-member ensemble (the most `--ensemble select` exports by "
+                       "default; each member averages its fold models): the rank-1 "
+                       "configuration built at 64 and 224 px, measured while this report was "
+                       f"built on {cost.get('machine', 'this machine')}. Other work on the "
+                       "machine inflates these times; `--ensemble-max-members 1` exports one "
+                       "configuration's fold models only."),
+            Block("table", headers=["model", "input", "networks", "parameters",
+                                    "MB (float32)", "ms/image (batch 1)",
+                                    "ms/image (batch 16)", "note"], rows=rows)]
+
+
 def variant_blocks(variants: dict[str, Any]) -> list[Block]:
     """"Ensemble vs single model": each family's exported ensemble beside one retrained model."""
     if not variants:
@@ -302,6 +323,7 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
                                models[n]["latency_ms"]["batched"], _cv(models[n])]
                               for n in names]))
     blocks.append(Block("p", f"Backend: {result['backend']}. Test data: {result['source']}."))
+    blocks += cost_blocks(result.get("ensemble_cost") or {})
     blocks.append(Block("h2", "Figures"))
     captions = {"roc_pr": "ROC and precision-recall curves (dots: the exported thresholds)",
                 "confusion": "Confusion matrices at the exported threshold and at 0.5",
