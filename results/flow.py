@@ -146,18 +146,30 @@ def _current_data_fingerprint(run_dir: Path, run: dict[str, Any]) -> str | None:
 
 
 def _export_is_current(run_dir: Path, family: str, top_n: int,
-                       target_sensitivity: float = 0.95, ensemble: Any = None) -> bool:
+                       target_sensitivity: float = 0.95, ensemble: Any = None,
+                       max_members: int = 5) -> bool:
     """True when exports/<family>/rank1..N already hold the current best trials, exported with
     this ``target_sensitivity`` and ensemble kind from the data as it is now (same
-    fingerprint)."""
+    fingerprint). A ``select`` export is current when the selection redone from the
+    out-of-fold files gives the same members and weights (without those files: the winner's
+    fold ensemble it falls back to)."""
+    from results.ensemble import family_selection
     from results.export import parse_ensemble
     from results.leaderboard import best_trials, load_run_config, read_json
     from results.model_io import export_path
 
     kind, _ = parse_ensemble(ensemble)
-    best = best_trials(run_dir, family, 1 if kind == "top" else top_n)
+    best = best_trials(run_dir, family, 1 if kind in ("top", "select") else top_n)
     if not best:
         return True  # nothing to export for this family
+    selected = None
+    if kind == "select":
+        found = family_selection(run_dir, family, load_run_config(run_dir),
+                                 max_members=max_members)
+        if found is None:
+            kind = "folds"  # what export falls back to
+        else:
+            selected, best = found[0], found[1][:1]
     fingerprint = _current_data_fingerprint(run_dir, load_run_config(run_dir))
     for rank, trial in enumerate(best, start=1):
         out = run_dir / "exports" / family / f"rank{rank}"
@@ -172,8 +184,12 @@ def _export_is_current(run_dir: Path, family: str, top_n: int,
             return False
         if meta.get("data_fingerprint") != fingerprint:
             return False
-        if (meta.get("ensemble") or {}).get("kind", "none") != kind or kind in ("top", "select"):
-            return False  # a top-N or selected ensemble's members may change with any trial
+        if (meta.get("ensemble") or {}).get("kind", "none") != kind or kind == "top":
+            return False  # a top-N ensemble's members may change with any new trial
+        if selected is not None and dict(zip(
+                meta["ensemble"].get("members") or [],
+                meta["ensemble"].get("weights") or [])) != selected.weights:
+            return False
         if kind != "none" and rank == 1:
             single = read_json(export_path(run_dir, family, 1, single=True) / "metadata.json")
             if not (isinstance(single, dict)
@@ -257,7 +273,8 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
         t = step("export")
         families = ("cnn", "ann") if config.model == "both" else (config.model,)
         todo = [f for f in families
-                if not _export_is_current(run_dir, f, top_n, target_sensitivity, ensemble)]
+                if not _export_is_current(run_dir, f, top_n, target_sensitivity, ensemble,
+                                          max_members)]
         for fam in families:
             if fam not in todo:
                 echo(f"{fam}: export is current ({run_dir / 'exports' / fam}); kept")

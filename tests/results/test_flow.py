@@ -56,7 +56,8 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
     monkeypatch.setattr(search.engine, "run_search_job",
                         lambda cfg: calls["search"].append(cfg) or {"status": "completed"})
 
-    def fake_export(run_dir, *, model, top_n, target_sensitivity, ensemble=None):
+    def fake_export(run_dir, *, model, top_n, target_sensitivity, ensemble=None,
+                    max_members=5):
         calls["export"].append(model)
         for fam, tid in (("cnn", "0002"), ("ann", "0002")):
             if model in (fam, "both"):
