@@ -18,8 +18,15 @@ another site's films, not evidence of generalisation to one.
    over the out-of-fold files, ``results/selection.py``, cap 5), scored on the same test copies
    (AUC, and the best specificity any threshold gives at sensitivity >= 0.95).
 
-    python benchmarks/ann_objective.py --run runs/ann_objective --family ann \\
-        --out runs/ann_objective/objective.json
+The measurement in RESULTS.md ("ANN objective and ensemble selection"):
+
+    python run_search.py search --data ../shared/data/chest_xray --model ann --tuner random \\
+        --max-trials 8 --folds 3 --max-epochs 8 --patience 2 --objective val_auc \\
+        --no-racing --no-pruning --seed 42 --image-size 64 \\
+        --space benchmarks/ann_objective_space.toml --run-dir runs/ann_objective2
+    python benchmarks/ann_objective.py --run runs/ann_objective2 --family ann
+
+(the search records every probe whatever its objective, so one run serves every signal).
 
 Writes the JSON and prints Markdown tables for RESULTS.md.
 """
