@@ -21,12 +21,13 @@ another site's films, not evidence of generalisation to one.
 The measurement in RESULTS.md ("ANN objective and ensemble selection"):
 
     python run_search.py search --data ../shared/data/chest_xray --model ann --tuner random \\
-        --max-trials 8 --folds 3 --max-epochs 8 --patience 2 --objective val_auc \\
+        --max-trials 12 --folds 3 --max-epochs 8 --patience 2 --objective val_auc \\
         --no-racing --no-pruning --seed 42 --image-size 64 \\
         --space benchmarks/ann_objective_space.toml --run-dir runs/ann_objective2
     python benchmarks/ann_objective.py --run runs/ann_objective2 --family ann
 
-(the search records every probe whatever its objective, so one run serves every signal).
+(the search records every probe whatever its objective, so one run serves every signal;
+the measured run was started with ``--max-trials 8`` and resumed with ``--max-trials 12``).
 
 Writes the JSON and prints Markdown tables for RESULTS.md.
 """
