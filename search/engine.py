@@ -34,19 +34,22 @@ def _resolve_auto_objectives(config: SearchConfig, n_classes: int,
                              saved: dict[str, Any] | None) -> None:
     """``--objective auto``: each family's objective (search.config.AUTO_OBJECTIVES).
 
-    ``objective`` keeps the single name earlier runs recorded (the CNN's), so their resume
-    check still matches; a resumed run keeps the per-family objectives it recorded (a newer
-    default must not change what its trials were scored on), and one recorded before
-    per-family objectives keeps its single one for every family.
+    ``objective`` is the first family's (run.json's single name, which the resume check
+    compares). A resumed run keeps the per-family objectives it recorded (a newer default must
+    not change what its trials were scored on); one recorded before per-family objectives
+    resolves ``auto`` as it did then (the CNN's objective for every family).
     """
-    config.objective = resolve_objective(AUTO_OBJECTIVE, n_classes)
-    config.direction = objective_direction(config.objective)
     saved_cfg = (saved or {}).get("config") or {}
     if saved is not None and not config.overwrite and saved_cfg.get("objective"):
-        config.objectives = dict(saved_cfg.get("objectives") or {}) or None
-        return
-    config.objectives = {f: resolve_objective(AUTO_OBJECTIVE, n_classes, f)
-                         for f in config.families}
+        recorded = dict(saved_cfg.get("objectives") or {})
+        config.objectives = recorded or None
+        config.objective = (str(saved_cfg["objective"]) if recorded
+                            else resolve_objective(AUTO_OBJECTIVE, n_classes))
+    else:
+        config.objectives = {f: resolve_objective(AUTO_OBJECTIVE, n_classes, f)
+                             for f in config.families}
+        config.objective = config.objectives[config.families[0]]
+    config.direction = objective_direction(config.objective)
 
 
 def _check_probe_objective(objective: str, ds, idx: np.ndarray,

@@ -20,8 +20,11 @@ def test_a_new_run_records_each_familys_objective():
     _resolve_auto_objectives(config, 2, None)
     assert config.objectives == {"cnn": AUTO_OBJECTIVES["cnn"], "ann": AUTO_OBJECTIVES["ann"]}
     assert config.objective_for("ann")[0] == AUTO_OBJECTIVES["ann"]
-    assert config.objective == AUTO_OBJECTIVES["cnn"]  # what earlier runs recorded
+    assert config.objective == AUTO_OBJECTIVES["cnn"]  # the first family's
     assert config.to_record({})["objectives"] == config.objectives
+    ann = SearchConfig(model="ann", objective="auto")
+    _resolve_auto_objectives(ann, 2, None)
+    assert ann.objective == AUTO_OBJECTIVES["ann"] and ann.objectives == {"ann": ann.objective}
 
 
 def test_a_resume_keeps_the_recorded_objectives():
@@ -33,8 +36,11 @@ def test_a_resume_keeps_the_recorded_objectives():
     # A run recorded before per-family objectives keeps its single one for every family.
     older = SearchConfig(model="both", objective="auto")
     _resolve_auto_objectives(older, 2, {"config": {"objective": "val_auc_geometric"}})
-    assert older.objectives is None
+    assert older.objectives is None and older.objective == "val_auc_geometric"
     assert older.objective_for("ann") == ("val_auc_geometric", "max")
+    old_ann = SearchConfig(model="ann", objective="auto")  # an ANN-only run of before
+    _resolve_auto_objectives(old_ann, 2, {"config": {"objective": "val_auc_geometric"}})
+    assert old_ann.objective_for("ann") == ("val_auc_geometric", "max")
 
 
 def test_results_rank_each_family_by_its_own_objective(tmp_path):
