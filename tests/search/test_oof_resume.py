@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from search_helpers import cli_args, cv_records, run_cli
 
+from search.config import AUTO_OBJECTIVES
 from search.oof import load_trial_oof, oof_path
 from search.probes import auc
 
@@ -30,13 +31,13 @@ def test_resume_keeps_the_oof_predictions_and_they_match_the_fold_records(tmp_pa
     records = cv_records(family)
     assert sorted(records) == ["trial_0000", "trial_0001"]
     for name, record in records.items():
-        assert record["objective"] == "val_auc_geometric"
+        assert record["objective"] == AUTO_OBJECTIVES["ann"]  # --objective auto, ANN
         folds = load_trial_oof(family / name, 2)
         assert folds is not None
         assert folds[0].digest == load_trial_oof(family / "trial_0000", 2)[0].digest
         for fold, saved in zip(record["folds"], folds):
             # The scores are those of the restored fold model the record describes.
             assert auc(saved.y, saved.scores["val_auc"]) == pytest.approx(fold["val_auc"])
-            assert auc(saved.y, saved.scores["val_auc_geometric"]) == pytest.approx(
-                fold["val_auc_geometric"])
+            for probe in ("val_auc_photometric", "val_auc_geometric", "val_auc_border"):
+                assert auc(saved.y, saved.scores[probe]) == pytest.approx(fold[probe])
             assert np.all((saved.scores["val_auc"] >= 0) & (saved.scores["val_auc"] <= 1))
