@@ -1,4 +1,4 @@
-"""Which validation signal ranks a family's configurations, and does ensemble selection pay (issue 34).
+"""Which validation signal ranks a family's configurations; does ensemble selection pay (issue 34).
 
 Reads a finished search (``run_search.py search ... --run-dir RUN``; bounded by trial and epoch
 counts, never by a time budget) and, for every completed configuration of ``--family``, scores
@@ -162,7 +162,8 @@ def markdown(report: dict[str, Any]) -> str:
     for s, row in report["correlations"]["spearman"].items():
         lines.append(f"| {s} | " + " | ".join(f"{row[m]:.2f}" for m in TESTS) + " |")
     lines += ["", "| objective | export | members | test AUC clean | test AUC shifted mean | "
-              "test AUC geometric | best spec. @ sens 0.95 (clean) |", "|---|---|---|---|---|---|---|"]
+              "test AUC geometric | best spec. @ sens 0.95 (clean) |",
+              "|---|---|---|---|---|---|---|"]
     for e in report["ensembles"]:
         for kind in ("top1", "top3", "select"):
             r = e[kind]

@@ -209,7 +209,8 @@ def caruana_select(candidates: dict[str, list[FoldOOF]], *, objective: str, dire
     kept = bag[:best_step + 1]
     counts = {t: kept.count(t) for t in dict.fromkeys(kept)}
     members = sorted(({"trial_id": t, "weight": c / len(kept), "count": c}
-                      for t, c in counts.items()), key=lambda m: (-m["count"], ids.index(m["trial_id"])))
+                      for t, c in counts.items()),
+                     key=lambda m: (-m["count"], ids.index(m["trial_id"])))
     return Selection(objective, direction, on, max_members, rounds, members,
                      trajectory[best_step]["score"], trajectory, cand_rows)
 
