@@ -1,6 +1,10 @@
-"""Exporting each family's winners: the fold ensemble (default) or one retrained model.
+"""Exporting each family's winners: a selected ensemble (default) or one retrained model.
 
-``--ensemble folds`` (the default) averages the winner's k fold models, whose best weights the
+``--ensemble select`` (the default) weights the fold ensembles of the configurations Caruana's
+greedy selection picks from the search's out-of-fold predictions (``results/selection.py``; at
+most ``--ensemble-max-members``, 5 by default; ``ensemble.json`` records members and weights);
+with one finished configuration it is that configuration's fold ensemble, and says so.
+``--ensemble folds`` averages the winner's k fold models, whose best weights the
 search saved, into one model: no retraining. ``--ensemble top N`` averages the fold models of
 the N best distinct configurations. ``--ensemble none`` retrains one model as described below.
 An ensemble's threshold is chosen on the out-of-fold predictions of its fold models over all
@@ -42,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from results.ensemble import distinct_configurations  # noqa: F401  (re-exported)
 from results.errors import ResultsError
 from results.model_io import (FAMILIES, chosen_epochs, export_path, load_run, read_json,
                               write_json)
@@ -71,6 +76,7 @@ class ExportResult:
     n_params: int
     ensemble: str = "none"
     score_source: str = "slice"
+    weights: dict[str, float] | None = None  # a selected ensemble's members and weights
 
 
 def with_data(run: dict[str, Any], data: str | Path | None) -> dict[str, Any]:
@@ -224,7 +230,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                        dataset: Any, train_idx: np.ndarray, *, target_sensitivity: float = 0.95,
                        verbose: int = 0, ensemble: str = "folds",
                        members: list[dict[str, Any]] | None = None,
-                       single: bool = False) -> ExportResult:
+                       single: bool = False, selection: Any = None) -> ExportResult:
     """Exports one trial (or an ensemble led by it) and writes its folder (module docstring).
 
     Args:
@@ -239,29 +245,35 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         verbose: Keras fit verbosity.
         ensemble: ``"folds"`` (average ``record``'s fold models), ``"top"`` (average the fold
             models of ``members``) or ``"none"`` (retrain one model).
-        members: the trial records of a ``"top"`` ensemble, ``record`` first.
+        members: the trial records of a ``"top"`` or ``"select"`` ensemble, ``record`` first.
+        selection: a ``"select"`` ensemble's :class:`results.selection.Selection` (weights in
+            ``members``' order; written to ``ensemble.json``).
         single: write to ``rank<k>_single`` (the retrained model exported beside an ensemble).
     """
     import keras
 
     from results.ensemble import (average_models, load_fold_models, oof_scores, run_folds,
-                                  threshold_spread)
+                                  threshold_spread, weighted_average_models)
+    from results.selection import family_objective, to_json
     from search.probes import auc
     from search.run_folder import versions
 
-    if ensemble not in ("folds", "top", "none"):
-        raise ResultsError(f"--ensemble must be none, folds or top N; got {ensemble!r}.")
+    if ensemble not in ("select", "folds", "top", "none"):
+        raise ResultsError(f"--ensemble must be select, none, folds or top N; got {ensemble!r}.")
+    if ensemble == "select" and (selection is None or not members):
+        raise ResultsError("--ensemble select needs the selection and its members.")
     cfg = run["config"]
     family, seed = record["family"], int(cfg.get("seed", 42))
-    objective = cfg.get("objective", record.get("objective", "val_auc"))
-    direction = cfg.get("direction", record.get("direction", "max"))
+    objective, direction = family_objective(cfg, family, record)
     y_pool, g_pool = dataset.y[train_idx], dataset.groups[train_idx]
     x_pool = dataset.x[train_idx]
     input_shape = tuple(dataset.x.shape[1:])
     n_classes = len(dataset.class_names)
 
     keras.utils.set_random_seed(seed)
-    trials = members if ensemble == "top" and members else [record]
+    trials = members if ensemble in ("top", "select") and members else [record]
+    weights = ([selection.weights[str(t["trial_id"])] for t in trials]
+               if ensemble == "select" else None)
     same_data = not run.get("data_fingerprint") or run["data_fingerprint"] == dataset.fingerprint
     if ensemble != "none" and not same_data:
         raise ResultsError(
@@ -279,7 +291,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
             if ensemble != "none":
                 raise
         if fold_models:
-            oof = oof_scores(fold_models, x_pool, folds)
+            oof = oof_scores(fold_models, x_pool, folds, weights=weights)
             seen = np.isfinite(oof)
             oof_thresholds = select_thresholds(y_pool[seen], oof[seen], target_sensitivity)
             n_members = len(fold_models)
@@ -288,7 +300,7 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                      f"out-of-fold predictions of the fold models ({len(folds)} fold(s), "
                      f"{int(seen.sum())} images)",
                 source=OUT_OF_FOLD,
-                scores=_oof_scores_text([str(t["trial_id"]) for t in trials]),
+                scores=_oof_scores_text([str(t["trial_id"]) for t in trials], weights),
                 members_per_score=n_members,
                 optimistic=True,
                 spread=threshold_spread(y_pool, oof, folds, oof_thresholds["threshold"],
@@ -323,8 +335,12 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                "is out of fold; an average of models spreads less than one model, so check "
                "the operating point on data from the site where it will be used."
                if len(folds) > 1 else ""))
-        members_flat = [m for ms in fold_models for m in ms]
-        model = average_models(members_flat, input_shape, name=f"{family}_ensemble")
+        if ensemble == "select":
+            model = weighted_average_models(fold_models, weights, input_shape,
+                                            name=f"{family}_ensemble")
+        else:
+            members_flat = [m for ms in fold_models for m in ms]
+            model = average_models(members_flat, input_shape, name=f"{family}_ensemble")
         scores, retrained, score_source = {"oof_auc": oof_auc}, oof_auc, "out_of_fold"
         # The learning curves shown for an ensemble are its first fold model's.
         fold0 = read_json(Path(record["path"]) / "fold0.json") if (
@@ -338,6 +354,10 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
     values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
     write_json(out / "hyperparameters.json", {"values": values, "keras_tuner": hp.get_config()})
     write_json(out / "threshold.json", thresholds)
+    if ensemble == "select":
+        write_json(out / "ensemble.json", to_json(selection))
+    elif (out / "ensemble.json").exists():
+        (out / "ensemble.json").unlink()  # a stale selection must not describe another export
     epochs_run = len(hist.get("loss", [])) if ensemble == "none" else epochs
     write_json(out / "history.json", {"history": hist, "epochs_planned": epochs,
                                       "history_of": "the retrained model" if ensemble == "none"
@@ -355,7 +375,10 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
         "target_sensitivity": float(target_sensitivity),
         "objective": objective, "direction": direction,
         "ensemble": {"kind": ensemble, "members": [str(t["trial_id"]) for t in trials],
-                     "n_models": len(trials) * len(folds) if ensemble != "none" else 1},
+                     "n_models": len(trials) * len(folds) if ensemble != "none" else 1,
+                     **({"weights": weights, "selected_on": selection.selected_on,
+                         "fallback": selection.fallback, "file": "ensemble.json"}
+                        if ensemble == "select" else {})},
         "threshold_source": thresholds["source"], "oof_auc": oof_auc,
         "cv": {"mean": record.get("mean"), "std": record.get("std"),
                "folds": record.get("folds")},
@@ -376,14 +399,17 @@ def retrain_and_export(run_dir: Path, run: dict[str, Any], record: dict[str, Any
                         retrained_score=float(retrained), epochs=epochs, epochs_run=epochs_run,
                         threshold=float(thresholds["threshold"]),
                         n_params=int(model.count_params()), ensemble=ensemble,
-                        score_source=score_source)
+                        score_source=score_source,
+                        weights=selection.weights if ensemble == "select" else None)
 
 
-def _oof_scores_text(trial_ids: list[str]) -> str:
+def _oof_scores_text(trial_ids: list[str], weights: list[float] | None = None) -> str:
     """threshold.json's ``scores``: which models scored each image of the out-of-fold set."""
     which = (f"fold k's model of trial {trial_ids[0]}" if len(trial_ids) == 1 else
              f"the average of fold k's models of the {len(trial_ids)} trials "
-             f"({', '.join(trial_ids)})")
+             f"({', '.join(trial_ids)})" if weights is None else
+             "the weighted average of fold k's models of the selected trials ("
+             + ", ".join(f"{t} x {w:.3f}" for t, w in zip(trial_ids, weights)) + ")")
     return (f"each image scored by {which}, where k is the fold whose validation images hold "
             "it: the part of the export that never trained on it")
 
@@ -447,46 +473,34 @@ def _retrain(run: dict[str, Any], record: dict[str, Any], dataset: Any, train_id
 
 
 def parse_ensemble(words: list[str] | str | None) -> tuple[str, int]:
-    """``--ensemble`` words -> ``(kind, n)``: ``folds``, ``none``, or ``top N`` (N >= 2).
+    """``--ensemble`` words -> ``(kind, n)``: ``select`` (the default), ``folds``, ``none``, or
+    ``top N`` (N >= 2).
 
     Raises:
         ResultsError: anything else, naming the accepted forms.
     """
     if words is None:
-        return "folds", 1
+        return "select", 1
     words = words.split() if isinstance(words, str) else list(words)
-    if words in (["folds"], ["none"]):
+    if words in (["select"], ["folds"], ["none"]):
         return words[0], 1
     if len(words) == 2 and words[0] == "top" and words[1].isdigit() and int(words[1]) >= 2:
         return "top", int(words[1])
     raise ResultsError(f"--ensemble {' '.join(words)!r} is not understood: use `--ensemble "
-                       "folds` (average the winner's fold models, the default), `--ensemble "
+                       "select` (greedy ensemble selection over the finished configurations, "
+                       "the default), `--ensemble folds` (average the winner's fold models), "
+                       "`--ensemble "
                        "top N` with N >= 2 (average the fold models of the N best distinct "
                        "configurations) or `--ensemble none` (retrain one model).")
-
-
-def distinct_configurations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records with a hyperparameter set not seen earlier in the list (best first kept).
-
-    A configuration promoted through Hyperband rounds is one trial per round; an ensemble of
-    "the top N" must not average one configuration with itself.
-    """
-    seen, out = set(), []
-    for r in records:
-        key = tuple(sorted((k, repr(v)) for k, v in (r.get("hyperparameters") or {}).items()
-                           if not k.startswith("tuner/")))
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out
 
 
 def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
                    target_sensitivity: float = 0.95, verbose: int = 0,
                    progress: bool = True, ensemble: str | list[str] | None = None,
                    with_single: bool = True, data: str | Path | None = None,
-                   weights: str | Path | None = None) -> list[ExportResult]:
-    """Exports the top ``top_n`` trials of each family (fold ensembles by default).
+                   weights: str | Path | None = None,
+                   max_members: int = 5) -> list[ExportResult]:
+    """Exports each family's winner(s) (a selected ensemble by default).
 
     Args:
         run_dir: the run folder (``runs/<name>``).
@@ -496,8 +510,10 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
         target_sensitivity: the sensitivity the exported threshold must reach on the slice.
         verbose: Keras fit verbosity.
         progress: print one line per export.
-        ensemble: ``"folds"`` (default), ``"none"`` or ``"top N"`` (see :func:`parse_ensemble`);
-            a ``top N`` ensemble is exported as rank1 only.
+        ensemble: ``"select"`` (default), ``"folds"``, ``"none"`` or ``"top N"`` (see
+            :func:`parse_ensemble`); ``select`` and ``top N`` are exported as rank1 only.
+        max_members: the most distinct configurations a ``select`` ensemble may hold
+            (``--ensemble-max-members``; 1 exports the single best configuration's folds).
         with_single: with an ensemble, also retrain the rank-1 trial as one model into
             ``rank1_single``, so ``compare`` shows single and ensemble side by side.
         data: the run's data folder when it moved since the search (``--data``); default the
@@ -517,6 +533,8 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
         raise ResultsError(f"--model must be cnn, ann, transfer or both; got {model!r}.")
     if top_n < 1:
         raise ResultsError(f"--top-n must be at least 1; got {top_n}.")
+    check_max_members(max_members)
+    from results.ensemble import family_selection
     from results.leaderboard import best_trials
 
     kind, n_members = parse_ensemble(ensemble)
@@ -525,9 +543,28 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
     families = (tuple(f for f in FAMILIES if f in ("cnn", "ann") or (run_dir / f).is_dir())
                 if model == "both" else (model,))
     note_live_search(run_dir, "exporting the best trial so far")
-    ranked = {f: best_trials(run_dir, f, 10_000 if kind == "top" else top_n) for f in families}
+    ranked = {f: best_trials(run_dir, f, 10_000 if kind in ("top", "select") else top_n)
+              for f in families}
     members = {f: distinct_configurations(r)[:n_members] for f, r in ranked.items()}
-    plans = {f: (members[f][:1] if kind == "top" else r[:top_n]) for f, r in ranked.items()}
+    selections: dict[str, Any] = {}
+    kinds = {f: kind for f in families}
+    if kind == "select":
+        for f in families:
+            found = family_selection(run_dir, f, run, max_members=max_members) \
+                if ranked[f] else None
+            if found is None:
+                if ranked[f]:
+                    print(f"note: {f}: no out-of-fold predictions on disk (the search predates "
+                          "them), so --ensemble select falls back to the winner's fold "
+                          "ensemble.", file=sys.stderr)
+                kinds[f] = "folds"
+                continue
+            selections[f], members[f] = found
+            if selections[f].fallback:
+                print(f"note: {f}: {selections[f].fallback}; --ensemble select has nothing "
+                      "to choose from yet.", file=sys.stderr)
+    plans = {f: (members[f][:1] if kinds[f] in ("top", "select") else r[:top_n])
+             for f, r in ranked.items()}
     if not any(plans.values()):
         raise ResultsError(
             f"{run_dir} has no completed {'/'.join(families)} trials to export yet. Run (or "
@@ -552,7 +589,8 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
             res = retrain_and_export(run_dir, run, record, rank, dataset,
                                      np.asarray(split.train_idx),
                                      target_sensitivity=target_sensitivity, verbose=verbose,
-                                     ensemble=kind, members=members[family])
+                                     ensemble=kinds[family], members=members[family],
+                                     selection=selections.get(family))
             results.append(res)
             if progress:
                 print(format_result(res), flush=True)
@@ -567,6 +605,14 @@ def export_winners(run_dir: str | Path, *, model: str = "both", top_n: int = 1,
     return results
 
 
+def check_max_members(value: int) -> None:
+    """Refuses an ``--ensemble-max-members`` below 1, naming the fix."""
+    if not isinstance(value, int) or value < 1:
+        raise ResultsError(f"--ensemble-max-members must be a whole number of at least 1; got "
+                           f"{value!r}. Use 1 for one configuration (its fold ensemble), or "
+                           "the default 5.")
+
+
 def format_result(r: ExportResult) -> str:
     """One line: the retrained validation score next to the cross-validation score.
 
@@ -574,7 +620,9 @@ def format_result(r: ExportResult) -> str:
     it reads optimistic; the line says so. An ensemble shows its fold models' out-of-fold AUC.
     """
     if r.ensemble != "none":
-        return (f"{r.family} rank{r.rank} (trial {r.trial_id}): {r.ensemble} ensemble, "
+        chosen = ("" if not r.weights else " (" + ", ".join(
+            f"trial {t} x {w:.2f}" for t, w in r.weights.items()) + ")")
+        return (f"{r.family} rank{r.rank} (trial {r.trial_id}): {r.ensemble} ensemble{chosen}, "
                 f"CV mean {r.cv_mean:.4f} ± {r.cv_std:.4f} | out-of-fold AUC "
                 f"{r.retrained_score:.4f} | {r.n_params:,} params, threshold {r.threshold:.4f} "
                 f"(out-of-fold, early-stopped fold models) -> {r.path}")

@@ -108,7 +108,8 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
 
 def check_run_options(*, top_k: int, top_n: int, target_sensitivity: float,
                       test_dir: str | Path | None, run_dir: str | Path,
-                      data_dir: str | Path | None, ensemble: Any = None) -> None:
+                      data_dir: str | Path | None, ensemble: Any = None,
+                      max_members: int = 5) -> None:
     """Validates the options of the steps after the search, so a mistake is refused before a
     long search rather than after it.
 
@@ -117,9 +118,10 @@ def check_run_options(*, top_k: int, top_n: int, target_sensitivity: float,
     """
     if top_k < 1 or top_n < 1:
         raise ResultsError(f"--top-k and --top-n must be at least 1; got {top_k} and {top_n}.")
-    from results.export import parse_ensemble
+    from results.export import check_max_members, parse_ensemble
 
     parse_ensemble(ensemble)
+    check_max_members(max_members)
     try:
         unit_float(str(target_sensitivity))
     except (argparse.ArgumentTypeError, ValueError) as err:
@@ -144,18 +146,30 @@ def _current_data_fingerprint(run_dir: Path, run: dict[str, Any]) -> str | None:
 
 
 def _export_is_current(run_dir: Path, family: str, top_n: int,
-                       target_sensitivity: float = 0.95, ensemble: Any = None) -> bool:
+                       target_sensitivity: float = 0.95, ensemble: Any = None,
+                       max_members: int = 5) -> bool:
     """True when exports/<family>/rank1..N already hold the current best trials, exported with
     this ``target_sensitivity`` and ensemble kind from the data as it is now (same
-    fingerprint)."""
+    fingerprint). A ``select`` export is current when the selection redone from the
+    out-of-fold files gives the same members and weights (without those files: the winner's
+    fold ensemble it falls back to)."""
+    from results.ensemble import family_selection
     from results.export import parse_ensemble
     from results.leaderboard import best_trials, load_run_config, read_json
     from results.model_io import export_path
 
     kind, _ = parse_ensemble(ensemble)
-    best = best_trials(run_dir, family, 1 if kind == "top" else top_n)
+    best = best_trials(run_dir, family, 1 if kind in ("top", "select") else top_n)
     if not best:
         return True  # nothing to export for this family
+    selected = None
+    if kind == "select":
+        found = family_selection(run_dir, family, load_run_config(run_dir),
+                                 max_members=max_members)
+        if found is None:
+            kind = "folds"  # what export falls back to
+        else:
+            selected, best = found[0], found[1][:1]
     fingerprint = _current_data_fingerprint(run_dir, load_run_config(run_dir))
     for rank, trial in enumerate(best, start=1):
         out = run_dir / "exports" / family / f"rank{rank}"
@@ -172,6 +186,10 @@ def _export_is_current(run_dir: Path, family: str, top_n: int,
             return False
         if (meta.get("ensemble") or {}).get("kind", "none") != kind or kind == "top":
             return False  # a top-N ensemble's members may change with any new trial
+        if selected is not None and dict(zip(
+                meta["ensemble"].get("members") or [],
+                meta["ensemble"].get("weights") or [])) != selected.weights:
+            return False
         if kind != "none" and rank == 1:
             single = read_json(export_path(run_dir, family, 1, single=True) / "metadata.json")
             if not (isinstance(single, dict)
@@ -183,7 +201,7 @@ def _export_is_current(run_dir: Path, family: str, top_n: int,
 def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
              target_sensitivity: float = 0.95, test_dir: str | None = None,
              skip_export: bool = False, echo: Callable[[str], Any] = print,
-             ensemble: Any = None) -> dict[str, Any]:
+             ensemble: Any = None, max_members: int = 5) -> dict[str, Any]:
     """Runs the whole flow and returns where everything went.
 
     Every option is checked (:func:`check_run_options`) before the search starts. Each step is
@@ -199,6 +217,8 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
         test_dir: optional Kaggle-style test folder for the comparison.
         skip_export: stop after leaderboard, plots and analysis.
         echo: where the step lines go.
+        ensemble: ``--ensemble`` words (default ``select``).
+        max_members: ``--ensemble-max-members``.
 
     Returns:
         ``{"run_dir", "search", "leaderboard", "plots", "analysis", "exports", "report",
@@ -214,7 +234,8 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
     run_dir = Path(config.run_dir)
     check_run_options(top_k=top_k, top_n=top_n, target_sensitivity=target_sensitivity,
                       test_dir=None if skip_export else test_dir, run_dir=run_dir,
-                      data_dir=getattr(config, "data", None), ensemble=ensemble)
+                      data_dir=getattr(config, "data", None), ensemble=ensemble,
+                      max_members=max_members)
     timings: dict[str, float] = {}
     out: dict[str, Any] = {"run_dir": run_dir, "exports": {}, "report": None, "analysis": None}
 
@@ -252,13 +273,15 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
         t = step("export")
         families = ("cnn", "ann") if config.model == "both" else (config.model,)
         todo = [f for f in families
-                if not _export_is_current(run_dir, f, top_n, target_sensitivity, ensemble)]
+                if not _export_is_current(run_dir, f, top_n, target_sensitivity, ensemble,
+                                          max_members)]
         for fam in families:
             if fam not in todo:
                 echo(f"{fam}: export is current ({run_dir / 'exports' / fam}); kept")
         if todo:
             export_winners(run_dir, model=todo[0] if len(todo) == 1 else "both", top_n=top_n,
-                           target_sensitivity=target_sensitivity, ensemble=ensemble)
+                           target_sensitivity=target_sensitivity, ensemble=ensemble,
+                           max_members=max_members)
         out["exports"] = {f: run_dir / "exports" / f for f in families
                           if (run_dir / "exports" / f).is_dir()}
         timings["export"] = time.monotonic() - t
@@ -306,7 +329,8 @@ def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) 
     check_run_options(top_k=args.top_k, top_n=args.top_n,
                       target_sensitivity=args.target_sensitivity,
                       test_dir=None if args.skip_export else args.test_dir,
-                      run_dir=args.run_dir, data_dir=args.data, ensemble=args.ensemble)
+                      run_dir=args.run_dir, data_dir=args.data, ensemble=args.ensemble,
+                      max_members=args.ensemble_max_members)
     if args.skip_export is False and args.model != "both":
         print(f"note: --model {args.model}: the comparison report shows one model only.",
               file=sys.stderr)
@@ -316,7 +340,8 @@ def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) 
     try:
         out = run_flow(config, top_k=args.top_k, top_n=args.top_n,
                        target_sensitivity=args.target_sensitivity, test_dir=args.test_dir,
-                       skip_export=args.skip_export, ensemble=args.ensemble)
+                       skip_export=args.skip_export, ensemble=args.ensemble,
+                       max_members=args.ensemble_max_members)
     except SearchInterrupted as exc:
         return exc.exit_code
     print(summary_text(out))

@@ -37,9 +37,18 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def run_objective(run_dir: str | Path) -> tuple[str, str]:
-    """The run's objective and direction from run.json, else from any cv.json, else val_auc/max."""
+def run_objective(run_dir: str | Path, family: str | None = None) -> tuple[str, str]:
+    """The run's objective and direction from run.json, else from any cv.json, else val_auc/max.
+
+    With ``family``: that family's own objective when ``--objective auto`` gave each family
+    one (run.json ``config.objectives``).
+    """
     config = load_run_config(run_dir).get("config", {}) or {}
+    per_family = config.get("objectives") or {}
+    if family in per_family:
+        from spaces.metrics import objective_direction
+
+        return str(per_family[family]), objective_direction(str(per_family[family]))
     if config.get("objective"):
         return str(config["objective"]), str(config.get("direction") or "max")
     for cv_path in sorted(Path(run_dir).glob("*/trial_*/cv.json")):
@@ -207,14 +216,22 @@ def build_leaderboard(run_dir: str | Path, family: str = "both", *,
             f"`run_search.py search --run-dir {run_dir} --model {family}` first.")
     if rounds != "all":
         trials = group_rounds(trials, rounds)
-    return trials_to_rows(trials, objective or obj, direction or dirn)
+    if objective is None:  # each family ranked by its own objective (--objective auto)
+        rows = []
+        present = {str(t.get("family")) for t in trials}
+        for fam in [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES)):
+            f_obj, f_dir = run_objective(run_dir, fam)
+            rows += trials_to_rows([t for t in trials if str(t.get("family")) == fam],
+                                   f_obj, direction or f_dir)
+        return rows
+    return trials_to_rows(trials, objective, direction or dirn)
 
 
 def best_trials(run_dir: str | Path, family: str, n: int = 1) -> list[dict[str, Any]]:
     """The ``n`` best completed configurations of one family, best first (for export): each
     configuration's latest completed Hyperband round; a configuration whose last round was
     pruned or failed, and pruned trials, are left out (:func:`group_rounds`)."""
-    obj, dirn = run_objective(run_dir)
+    obj, dirn = run_objective(run_dir, family)
     trials = [t for t in group_rounds(collect_trials(run_dir, family))
               if t["status"] == COMPLETED]
     by_id = {t["trial_id"]: t for t in trials}

@@ -7,6 +7,7 @@ The leaderboard and matplotlib are imported when called, so ``run_search.py --he
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from results.errors import ResultsError
 
@@ -63,6 +64,7 @@ def write_leaderboard(run_dir: str | Path, *, family: str = "both", top_k: int |
     notes: list[str] = []
     rows = build_leaderboard(run_dir, family, notes=notes)
     objective, direction = run_objective(run_dir)
+    selected = _with_ensemble_weights(run_dir, rows, notes)
     shown = select_rows(rows, top_k=top_k, include_all=include_all)
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("COMPLETED", "RUNNING", "FAILED")}
     echo(f"{run_dir}: objective {objective} ({direction}); "
@@ -70,6 +72,8 @@ def write_leaderboard(run_dir: str | Path, *, family: str = "both", top_k: int |
     echo(format_table(shown, objective))
     if not include_all and (counts["RUNNING"] or counts["FAILED"]):
         echo("(running and failed trials hidden; --all lists them with their reason)")
+    for line in selected:
+        echo(line)
     for note in notes:
         echo(f"note: {note}")
     written: Path | None = full_path
@@ -102,3 +106,33 @@ def write_leaderboard(run_dir: str | Path, *, family: str = "both", top_k: int |
         if pngs:
             echo(f"plots: {run_dir / 'plots'} ({len(pngs)} PNG files)")
     return {"rows": shown, "path": written, "out": out_path, "plots": pngs, "notes": notes}
+
+
+def _with_ensemble_weights(run_dir: Path, rows: list[dict[str, Any]], notes: list[str]
+                           ) -> list[str]:
+    """Adds ``ensemble_weight`` (the ``--ensemble select`` weight, 0 when not selected) to each
+    completed row whose family has out-of-fold files, and returns one line per family naming
+    the members and weights. The selection is recomputed from the files (reproducible), so it
+    is what ``export`` picks from the trials as they are now."""
+    from results.ensemble import family_selection
+    from results.model_io import load_run
+
+    lines = []
+    for fam in dict.fromkeys(str(r.get("model")) for r in rows):
+        try:
+            found = family_selection(run_dir, fam, load_run(run_dir))
+        except (ResultsError, OSError, ValueError) as err:
+            notes.append(f"{fam}: no ensemble selection ({err})")
+            continue
+        if found is None:
+            continue
+        sel = found[0]
+        for r in rows:
+            if r.get("model") == fam and r.get("status") == "COMPLETED":
+                r["ensemble_weight"] = sel.weights.get(str(r.get("trial_id")), 0.0)
+        members = " + ".join(f"trial {t} x {w:.2f}" for t, w in sel.weights.items())
+        score = f"{sel.score:.4f}" if sel.score == sel.score else "n/a"
+        lines.append(f"{fam} ensemble (--ensemble select, {sel.selected_on} on the weighted "
+                     f"out-of-fold scores {score}, optimistic): {members}"
+                     + (f" ({sel.fallback})" if sel.fallback else ""))
+    return lines

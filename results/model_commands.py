@@ -12,7 +12,8 @@ from typing import Any
 
 from results.errors import ResultsError
 
-EXPORT_HELP = ("export each family's best trial(s): the average of its fold models (default) "
+EXPORT_HELP = ("export each family's best trial(s): a weighted ensemble chosen over the "
+               "finished configurations (default), the average of the winner's fold models "
                "or one retrained model, with threshold and metadata")
 COMPARE_HELP = "evaluate the exported CNN and ANN side by side and write the report"
 PREDICT_HELP = "predict image files or folders with an exported model"
@@ -24,7 +25,8 @@ def _export(args: argparse.Namespace) -> int:
     results = export_winners(args.run_dir, model=args.model, top_n=args.top_n,
                              target_sensitivity=args.target_sensitivity, verbose=args.verbose,
                              ensemble=args.ensemble, with_single=not args.no_single,
-                             data=args.data, weights=args.weights)
+                             data=args.data, weights=args.weights,
+                             max_members=args.ensemble_max_members)
     print(f"{len(results)} model(s) exported under {args.run_dir}/exports; next: "
           f"`run_search.py compare --run-dir {args.run_dir}`")
     return 0
@@ -73,11 +75,18 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def add_ensemble_argument(parser: argparse.ArgumentParser) -> None:
-    """``--ensemble folds | none | top N`` (shared by ``export`` and ``run``)."""
+    """``--ensemble select | folds | none | top N`` and ``--ensemble-max-members`` (shared by
+    ``export`` and ``run``)."""
     parser.add_argument("--ensemble", nargs="+", default=None, metavar="KIND",
-                        help="folds: average the winner's fold models, no retraining (default); "
-                             "top N: average the fold models of the N best distinct "
-                             "configurations; none: retrain one model on the training pool")
+                        help="select (default): greedy ensemble selection (Caruana) over the "
+                             "finished configurations' out-of-fold predictions, weights in "
+                             "ensemble.json; folds: average the winner's fold models, no "
+                             "retraining; top N: average the fold models of the N best "
+                             "distinct configurations; none: retrain one model on the "
+                             "training pool")
+    parser.add_argument("--ensemble-max-members", type=int, default=5, metavar="M",
+                        help="most distinct configurations in a select ensemble (default: "
+                             "%(default)s; 1 for one configuration's fold ensemble)")
 
 
 def unit_float(text: str) -> float:

@@ -30,6 +30,28 @@ from search.progress import Progress, format_duration
 from search.signals import SearchInterrupted, handle_signals
 
 
+def _resolve_auto_objectives(config: SearchConfig, n_classes: int,
+                             saved: dict[str, Any] | None) -> None:
+    """``--objective auto``: each family's objective (search.config.AUTO_OBJECTIVES).
+
+    ``objective`` is the first family's (run.json's single name, which the resume check
+    compares). A resumed run keeps the per-family objectives it recorded (a newer default must
+    not change what its trials were scored on); one recorded before per-family objectives
+    resolves ``auto`` as it did then (the CNN's objective for every family).
+    """
+    saved_cfg = (saved or {}).get("config") or {}
+    if saved is not None and not config.overwrite and saved_cfg.get("objective"):
+        recorded = dict(saved_cfg.get("objectives") or {})
+        config.objectives = recorded or None
+        config.objective = (str(saved_cfg["objective"]) if recorded
+                            else resolve_objective(AUTO_OBJECTIVE, n_classes))
+    else:
+        config.objectives = {f: resolve_objective(AUTO_OBJECTIVE, n_classes, f)
+                             for f in config.families}
+        config.objective = config.objectives[config.families[0]]
+    config.direction = objective_direction(config.objective)
+
+
 def _check_probe_objective(objective: str, ds, idx: np.ndarray,
                            folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """Refuses a probe objective the data cannot give, before any training starts.
@@ -91,7 +113,8 @@ def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resum
     idx = np.asarray(split.train_idx)
     x, y, groups = ds.x[idx], ds.y[idx], ds.groups[idx]
     folds = data_pipeline.make_folds(y, groups, config.folds, config.seed)
-    _check_probe_objective(config.objective, ds, idx, folds)
+    for family in config.families:
+        _check_probe_objective(config.objective_for(family)[0], ds, idx, folds)
     progress.line(f"data: {len(ds.y)} images in {config.data} ({config.image_size} px "
                   f"{config.color_mode}), {len(idx)} for search in {config.folds} fold(s), "
                   f"{len(split.test_idx)} held out for the test report ({split.source})")
@@ -168,7 +191,8 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
         # Builds under the strategy scope, sets model.jit_compile, scales the batch per replica.
         hypermodel = devices.ScaledHyperModel(hypermodel, plan, jit)
     worker = role is not None and not role.is_chief
-    oracle = make_oracle(config.tuner, objective=config.objective, direction=config.direction,
+    objective, direction = config.objective_for(family)
+    oracle = make_oracle(config.tuner, objective=objective, direction=direction,
                          max_trials=config.max_trials, max_epochs=config.max_epochs,
                          seed=config.seed, family=family, min_epochs=config.min_epochs)
     reloading = (run_dir / family / "oracle.json").exists()
@@ -187,14 +211,14 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
     elif reloading:
         s = _family_summary(tuner)
         done = s["trials_completed"] + s["trials_failed"] + s["trials_pruned"]
-        best = (f"{config.objective} {s['best_score']:.4f} (trial {s['best_trial_id']})"
+        best = (f"{objective} {s['best_score']:.4f} (trial {s['best_trial_id']})"
                 if s["best_score"] is not None else "none yet")
         progress.line(f"[{family}] resuming: {done} trial(s) done, "
                       f"{max(0, config.max_trials - done)} left, best so far {best}")
     else:
         progress.line(f"[{family}] new search: {config.tuner}, up to {config.max_trials} "
-                      f"trial(s) x {config.folds} fold(s), objective {config.objective} "
-                      f"({config.direction})")
+                      f"trial(s) x {config.folds} fold(s), objective {objective} "
+                      f"({direction})")
         _describe_tuner(family, config, progress)
     tuner.search(verbose=0)
     _check_refused_out(family, tuner.oracle, config)
@@ -339,11 +363,10 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     synthetic = config.data is None
     config.data = str(Path(config.data or data_pipeline.default_data_dir()).resolve())
     check_two_classes(data_pipeline.discover(config.data).class_names, config.data)
-    if config.objective == AUTO_OBJECTIVE:  # before run.json records it; a file listing suffices
-        config.objective = resolve_objective(
-            config.objective, len(data_pipeline.discover(config.data).class_names))
-        config.direction = objective_direction(config.objective)
     run_dir = Path(config.run_dir)
+    if config.objective == AUTO_OBJECTIVE:  # before run.json records it; a file listing suffices
+        _resolve_auto_objectives(config, len(data_pipeline.discover(config.data).class_names),
+                                 rf.read_json(run_dir / rf.RUN_JSON))
     files_fp = data_pipeline.data_fingerprint(config.data)
     record_cfg = config.to_record(space.to_dict())
     if worker:

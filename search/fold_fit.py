@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from search import failpoints, failures, probes
+from search import failpoints, failures, oof, probes
 from search.diagnosis import diagnose
 from search.memory import build_optimizer, fit_scope
 from search.run_folder import disk_full_error, now_iso, read_json, write_json_atomic
@@ -250,9 +250,10 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         model.load_weights(str(carry_from))
         best, best_epoch, kept_carried = dict(previous["best"]), previous["best_epoch"], True
     probe_seconds = None
+    oof_scores: dict[str, np.ndarray] = {}
     if probe is not None:
         t0 = time.perf_counter()
-        best.update(probes.probe_scores(model, x_va, y_va, *probe))
+        best.update(probes.probe_scores(model, x_va, y_va, *probe, keep=oof_scores))
         probe_seconds = round(time.perf_counter() - t0, 4)
     record = {
         "fold": fold, "history": hist,
@@ -275,6 +276,9 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         except BaseException:
             tmp.unlink(missing_ok=True)  # never leave a half weights file behind
             raise
+        if oof_scores:  # before fold<k>.json: a finished fold always has its OOF scores
+            oof.save_fold_oof(trial_dir, fold, x_va=x_va, y_va=y_va, scores=oof_scores,
+                              batches=probe[1])
         write_json_atomic(fold_json(trial_dir, fold), record)
         log_fit_event(family_dir, trial_id, fold, "end")
     del model, history

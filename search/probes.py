@@ -142,7 +142,8 @@ def predict_scores(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarr
 
 def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
                  shifted: dict[str, np.ndarray], batches: np.ndarray | None = None,
-                 clean: np.ndarray | None = None) -> dict[str, Any]:
+                 clean: np.ndarray | None = None,
+                 keep: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The probe AUCs of one fold model.
 
     Args:
@@ -152,6 +153,9 @@ def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
         shifted: ``data_pipeline.shifted_sets(x_val)`` (computed once per fold and reused).
         batches: Acquisition batch per validation image, or None.
         clean: The model's scores on ``x_val`` when the caller has them already (saves a pass).
+        keep: When given, filled with the raw scores behind each AUC (``{"val_auc": clean,
+            "val_auc_<shift>": scores on that copy}``), for the out-of-fold record
+            (``search/oof.py``) without a second pass.
 
     Returns:
         ``{"val_auc", "val_auc_border", "val_auc_photometric", "val_auc_geometric",
@@ -161,8 +165,11 @@ def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
     """
     if clean is None:
         clean = predict_scores(model, x_val)
-    out: dict[str, float] = {metric: auc(y_val, predict_scores(model, shifted[name]))
-                             for metric, name in SHIFT_METRICS.items()}
+    raw = {CLEAN: clean, **{metric: predict_scores(model, shifted[name])
+                            for metric, name in SHIFT_METRICS.items()}}
+    if keep is not None:
+        keep.update(raw)
+    out: dict[str, float] = {metric: auc(y_val, raw[metric]) for metric in SHIFT_METRICS}
     by_batch = batch_auc(y_val, clean, batches)
     if by_batch is not None:
         out[BATCH] = by_batch

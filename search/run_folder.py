@@ -184,12 +184,12 @@ def weights_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
     keywords = (None, "imagenet", "none")
     da, db = saved.get("weights_sha256"), current.get("weights_sha256")
     if a in keywords or b in keywords or not da or not db:
-        return [] if a == b else [f"weights: saved {a!r}, now {b!r}"]
+        return [] if a == b else [f"--weights: saved {cli_value(a)}, now {cli_value(b)}"]
     if da == db:
         return []
     where = (f"the file {b} is not the one the run was searched with" if a == b else
              f"{b} is not a copy of the run's file {a}")
-    return [f"weights: {where} (sha256 saved {da[:12]}..., now {db[:12]}...); trials of one "
+    return [f"--weights: {where} (sha256 saved {da[:12]}..., now {db[:12]}...); trials of one "
             "search must start from the same backbone weights, so give --weights the run's "
             "file (any byte-identical copy will do)"]
 

@@ -451,6 +451,14 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
                                                cnn=f in ("cnn", "transfer"), prob=probs[f])
         models[f]["ensemble"] = e.metadata.get("ensemble") or {"kind": "none"}
     variants = single_vs_ensemble(run_dir, exports, models, data, shifted)
+    from results.report.ensemble_cost import ensemble_cost, machine
+
+    cost_rows = []
+    for f, e in exports.items():
+        cost_rows += ensemble_cost(
+            f, run, (e.hyperparameters or {}).get("values") or {},
+            n_folds=int((run.get("config") or {}).get("folds") or 3), timer=latency_ms,
+            channels=int((e.metadata.get("input_shape") or [1])[-1]))
     curve_data = {f: curves(y, probs[f]) for f in exports}
     use_groups = len(np.unique(data["groups"])) < len(y)
     boot = bootstrap(y, probs, lambda yy, pp, m: scalar_metrics(yy, pp, thresholds[m]),
@@ -492,6 +500,7 @@ def compare_models(run_dir: str | Path, *, test_dir: str | Path | None = None,
         "mcnemar": tests, "gradcam": gradcam, "gradcam_transfer": gradcam_transfer,
         "curves": curve_data,
         "single_vs_ensemble": variants,
+        "ensemble_cost": {"machine": machine(), "rows": cost_rows},
         "figures": {k: str(v) for k, v in figures.items()},
     }
     write_json(out / "metrics.json", result)

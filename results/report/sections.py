@@ -164,7 +164,7 @@ def shortcut_blocks(models: dict[str, Any]) -> list[Block]:
     rows = []
     for n in names:
         sc = models[n]["shortcut"]
-        rows.append([n.upper(), (models[n].get("ensemble") or {}).get("kind", "none"),
+        rows.append([n.upper(), ensemble_text(models[n].get("ensemble")),
                      fmt(sc.get("clean")), fmt(sc.get("val_auc_border")),
                      fmt(sc.get("val_auc_photometric")), fmt(sc.get("val_auc_geometric")),
                      fmt(sc.get("val_auc_robust")),
@@ -191,6 +191,66 @@ def shortcut_blocks(models: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def ensemble_text(ensemble: dict[str, Any] | None) -> str:
+    """``select: 0003 x 0.60, 0001 x 0.40`` for a selected ensemble; the kind otherwise."""
+    ensemble = ensemble or {}
+    kind = ensemble.get("kind", "none")
+    weights = ensemble.get("weights")
+    if kind == "select" and weights:
+        return "select: " + ", ".join(f"{t} x {float(w):.2f}"
+                                      for t, w in zip(ensemble.get("members") or [], weights))
+    if kind == "top":
+        return "top: " + ", ".join(ensemble.get("members") or [])
+    return kind
+
+
+def ensemble_blocks(models: dict[str, Any]) -> list[Block]:
+    """"Exported ensembles": each family's members and weights (``--ensemble select``)."""
+    rows = []
+    for n, m in models.items():
+        ens = m.get("ensemble") or {}
+        if ens.get("kind", "none") == "none":
+            continue
+        members = ens.get("members") or []
+        weights = ens.get("weights") or [1.0 / max(1, len(members))] * len(members)
+        for t, w in zip(members, weights):
+            rows.append([n.upper(), ens.get("kind"), t, f"{float(w):.3f}",
+                         ens.get("selected_on", "—"), ens.get("fallback") or ""])
+    if not rows:
+        return []
+    return [Block("h2", "Exported ensembles"),
+            Block("p", "Members and weights of each exported ensemble. `select` is Caruana's "
+                       "greedy forward selection with replacement over the finished "
+                       "configurations' out-of-fold predictions, maximising the search "
+                       "objective (ensemble.json in the export folder records every step); "
+                       "each member contributes the average of its fold models. Its threshold "
+                       "and out-of-fold score come from the weighted out-of-fold predictions, "
+                       "which also chose each fold model's early stopping: optimistic."),
+            Block("table", headers=["model", "kind", "trial", "weight", "selected on", "note"],
+                  rows=rows)]
+
+
+def cost_blocks(cost: dict[str, Any]) -> list[Block]:
+    """The cost of a 5-member selected ensemble at 64 and 224 px (results/report/ensemble_cost)."""
+    rows = [[r["family"].upper(), f"{r['image_size']} px", r["n_models"],
+             "—" if r.get("n_params") is None else f"{r['n_params']:,}",
+             "—" if r.get("megabytes") is None else f"{r['megabytes']:.1f}",
+             "—" if r.get("ms_batch_1") is None else f"{r['ms_batch_1']:.1f}",
+             "—" if r.get("ms_batched") is None else f"{r['ms_batched']:.2f}", r.get("note", "")]
+            for r in cost.get("rows") or []]
+    if not rows:
+        return []
+    return [Block("p", "Cost of a 5-member ensemble (the most `--ensemble select` exports by "
+                       "default; each member averages its fold models): the rank-1 "
+                       "configuration built at 64 and 224 px, measured while this report was "
+                       f"built on {cost.get('machine', 'this machine')}. Other work on the "
+                       "machine inflates these times; `--ensemble-max-members 1` exports one "
+                       "configuration's fold models only."),
+            Block("table", headers=["model", "input", "networks", "parameters",
+                                    "MB (float32)", "ms/image (batch 1)",
+                                    "ms/image (batch 16)", "note"], rows=rows)]
+
+
 def variant_blocks(variants: dict[str, Any]) -> list[Block]:
     """"Ensemble vs single model": each family's exported ensemble beside one retrained model."""
     if not variants:
@@ -204,8 +264,9 @@ def variant_blocks(variants: dict[str, Any]) -> list[Block]:
                          fmt(sc.get("val_auc_geometric")), fmt(sc.get("val_auc_robust")),
                          "—" if sc.get("border_share") is None else _pct(sc["border_share"])])
     return [Block("h2", "Ensemble vs single model"),
-            Block("p", "The exported model averages the winner's fold models; the single model "
-                       "is the same configuration retrained once on the training pool "
+            Block("p", "The exported model averages fold models (of the winner, or of the "
+                       "selected members with their weights); the single model "
+                       "is the winning configuration retrained once on the training pool "
                        "(rank1_single). The ensemble's threshold comes from the out-of-fold "
                        "predictions of its fold models (each early-stopped on its own "
                        "validation fold), the single model's from its own validation slice "
@@ -260,6 +321,7 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
                             rows=[[k, t["a_only_correct"], t["b_only_correct"], t["method"],
                                    t["statistic"], f"{t['p_value']:.4g}"]
                                   for k, t in result["mcnemar"].items()]))
+    blocks += ensemble_blocks(models)
     blocks.append(Block("h2", "Size, speed and provenance"))
     blocks.append(Block("table", headers=["model", "trial", "parameters", "ms/image (batch 1)",
                                           "ms/image (batched)", "CV objective (mean ± std)"],
@@ -268,6 +330,7 @@ def build_blocks(result: dict[str, Any], figures: dict[str, Path]) -> list[Block
                                models[n]["latency_ms"]["batched"], _cv(models[n])]
                               for n in names]))
     blocks.append(Block("p", f"Backend: {result['backend']}. Test data: {result['source']}."))
+    blocks += cost_blocks(result.get("ensemble_cost") or {})
     blocks.append(Block("h2", "Figures"))
     captions = {"roc_pr": "ROC and precision-recall curves (dots: the exported thresholds)",
                 "confusion": "Confusion matrices at the exported threshold and at 0.5",

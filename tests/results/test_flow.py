@@ -56,7 +56,8 @@ def test_flow_steps_and_resume_with_stubbed_search(fake_run_dir: Path, monkeypat
     monkeypatch.setattr(search.engine, "run_search_job",
                         lambda cfg: calls["search"].append(cfg) or {"status": "completed"})
 
-    def fake_export(run_dir, *, model, top_n, target_sensitivity, ensemble=None):
+    def fake_export(run_dir, *, model, top_n, target_sensitivity, ensemble=None,
+                    max_members=5):
         calls["export"].append(model)
         for fam, tid in (("cnn", "0002"), ("ann", "0002")):
             if model in (fam, "both"):
@@ -178,6 +179,7 @@ def test_run_end_to_end_on_tiny_synthetic_data(synthetic_root: Path, tmp_path: P
     import shutil
 
     from results.leaderboard import build_leaderboard
+    from search.config import AUTO_OBJECTIVES
 
     src = run_dir / "ann" / "trial_0000"
     dst = run_dir / "ann" / "trial_0099"
@@ -190,6 +192,7 @@ def test_run_end_to_end_on_tiny_synthetic_data(synthetic_root: Path, tmp_path: P
     rows = build_leaderboard(run_dir, "ann")
     partial = next(r for r in rows if r["trial_id"] == "0099")
     assert partial["status"] == "RUNNING" and partial["rank"] is None
-    assert partial["fold0_val_auc_geometric"] is not None \
-        and partial["fold1_val_auc_geometric"] is None
+    ann_objective = AUTO_OBJECTIVES["ann"]  # --objective auto: the ANN ranks by its own
+    assert partial[f"fold0_{ann_objective}"] is not None \
+        and partial[f"fold1_{ann_objective}"] is None
     assert "interrupted" in partial["reason"]

@@ -57,3 +57,30 @@ def cv_records(family_dir: Path) -> dict[str, dict]:
     for p in sorted(Path(family_dir).glob("trial_*/cv.json")):
         out[p.parent.name] = json.loads(p.read_text())
     return out
+
+
+def toy_oracle(tuner: str, folder: Path, *, max_trials: int = 10):
+    """A capped oracle (search.oracles.make_oracle) over one float dimension ``x``, saving its
+    trials under ``folder``: for the tests that end trials by hand."""
+    import keras_tuner as kt
+
+    from search.oracles import make_oracle
+
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0, default=0.5)
+    oracle = make_oracle(tuner, objective="val_auc", direction="max", max_trials=max_trials,
+                         max_epochs=2, seed=1, family="cnn")
+    oracle.hyperparameters, oracle._display.verbose = hp, 0
+    oracle._set_project_dir(str(folder), "p")
+    return oracle
+
+
+def finish_trial(oracle, metrics: dict, **values):
+    """Creates the oracle's next trial (``values`` added to its hyperparameters, e.g. a
+    Hyperband ``tuner/trial_id``), reports ``metrics`` and ends it as completed."""
+    trial = oracle.create_trial("tuner0")
+    trial.hyperparameters.values.update(values)
+    oracle.update_trial(trial.trial_id, metrics)
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    return trial

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_helpers import cv_records, fit_events, tiny_config, tiny_dense_model
+from search_helpers import (cv_records, finish_trial, fit_events, tiny_config,
+                            tiny_dense_model, toy_oracle)
 
 from search.engine import run_search_job
 
@@ -145,24 +146,12 @@ def test_best_trials_skip_a_round_a_later_pruned_round_continued_and_break_ties_
     """Issue 30 item 11 and the tied-scores bullet of item 15: the progress line's best and the
     summary name the configuration's latest round (a pruned last round takes it out), and on a
     tie the lower trial id, as the leaderboard and export rank them."""
-    import keras_tuner as kt
+    from search.oracles import PRUNED_METRIC
 
-    from search.oracles import PRUNED_METRIC, make_oracle
-
-    hp = kt.HyperParameters()
-    hp.Float("x", 0.0, 1.0, default=0.5)
-    oracle = make_oracle("random", objective="val_auc", direction="max", max_trials=10,
-                         max_epochs=2, seed=1, family="cnn")
-    oracle.hyperparameters, oracle._display.verbose = hp, 0
-    oracle._set_project_dir(str(tmp_path), "p")
-    scores = {"0000": 0.95, "0001": 0.90, "0002": 0.90, "0003": 0.97}
-    for tid, score in scores.items():
-        trial = oracle.create_trial("tuner0")
-        metrics = {"val_auc": score}
-        if tid == "0003":  # the continued round of 0000, pruned
-            trial.hyperparameters.values["tuner/trial_id"] = "0000"
-            metrics[PRUNED_METRIC] = 1.0
-        oracle.update_trial(trial.trial_id, metrics)
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
+    oracle = toy_oracle("random", tmp_path)
+    finish_trial(oracle, {"val_auc": 0.95})
+    finish_trial(oracle, {"val_auc": 0.90})
+    finish_trial(oracle, {"val_auc": 0.90})
+    # The continued round of 0000, pruned: 0000 no longer speaks for its configuration.
+    finish_trial(oracle, {"val_auc": 0.97, PRUNED_METRIC: 1.0}, **{"tuner/trial_id": "0000"})
     assert [t.trial_id for t in oracle.get_best_trials(3)] == ["0001", "0002"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_helpers import cv_records, fit_events, tiny_config
+from search_helpers import cv_records, finish_trial, fit_events, tiny_config, toy_oracle
 
 from search import cost, ladder
 from search.engine import run_search_job
@@ -154,28 +154,18 @@ def test_search_end_reason_and_seconds_to_the_first_rung(tmp_path):
 
 # -- outcomes reaching the tuners -----------------------------------------------------------------
 def test_a_cost_stop_reaches_the_oracles_as_censored(tmp_path):
-    import keras_tuner as kt
-
     from search.fold_records import oracle_metrics
-    from search.oracles import CENSORED_METRIC, PRUNED_METRIC, make_oracle
+    from search.oracles import CENSORED_METRIC, PRUNED_METRIC
     from search.tpe import space_map, study_from_trials
 
     cv = {"status": "PRUNED", "censored": True, "mean": {},
           "stopped_in_fold": {"best": {"val_auc": 0.6}}}
     metrics = oracle_metrics(cv)
     assert metrics[CENSORED_METRIC] == 1.0 and PRUNED_METRIC not in metrics
-    hp = kt.HyperParameters()
-    hp.Float("x", 0.0, 1.0, default=0.5)
     for tuner in ("bayesian", "tpe"):
-        oracle = make_oracle(tuner, objective="val_auc", direction="max", max_trials=10,
-                             max_epochs=2, seed=1, family="cnn")
-        oracle.hyperparameters, oracle._display.verbose = hp, 0
-        oracle._set_project_dir(str(tmp_path / tuner), "p")
+        oracle = toy_oracle(tuner, tmp_path / tuner)
         for i, extra in enumerate(({}, {CENSORED_METRIC: 1.0}, {})):
-            trial = oracle.create_trial("tuner0")
-            oracle.update_trial(trial.trial_id, {"val_auc": (0.7, 0.99, 0.8)[i], **extra})
-            trial.status = "COMPLETED"
-            oracle.end_trial(trial)
+            finish_trial(oracle, {"val_auc": (0.7, 0.99, 0.8)[i], **extra})
         # Never best, whatever its partial score.
         assert oracle.get_best_trials(1)[0].trial_id == "0002"
         if tuner == "bayesian":
@@ -188,25 +178,16 @@ def test_a_cost_stop_reaches_the_oracles_as_censored(tmp_path):
 
 
 def test_tpe_reads_every_rung_as_an_intermediate_value(tmp_path):
-    import keras_tuner as kt
-
-    from search.oracles import PRUNED_METRIC, make_oracle
+    from search.oracles import PRUNED_METRIC
     from search.tpe import space_map, study_from_trials
 
-    hp = kt.HyperParameters()
-    hp.Float("x", 0.0, 1.0, default=0.5)
-    oracle = make_oracle("tpe", objective="val_auc", direction="max", max_trials=10,
-                         max_epochs=2, seed=1, family="cnn")
-    oracle.hyperparameters, oracle._display.verbose = hp, 0
-    oracle._set_project_dir(str(tmp_path), "p")
+    oracle = toy_oracle("tpe", tmp_path)
     for metrics in ({"val_auc": 0.9, "cxr_rung0": 0.8, "cxr_rung1": 0.85},
                     {"val_auc": 0.7, "cxr_rung0": 0.75, "cxr_rung1": 0.7, PRUNED_METRIC: 1.0},
                     {"val_auc": 0.6, "cxr_rung0": 0.6, PRUNED_METRIC: 1.0}):
-        trial = oracle.create_trial("tuner0")
-        oracle.update_trial(trial.trial_id, metrics)
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-    study = study_from_trials(list(oracle.trials.values()), space_map(hp), "max")
+        finish_trial(oracle, metrics)
+    study = study_from_trials(list(oracle.trials.values()), space_map(oracle.hyperparameters),
+                              "max")
     got = [(t.state.name, dict(t.intermediate_values)) for t in study.trials]
     assert got == [("COMPLETE", {0: 0.8, 1: 0.85}), ("PRUNED", {0: 0.75, 1: 0.7}),
                    ("PRUNED", {0: 0.6})]
