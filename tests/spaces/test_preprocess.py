@@ -178,3 +178,18 @@ def test_augmentation_is_the_models_first_layers_and_inactive_at_inference():
     plain = hm.build(hp)
     assert not any(layer.name.startswith("augmentation") for layer in plain.layers)
     assert plain.count_params() == model.count_params()
+
+
+def test_batch_norm_layers_use_the_measured_momentum():
+    """The CNN's and ANN's batch norm use momentum 0.9 (spaces.common.BN_MOMENTUM), the prior
+    that removed the slow start at Keras' 0.99 on the shared data (benchmarks/RESULTS.md,
+    "The ladder"); the transfer family keeps its backbones' own layers."""
+    import keras_tuner as kt
+
+    for cls, key in ((spaces.CNNHyperModel, "conv_batch_norm"),
+                     (spaces.ANNHyperModel, "dense_batch_norm")):
+        hp = kt.HyperParameters()
+        hp.values.update({key: "after_activation"})
+        model = cls((16, 16, 1)).build(hp)
+        momenta = {layer.momentum for layer in model.layers if "bn" in layer.name}
+        assert momenta == {0.9}, cls.__name__
