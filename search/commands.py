@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from search.config import DEFAULT_MAX_PARAMS, DEFAULT_OBJECTIVE, TUNERS, SearchConfig
 
@@ -193,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
     config = validate(config_from_args(args))
     for line in option_warnings(args):
         print(line, file=sys.stderr, flush=True)
+    if config.role != "worker":  # a worker's run folder is the chief's
+        from search.run_folder import early_weights_refusal
+
+        early_weights_refusal(Path(config.run_dir), config.weights, config.overwrite)
 
     from search.engine import run_search_job
     from search.signals import SearchInterrupted

@@ -265,6 +265,36 @@ def _space_dims(space: Any) -> Any:
     return space
 
 
+def early_weights_refusal(run_dir: Path, weights: str | None, overwrite: bool) -> None:
+    """Refuses, before any backend loads, a resume whose ``--weights`` file is not the run's.
+
+    The whole resume check (:func:`check_resume`) needs the data and the space, which the engine
+    loads after Keras; a weights file is matched by its sha256 alone (NumPy-free, seconds
+    saved), so this mismatch is told at once. Nothing to check for a new run, ``--overwrite``,
+    or the ``imagenet`` / ``none`` keywords (check_resume compares those).
+
+    Raises:
+        SearchError: naming the difference and the ways out, as check_resume does.
+    """
+    if overwrite or weights in (None, "imagenet", "none"):
+        return
+    run = read_json(Path(run_dir) / RUN_JSON)
+    saved = (run or {}).get("config") or {}
+    if not saved.get("weights_sha256") or not Path(weights).is_file():
+        return  # an older run (matched by path later) or a missing file (its own error)
+    from spaces.backbones import weights_digest
+
+    path = str(Path(weights).expanduser().resolve())
+    diffs = weights_differences(saved, {"weights": path,
+                                        "weights_sha256": weights_digest(path)})
+    if diffs:
+        raise SearchError(
+            f"The run folder {run_dir} holds a search with a different configuration or data, "
+            f"so it cannot be resumed with this command: {'; '.join(diffs)}. Either rerun with "
+            "the saved settings to resume, add --overwrite to delete that run and start "
+            "afresh, or choose a new --run-dir.")
+
+
 def check_resume(run_dir: Path, run: dict[str, Any], config: dict[str, Any],
                  files_fingerprint: str) -> None:
     """Refuses a resume whose configuration or data differ from the saved run.

@@ -214,3 +214,32 @@ def test_progress_best_breaks_ties_as_export_does():
     rows = trials_to_rows([{"trial_id": t.trial_id, "family": "cnn", "status": "COMPLETED",
                             "mean": {"val_auc": t.score}} for t in trials], "val_auc")
     assert best.trial_id == rows[0]["trial_id"] == "0001"
+
+
+def test_a_weights_mismatch_on_resume_is_refused_before_keras_loads(tmp_path):
+    """Issue 30 item 16: a resume with another --weights file (matched by sha256) is refused in
+    one paragraph before the engine imports Keras; a byte-identical copy passes this check."""
+    import json
+    import subprocess
+    import sys
+
+    from spaces.backbones import weights_digest
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    saved, other, copy = (tmp_path / n for n in ("a.weights.h5", "b.weights.h5", "c.weights.h5"))
+    saved.write_bytes(b"the run's weights")
+    copy.write_bytes(b"the run's weights")
+    other.write_bytes(b"other weights")
+    (run_dir / "run.json").write_text(json.dumps({"config": {
+        "model": "transfer", "weights": str(saved), "weights_sha256": weights_digest(saved)}}))
+    rf.early_weights_refusal(run_dir, str(copy), overwrite=False)  # a copy: no refusal
+    rf.early_weights_refusal(run_dir, str(other), overwrite=True)  # --overwrite: no resume
+    proc = subprocess.run([sys.executable, "-c", _MODULES_AFTER, "search", "--model", "transfer",
+                           "--weights", str(other), "--run-dir", str(run_dir)],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=120)
+    result = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+    assert result == ["RESULT 2 -"], proc.stdout + proc.stderr
+    assert "--weights:" in proc.stderr and "is not a copy of the run's file" in proc.stderr
+    assert "Traceback" not in proc.stderr
