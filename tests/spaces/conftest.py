@@ -36,3 +36,22 @@ def write_toml(tmp_path):
         path.write_text(text)
         return path
     return _write
+
+
+@pytest.fixture
+def offline_imagenet(monkeypatch):
+    """No network, and no cached MobileNetV3Small ImageNet file (skips when one is cached): a
+    machine where ``weights=imagenet`` cannot be had."""
+    import urllib.error
+    import urllib.request
+
+    from spaces import backbones as bb
+
+    cached = list(bb.keras_cache_dir().glob("weights_mobilenet_v3_small*no_top*"))
+    if cached:
+        pytest.skip(f"the ImageNet file is cached on this machine ({cached[0]})")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)

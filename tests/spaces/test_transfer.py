@@ -3,8 +3,6 @@ weights files and the offline refusal (MobileNetV3Small at its 32 px minimum, we
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 
 import keras
 import keras_tuner as kt
@@ -119,15 +117,7 @@ def test_a_weights_file_for_another_backbone_or_several_backbones_is_refused(tmp
         bb.check_weights(str(tmp_path / "missing.h5"), [TINY])
 
 
-def test_offline_without_cached_weights_names_both_ways_out(monkeypatch):
-    cached = list(bb.keras_cache_dir().glob("weights_mobilenet_v3_small*no_top*"))
-    if cached:
-        pytest.skip(f"the ImageNet file is cached on this machine ({cached[0]})")
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("network is unreachable (test)")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
+def test_offline_without_cached_weights_names_both_ways_out(offline_imagenet):
     with pytest.raises(bb.WeightsError) as err:
         bb.check_weights("imagenet", [TINY])
     text = str(err.value)

@@ -5,8 +5,6 @@ and export refuses a retrain without its starting weights in one paragraph (issu
 from __future__ import annotations
 
 import shutil
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -91,18 +89,10 @@ def test_export_refuses_a_moved_or_replaced_weights_file_in_one_paragraph(tmp_pa
         check_retrain_weights(_run(str(good)), records, single=True)
 
 
-def test_export_refuses_an_offline_imagenet_retrain_before_training(monkeypatch):
+def test_export_refuses_an_offline_imagenet_retrain_before_training(offline_imagenet):
     from results.errors import ResultsError
     from results.retrain_weights import check_retrain_weights
 
-    cached = list(bb.keras_cache_dir().glob("weights_mobilenet_v3_small*no_top*"))
-    if cached:
-        pytest.skip(f"the ImageNet file is cached on this machine ({cached[0]})")
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("network is unreachable (test)")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(ResultsError) as err:
         check_retrain_weights(_run("imagenet"), [{"hyperparameters": {"backbone": TINY}}],
                               single=True)
