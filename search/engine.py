@@ -307,10 +307,8 @@ def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> No
         if warning:
             progress.line(f"[{family}] warning: {warning}")
     elif config.tuner in ("bayesian", "tpe"):
-        if config.tuner == "bayesian":
-            n, model = oracles.startup_trials(config.max_trials), "the Gaussian process"
-        else:
-            n, model = oracles.startup_trials(config.max_trials), "Optuna's TPE"
+        n = oracles.startup_trials(config.max_trials)
+        model = "the Gaussian process" if config.tuner == "bayesian" else "Optuna's TPE"
         if config.max_trials <= n:
             # The random start covers the whole cap: the model would never propose.
             progress.line(f"[{family}] {config.tuner}: all {config.max_trials} trial(s) are "
@@ -322,6 +320,14 @@ def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> No
         else:
             progress.line(f"[{family}] {config.tuner}: {n} random trial(s) (the defaults "
                           f"first), then {model} proposes")
+    if config.ladder:
+        from search import ladder
+
+        rungs = [r for r in ladder.rungs(config.max_epochs, first=config.first_rung)
+                 if family != "transfer" or r.epoch is None]  # two stages: fold ends only
+        rounds = " (each Hyperband round climbs its own)" if config.tuner == "hyperband" else ""
+        progress.line(f"[{family}] ladder: {ladder.describe(rungs, config.ladder_brackets)}"
+                      f"{rounds}")
 
 
 def _fit_seconds(family_dir: Path) -> float:

@@ -92,6 +92,19 @@ def rungs(max_epochs: int, first: int = DEFAULT_FIRST_RUNG, eta: int = ETA) -> l
     return out
 
 
+def describe(ladder_rungs: list[Rung], brackets: int = DEFAULT_BRACKETS, eta: int = ETA) -> str:
+    """``fold 1 at epochs 2 and 6, then its end; the top third at each rung goes on`` (the
+    progress line before a search starts)."""
+    epochs = [str(r.epoch) for r in ladder_rungs if r.epoch is not None]
+    where = (f"fold 1 at epoch{'s' * (len(epochs) > 1)} {' and '.join(epochs)}, then its end"
+             if epochs else "the end of fold 1")
+    keep = "third" if eta == 3 else f"1/{eta}"
+    text = f"{where}; the top {keep} at each rung goes on to the other folds"
+    if brackets > 1:
+        text += f" ({brackets} brackets: bracket b is first judged at rung b + 1)"
+    return text
+
+
 def bracket_of(trial_id: str, brackets: int) -> int:
     """The bracket of a trial: its number modulo ``brackets`` (round robin, reproducible from
     the id alone, so every worker agrees without talking)."""
