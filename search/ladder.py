@@ -93,10 +93,10 @@ def rungs(max_epochs: int, first: int = DEFAULT_FIRST_RUNG, eta: int = ETA) -> l
 
 
 def describe(ladder_rungs: list[Rung], brackets: int = DEFAULT_BRACKETS, eta: int = ETA) -> str:
-    """``fold 1 at epochs 2 and 6, then its end; the top third at each rung goes on`` (the
+    """``epochs 2 and 6 of fold 1 and its end; the top third at each rung goes on ...`` (the
     progress line before a search starts)."""
     epochs = [str(r.epoch) for r in ladder_rungs if r.epoch is not None]
-    where = (f"fold 1 at epoch{'s' * (len(epochs) > 1)} {' and '.join(epochs)}, then its end"
+    where = (f"epoch{'s' * (len(epochs) > 1)} {' and '.join(epochs)} of fold 1 and its end"
              if epochs else "the end of fold 1")
     keep = "third" if eta == 3 else f"1/{eta}"
     text = f"{where}; the top {keep} at each rung goes on to the other folds"

@@ -318,7 +318,7 @@ def test_a_two_stage_fit_is_first_judged_at_the_end_of_its_first_fold(tmp_path):
 
 def test_the_ladder_is_described_before_a_search_starts():
     assert ladder.describe(ladder.rungs(30, first=2)) == (
-        "fold 1 at epochs 2 and 6, then its end; the top third at each rung goes on to the "
+        "epochs 2 and 6 of fold 1 and its end; the top third at each rung goes on to the "
         "other folds")
     assert ladder.describe(ladder.rungs(3, first=2), brackets=2) == (
         "the end of fold 1; the top third at each rung goes on to the other folds (2 brackets: "
