@@ -26,7 +26,11 @@ def _assert_probes_match(out: dict) -> None:
     (under MirroredStrategy ``predict_on_batch`` returned each batch once per replica)."""
     assert out["probe_rows"] == [33, 33]
     assert out["probe_max_diff"] < 1e-3
-    assert abs(out["probe_clean_auc"] - out["reference_auc"]) < 1e-9
+    # Identical scores give the identical AUC. Under bfloat16 the scores of two batchings may
+    # differ by up to 1e-3, enough to swap a near-tie: with 33 images one swapped pair moves
+    # the AUC by about 0.004 (seen under JAX on 2 host devices), so a few pairs are allowed.
+    tol = 1e-9 if out["probe_max_diff"] == 0 else 0.02
+    assert abs(out["probe_clean_auc"] - out["reference_auc"]) < tol
     assert out["probe_border_auc"] == out["probe_clean_auc"]  # the same images
 
 
