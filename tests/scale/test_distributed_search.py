@@ -30,7 +30,7 @@ def _args(run: Path, data: Path, space: Path, role: str, port: int, n: int, *ext
     return ["run_search.py", "search", "--data", str(data), "--model", "ann", "--tuner",
             "random", "--folds", "2", "--max-trials", str(n), "--max-epochs", "2",
             "--image-size", "16", "--space", str(space), "--run-dir", str(run), "--seed", "3",
-            "--quiet", "--role", role, "--oracle", f"127.0.0.1:{port}", *extra]
+            "--quiet", "--no-ladder", "--role", role, "--oracle", f"127.0.0.1:{port}", *extra]
 
 
 def _fits(family_dir: Path) -> Counter:
