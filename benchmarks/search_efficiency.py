@@ -21,11 +21,13 @@ Reported per variant, from the run folder's ``cv.json`` files only:
 - the winner's CV objective (``val_auc_geometric``) and its fold spread (std over folds), and
   the space default's (trial 0000) for comparison.
 
-The load average is recorded at the start and end of every variant and a variant whose load
-passed 1.5 is flagged: figures taken beside other work are not figures (nothing else may run).
+Whether the machine was quiet is recorded per variant (``benchmarks/quiet.py``: the load
+average before it and after a cool-down, and the CPU other processes used meanwhile), and a
+loaded variant is flagged: figures taken beside other work are not figures (nothing else may
+run).
 All numbers are cross-validation on one folder: in-distribution.
 
-    python benchmarks/search_efficiency.py --out runs/search_efficiency          # 4 x 30 min
+    python benchmarks/search_efficiency.py --out runs/search_efficiency          # 3 x 30 min
     python benchmarks/search_efficiency.py --minutes 1 --fraction 0.1 --max-epochs 4 \\
         --variants ladder_random --out runs/se_dry                                # a dry run
 
@@ -47,14 +49,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.quiet import QuietRecord  # noqa: E402  (after the path insert)
 VARIANTS = ("before", "ladder_random", "ladder_tpe", "ladder_random_b2")
-MAX_LOAD = 1.5
+DEFAULT_VARIANTS = VARIANTS[:3]  # the issue's three; two brackets on request
 
 
 def subsample(src: Path, dest: Path, fraction: float) -> Path:
     """``src`` itself for a fraction of 1; else a folder of symlinks to the patients of
     ``src/train`` whose id hashes under ``fraction`` (whole patients, deterministic)."""
-    sys.path.insert(0, str(ROOT))
     from data_pipeline.groups import patient_id
 
     if fraction >= 1:
@@ -155,7 +159,8 @@ def markdown(results: dict[str, Any]) -> str:
         return "-" if v is None else fmt.format(v)
 
     lines = ["| variant | trials | judged on quality | finished | stopped for cost | "
-             "budget on < 0.9 | winner (std over folds) | default (std) | load start/end |",
+             "budget on < 0.9 | winner (std over folds) | default (std) | "
+             "load start / end, other cores |",
              "|" + " --- |" * 9]
     for name in VARIANTS:
         r = results.get(name)
@@ -166,7 +171,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {name} | {r['trials']} | {r['judged']} | {r['finished']} | "
             f"{r['stopped_for_cost']} | {r['low_share']:.0%} | {f(r['winner_score'])} "
             f"({f(r['winner_spread'])}) | {f(r['default_score'])} ({f(r['default_spread'])}) | "
-            f"{r['load_start']:.2f} / {r['load_end']:.2f}{flag} |")
+            f"{r['load_start']:.2f} / {r['load_end']:.2f}, {r.get('other_cores', '-')}{flag} |")
     return "\n".join(lines)
 
 
@@ -175,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "chest_xray"))
     p.add_argument("--fraction", type=float, default=1.0)
     p.add_argument("--minutes", type=float, default=30.0, help="wall budget per variant")
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--max-epochs", type=int, default=30)
     p.add_argument("--patience", type=int, default=6)
     p.add_argument("--first-rung", type=int, default=None)
@@ -200,19 +206,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         run_dir = out / name
         cwd = code_dir(name, out, args.before_commit)
-        load_start = os.getloadavg()[0]
-        print(f"== {name}: {args.minutes:g} min, load {load_start:.2f}", flush=True)
+        print(f"== {name}: {args.minutes:g} min, load {os.getloadavg()[0]:.2f}", flush=True)
         t0 = time.monotonic()
-        proc = subprocess.run(command(name, data, run_dir, args), cwd=cwd,
-                              env={**os.environ, "PYTHONPATH": str(cwd)})
-        wall = time.monotonic() - t0
-        load_end = os.getloadavg()[0]
+        with QuietRecord() as quiet:
+            proc = subprocess.run(command(name, data, run_dir, args), cwd=cwd,
+                                  env={**os.environ, "PYTHONPATH": str(cwd)})
+            wall = time.monotonic() - t0
+        print("   " + quiet.line(), flush=True)
         if proc.returncode not in (0,):
             print(f"   {name}: search exited {proc.returncode}", file=sys.stderr)
         r = summarise(run_dir, max_epochs=args.max_epochs, n_folds=3, low=args.low)
-        r.update(wall_s=round(wall, 1), load_start=round(load_start, 2),
-                 load_end=round(load_end, 2),
-                 loaded=max(load_start, load_end) > MAX_LOAD, exit_code=proc.returncode)
+        r.update(wall_s=round(wall, 1), exit_code=proc.returncode, **quiet.as_dict())
         results[name] = r
         path.write_text(json.dumps(results, indent=2) + "\n")
         print(markdown(results), flush=True)

@@ -1,15 +1,15 @@
 """Prices the search space: seconds per training epoch of every value of every dimension.
 
 For each family (CNN, ANN) and image size (64 and 128 px by default), the space's default
-configuration is built once as the baseline, then once per value of each dimension with only
-that dimension changed (a conditional dimension with its parent switched on, e.g.
-``augmentation_strength`` with ``augmentation`` on). Each model trains ``--steps`` batches of
-random films after ``--warmup`` batches (tracing, compilation), in this one process, one after
-another; a value's price is its seconds per epoch over the baseline's. Choices and booleans are
-priced at every value, numeric ranges at their minimum, default and maximum. An epoch is the
-training part of one fold of the shared folder's reference run (3 folds of the 85% not in the
-carved test split: ``--fold-images``, 2956 by default), so ``batch_size`` is priced by its
-number of steps.
+configuration is the baseline, timed again before each dimension; each value of the dimension is
+timed with only that dimension changed (a conditional dimension with its parent switched on,
+e.g. ``augmentation_strength`` with ``augmentation`` on). Each model trains ``--steps`` batches
+of random films after ``--warmup`` batches (tracing, compilation), in this one process, one
+after another; a value's price is its seconds per epoch over the nearest baseline's. Choices and
+booleans are priced at every value, numeric ranges at their minimum, default and maximum. An
+epoch is the training part of one fold of the shared folder's reference run (3 folds of the 85%
+not in the carved test split: ``--fold-images``, 2956 by default), so ``batch_size`` is priced
+by its number of steps.
 
 A value costing more than ``--flag`` (3x) the baseline is listed at the end: the issue's rule
 is that such a value must be made cheap or priced for the tuner.
@@ -17,7 +17,8 @@ is that such a value must be made cheap or priced for the tuner.
     python benchmarks/space_cost.py --write spaces/space_prices.json     # idle machine only
     python benchmarks/space_cost.py --sizes 32 --steps 1 --warmup 1       # a dry run
 
-The load average is recorded at the start and the end, and a run whose load passed 1.5 is
+Whether the machine was quiet is recorded (``benchmarks/quiet.py``: the load average at the
+start and after a cool-down, and the CPU other processes used meanwhile); a loaded run is
 flagged (``"loaded": true``) and not written to ``--write`` unless ``--force``: timings taken
 beside other work are not figures.
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from datetime import date
@@ -39,8 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.generalisation import _machine  # noqa: E402  (after the path insert)
-
-MAX_LOAD = 1.5
+from benchmarks.quiet import QuietRecord  # noqa: E402
 
 
 def values_to_price(row: dict[str, Any]) -> list[Any]:
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--families", default="cnn,ann")
     p.add_argument("--sizes", default="64,128")
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--fold-images", type=int, default=2956)
     p.add_argument("--flag", type=float, default=3.0)
@@ -111,23 +110,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="write even a loaded run")
     args = p.parse_args(argv)
 
-    from spaces.describe import describe_space
     from spaces.space import load_space
 
     space = load_space(None)
-    load_start = os.getloadavg()[0]
     report: dict[str, Any] = {"machine": _machine(), "date": date.today().isoformat(),
-                              "load_start": round(load_start, 2), "steps": args.steps,
-                              "fold_images": args.fold_images, "families": {}}
-    flagged = []
+                              "steps": args.steps, "fold_images": args.fold_images,
+                              "families": {}}
+    flagged: list[str] = []
+    with QuietRecord() as quiet:
+        price_all(space, args, report, flagged)
+    report.update(quiet.as_dict())
+    report["over_flag"] = flagged
+    print("\n" + quiet.line())
+    print(f"values over {args.flag:g}x the default: " + ("; ".join(flagged) or "none"))
+    if args.write:
+        if report["loaded"] and not args.force:
+            print(f"not written to {args.write}: the machine was loaded", file=sys.stderr)
+            return 1
+        args.write.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {args.write}")
+    return 0
+
+
+def price_all(space: Any, args: argparse.Namespace, report: dict[str, Any],
+              flagged: list[str]) -> None:
+    """Prices every value of every family and size into ``report``; over-flag values into
+    ``flagged``."""
+    from spaces.describe import describe_space
+
     for family in args.families.split(","):
         rows = describe_space(family, space)
         for size in (int(s) for s in args.sizes.split(",")):
-            base_step, base_batch = seconds_per_step(family, size, {}, steps=args.steps,
-                                                     warmup=args.warmup)
-            base_epoch = base_step * math.ceil(args.fold_images / base_batch)
             prices: dict[str, dict[str, float]] = {}
+            baselines: list[float] = []
             for row in rows:
+                if not values_to_price(row):
+                    continue
+                # The default is re-timed before every dimension and each value is priced
+                # against the nearest baseline: over the hundreds of models of a run, a step's
+                # time drifts by 20-30% (allocator, caches), which one baseline timed at the
+                # start would charge to the values timed last.
+                base_step, base_batch = seconds_per_step(family, size, {}, steps=args.steps,
+                                                         warmup=args.warmup)
+                base_epoch = base_step * math.ceil(args.fold_images / base_batch)
+                baselines.append(base_epoch)
                 for value in values_to_price(row):
                     vals = {**parent_values(space, family, row["name"]), row["name"]: value}
                     try:
@@ -145,20 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                       + ", ".join(f"{k} {v:.2f}x" for k, v in prices.get(row["name"], {}).items()),
                       flush=True)
             report["families"].setdefault(family, {})[str(size)] = {
-                "baseline_seconds_per_epoch": round(base_epoch, 3), "prices": prices}
-    report["load_end"] = round(os.getloadavg()[0], 2)
-    report["loaded"] = max(report["load_start"], report["load_end"]) > MAX_LOAD
-    report["over_flag"] = flagged
-    print(f"\nload average {report['load_start']} at the start, {report['load_end']} at the end"
-          + ("  ** LOADED: not a figure **" if report["loaded"] else ""))
-    print(f"values over {args.flag:g}x the default: " + ("; ".join(flagged) or "none"))
-    if args.write:
-        if report["loaded"] and not args.force:
-            print(f"not written to {args.write}: the machine was loaded", file=sys.stderr)
-            return 1
-        args.write.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"wrote {args.write}")
-    return 0
+                "baseline_seconds_per_epoch": round(float(np.median(baselines)), 3),
+                "baseline_range": [round(min(baselines), 3), round(max(baselines), 3)],
+                "prices": prices}
 
 
 if __name__ == "__main__":
