@@ -64,10 +64,11 @@ def test_scores(run_dir: Path, family: str) -> dict[str, Any]:
     """Each completed configuration's fold-ensemble scores on the test split and its copies."""
     from data_pipeline import shifted_sets
     from results.ensemble import distinct_configurations, load_fold_models
-    from results.export import _hyperparameters, _hypermodel, load_run_data
+    from results.rebuild import trial_hyperparameters, build_hypermodel
+    from results.run_data import load_run_data
     from results.leaderboard import best_trials
     from results.model_io import load_run
-    from search.probes import predict_scores
+    from search.fit.probes import predict_scores
 
     run = load_run(run_dir)
     dataset, split = load_run_data(run_dir, run, progress=False)
@@ -75,7 +76,7 @@ def test_scores(run_dir: Path, family: str) -> dict[str, Any]:
     x_test, y_test = dataset.x[test_idx], dataset.y[test_idx]
     copies = {"clean": x_test, **shifted_sets(x_test)}
     records = distinct_configurations(best_trials(run_dir, family, 10_000))
-    hm = _hypermodel(family, run["config"], tuple(dataset.x.shape[1:]), dataset.y[train_idx],
+    hm = build_hypermodel(family, run["config"], tuple(dataset.x.shape[1:]), dataset.y[train_idx],
                      len(dataset.class_names))
     hm.with_augmentation = False
     n_folds = int(run["config"].get("folds") or 3)
@@ -83,7 +84,7 @@ def test_scores(run_dir: Path, family: str) -> dict[str, Any]:
     for r in records:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            models = load_fold_models(r, hm, _hyperparameters(r), n_folds)
+            models = load_fold_models(r, hm, trial_hyperparameters(r), n_folds)
         out[str(r["trial_id"])] = {
             "record": r,
             "scores": {name: np.mean([predict_scores(m, x) for m in models], axis=0)
@@ -95,7 +96,7 @@ def test_scores(run_dir: Path, family: str) -> dict[str, Any]:
 
 def test_metrics(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, float]:
     """Test AUC clean and per shift, their shift mean, and best specificity at sens 0.95."""
-    from search.probes import auc
+    from search.fit.probes import auc
 
     out = {name: auc(y, s) for name, s in scores.items()}
     out["shifted_mean"] = float(np.mean([out[n] for n in ("border", "photometric",

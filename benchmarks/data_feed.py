@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
-    from search.devices import describe_devices
+    from search.runtime.devices import describe_devices
 
     rng = np.random.default_rng(0)
     s = args.image_size

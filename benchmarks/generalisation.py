@@ -3,7 +3,7 @@
 Trains CNN configurations with patient-grouped k-fold cross-validation exactly as a search fold
 does (``spaces`` fit, early stopping on ``val_auc`` with restore), then reports for each one:
 
-- clean CV AUC and every shortcut probe (``search/probes.py``) on each fold's validation images;
+- clean CV AUC and every shortcut probe (``search/fit/probes.py``) on each fold's validation images;
 - on the carved, patient-grouped test split (same folder, so still in-distribution: it is not
   evidence of generalisation to another hospital): ROC-AUC of the single fold models and of
   their average (the fold ensemble), the probes on the test images, sensitivity and specificity
@@ -75,8 +75,8 @@ def evaluate_models(models: list[Any], data: dict[str, Any], *, hypermodel=None,
 
     from results.report.gradcam import GradCamUnavailable, border_share, grad_cam
     from results.thresholds import operating_point, threshold_for_sensitivity
-    from search.fold_fit import fold_seed
-    from search.probes import auc, predict_scores, probe_scores
+    from search.fit.fold_fit import fold_seed
+    from search.fit.probes import auc, predict_scores, probe_scores
 
     x, y, batches = data["x"], data["y"], data["batches"]
     x_test, y_test = data["x_test"], data["y_test"]
@@ -222,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _evaluate_run(run_dir: str, data: dict[str, Any], args) -> dict[str, Any]:
     """The run's best CNN trial, from its saved fold weights."""
-    from results.export import _hyperparameters, _hypermodel
+    from results.rebuild import trial_hyperparameters, build_hypermodel
     from results.leaderboard import best_trials
     from results.model_io import load_run
-    from search.fold_fit import fold_weights
+    from search.fit.fold_fit import fold_weights
 
     run = load_run(Path(run_dir))
     cfg = run["config"]
@@ -237,8 +237,8 @@ def _evaluate_run(run_dir: str, data: dict[str, Any], args) -> dict[str, Any]:
                          "test fraction than this benchmark; its fold models cannot be scored "
                          "on this benchmark's folds and test split")
     record = best_trials(Path(run_dir), "cnn", 1)[0]
-    hp = _hyperparameters(record)
-    hm = _hypermodel("cnn", cfg, tuple(data["x"].shape[1:]), data["y"], 2)
+    hp = trial_hyperparameters(record)
+    hm = build_hypermodel("cnn", cfg, tuple(data["x"].shape[1:]), data["y"], 2)
     models = []
     for k in range(len(data["folds"])):
         model = hm.build(hp)

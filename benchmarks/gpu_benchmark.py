@@ -114,7 +114,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     import data_pipeline
     import spaces
-    from search import devices
+    from search.runtime import devices
 
     policy = devices.set_mixed_precision(args.mixed_child or "off")
     x, y, groups = load_arrays(args)

@@ -1,6 +1,6 @@
 """Records per-epoch probe curves on the real data, for replaying the successive-halving ladder.
 
-The ladder (``search/ladder.py``) ranks configurations at early rungs by the search objective
+The ladder (``search/schedule/ladder.py``) ranks configurations at early rungs by the search objective
 measured there (the geometric probe on the fold's validation images). Whether that early rank
 loses the configurations that end best, slow starters above all (batch norm, strong
 augmentation), can only be measured on real curves of that objective: this script records them,
@@ -13,8 +13,8 @@ batch-norm momentum 0.99 and at 0.9; the notebook's wide augmentation ranges), a
 over-budget draws refused as the search refuses them). Each trains ``--epochs`` epochs on fold
 ``--fold`` of the same data, split and folds as ``benchmarks/priors_sweep.py`` (carved
 patient-grouped test split, patient-grouped folds of the rest, seed 42), with no early stopping,
-exactly as a search fold trains otherwise (``search.fold_fit.fit_fold``). After every epoch the
-current weights are scored: clean AUC and every probe (``search.probes.probe_scores``).
+exactly as a search fold trains otherwise (``search.fit.fold_fit.fit_fold``). After every epoch the
+current weights are scored: clean AUC and every probe (``search.fit.probes.probe_scores``).
 
     python benchmarks/ladder_curves.py --out runs/ladder_curves          # resumable
     python benchmarks/ladder_curves.py --draws 4 --epochs 6 --only cnn_base
@@ -55,7 +55,7 @@ def random_draws(n: int, seed: int, shape: tuple[int, ...], counts: list[int],
                  space_file: str) -> dict[str, dict[str, Any]]:
     """``n`` random configurations of the reference space, as the random tuner draws them."""
     import spaces
-    from search.oracles import make_oracle
+    from search.tuners.oracles import make_oracle
 
     hm = spaces.CNNHyperModel(shape, class_counts=counts, space=spaces.load_space(space_file))
     oracle = make_oracle("random", objective="val_auc_geometric", direction="max",
@@ -84,7 +84,7 @@ def probe_callback(d: dict[str, Any]):
     """A Keras callback scoring the current weights with every probe after each epoch."""
     import keras
 
-    from search.probes import probe_scores
+    from search.fit.probes import probe_scores
 
     class _Probes(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -109,7 +109,7 @@ def run_one(name: str, values: dict[str, Any], d: dict[str, Any], args: argparse
     """Trains one configuration for ``--epochs`` epochs and records its per-epoch probes."""
     import spaces
     import spaces.common
-    from search.fold_fit import fit_fold
+    from search.fit.fold_fit import fit_fold
 
     values = dict(values)
     momentum = values.pop("_bn_momentum", spaces.common.BN_MOMENTUM)

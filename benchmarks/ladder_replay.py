@@ -1,4 +1,4 @@
-"""Replays the successive-halving ladder (search/ladder.py) on recorded per-epoch probe curves, to
+"""Replays the successive-halving ladder (search/schedule/ladder.py) on recorded per-epoch probe curves, to
 choose its first rung and brackets from a measurement: what does it save, and which of the
 configurations that end best does it lose (slow starters above all)?
 
@@ -11,7 +11,7 @@ epochs), which is also its **worth** (what the search would finally rank it by).
 
 For each setting (first rung, brackets) and each of ``--orders`` random arrival orders, the
 configurations arrive one by one, as a search's trials do, and climb the ladder exactly as
-``search.ladder.verdict`` decides against those before them (a pruned configuration leaves
+``search.schedule.ladder.verdict`` decides against those before them (a pruned configuration leaves
 its values at the rungs it reached). Reported per setting:
 
 * ``epochs_saved``: the share of the fold-0 epochs the ladder did not spend;
@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search import ladder  # noqa: E402  (after the path insert)
+from search.schedule import ladder
 
 
 def restored_epoch(clean: list[float], patience: int) -> int:

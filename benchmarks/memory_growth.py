@@ -4,7 +4,7 @@
 Runs N small trials (default 30, random search, ANN, 1 fold) in one process and records the
 RSS after every trial; the figure is the growth from the end of trial 3 (imports, tracing and
 caches warmed up) to the end of the last trial. Target (issue 4): < 100 MB.
-Before ``search/memory.py`` TensorFlow grew ~6-11 MB per fold fit (optimizer slots lifted out of
+Before ``search/fit/memory.py`` TensorFlow grew ~6-11 MB per fold fit (optimizer slots lifted out of
 the traced step, and a gradient registration per traced step that keeps its graph alive); see
 benchmarks/RESULTS.md for the figures before and after.
 
@@ -38,23 +38,23 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=1)
     ap.add_argument("--max-epochs", type=int, default=1)
     ap.add_argument("--without-memory-guard", action="store_true",
-                    help="baseline: turn off search/memory.py's fixes (eager optimizer build, "
+                    help="baseline: turn off search/fit/memory.py's fixes (eager optimizer build, "
                          "gradient-registry release, heap trim) to measure what they save")
     args = ap.parse_args()
 
-    from search import cv_tuner
+    from search.tuners import cv_tuner
     from search.config import SearchConfig
     from search.engine import run_search_job
-    from search.memory import rss_mb
+    from search.fit.memory import rss_mb
 
     if args.without_memory_guard:
-        from search import fold_fit, memory
+        from search.fit import fold_fit, memory
 
         class NoGuard:
             def release(self) -> int:
                 return 0
 
-        memory.FitMemoryGuard = NoGuard  # fit_scope looks it up in search.memory
+        memory.FitMemoryGuard = NoGuard  # fit_scope looks it up in search.fit.memory
         memory.trim_c_heap = lambda: False
         fold_fit.build_optimizer = lambda model: None
     samples: list[float] = []

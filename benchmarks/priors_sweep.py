@@ -2,9 +2,9 @@
 
 A one-factor-at-a-time sweep around the space's default on one patient-grouped fold of the real
 training folder: each configuration changes one or two hyperparameters of a base configuration
-and trains exactly as a search fold does (``search.fold_fit.fit_fold``: the spaces fit, early
+and trains exactly as a search fold does (``search.fit.fold_fit.fit_fold``: the spaces fit, early
 stopping on ``val_auc`` with the best weights restored, the fold's seed), then is scored on the
-fold's validation images: clean ``val_auc``, the geometric probe (``search.probes``, on
+fold's validation images: clean ``val_auc``, the geometric probe (``search.fit.probes``, on
 ``data_pipeline.shifted_sets``, the search's default objective ``val_auc_geometric``) and the
 other probes, the epoch of the restored weights and the median seconds per epoch.
 
@@ -147,7 +147,7 @@ def run_one(name: str, family: str, overrides: dict[str, Any], d: dict[str, Any]
             args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     """Trains configuration ``name`` on the fold as a search fold does, and measures it."""
     import spaces
-    from search.fold_fit import fit_fold
+    from search.fit.fold_fit import fit_fold
 
     values = {**(CNN_BASE if family == "cnn" else ANN_BASE), **overrides}
     shape = tuple(d["x_tr"].shape[1:])

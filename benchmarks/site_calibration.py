@@ -117,11 +117,11 @@ def check_draws(local: np.ndarray, y: np.ndarray, ref: dict[str, np.ndarray], n:
 
 
 def measure(run_dir: Path, export_name: str, draws: int, check_draws_n: int) -> dict[str, Any]:
-    from results.export import load_run_data
+    from results.run_data import load_run_data
     from results.model_io import load_export, load_run
     from results.site.reference import fold_members, load_or_compute_reference, member_scores
     from results.thresholds import operating_point, threshold_for_sensitivity
-    from search.probes import predict_scores
+    from search.fit.probes import predict_scores
 
     run = load_run(run_dir)
     dataset, split = load_run_data(run_dir, run, progress=False)

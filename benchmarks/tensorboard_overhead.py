@@ -7,7 +7,7 @@ Two measures, both in one process on the same data, folds and seed:
   searches run alternately, ``--repeats`` times each, and the medians are compared; the ratio
   also carries run-to-run noise of a few percent on a shared CPU);
 - the time spent inside the logging code itself (every event-file write, timed by wrapping
-  ``search.tensorboard``'s writers), as a share of the sum of the fold fit times: the overhead
+  ``search.watch.tensorboard``'s writers), as a share of the sum of the fold fit times: the overhead
   without the noise.
 
 Target (issue 14): under 2%.
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 
 class _Timer:
-    """Wraps the writers of search.tensorboard and adds up the seconds spent in them."""
+    """Wraps the writers of search.watch.tensorboard and adds up the seconds spent in them."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -70,7 +70,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import data_pipeline
-    from search import tensorboard
+    from search.watch import tensorboard
     from search.config import SearchConfig
     from search.engine import run_search_job
 

@@ -30,10 +30,10 @@ def measure(run_dir: Path) -> list[dict[str, Any]]:
     """One row per export and threshold: promised and delivered sensitivity and specificity."""
     import numpy as np
 
-    from results.export import load_run_data
+    from results.run_data import load_run_data
     from results.model_io import load_export, load_run
     from results.thresholds import operating_point
-    from search.probes import predict_scores
+    from search.fit.probes import predict_scores
 
     run = load_run(run_dir)
     dataset, split = load_run_data(run_dir, run, progress=False)

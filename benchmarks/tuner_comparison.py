@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Random vs Bayesian vs TPE on the same budget: best score so far after each trial.
 
-The tuners are the service's own oracles (``search.oracles.make_oracle``: the trial cap, the
+The tuners are the service's own oracles (``search.tuners.oracles.make_oracle``: the trial cap, the
 defaults first, the real over-budget refusal of the CNN space at 64 px), proposing over the
 real shipped CNN space (``spaces/default_space.toml``: 32 tunable dimensions, 11 of them
 conditional). What they are scored on is **not** training: it is a constructed response surface
@@ -103,7 +103,7 @@ def surrogate_auc(v: dict, seed: int) -> float | None:
 
 def run_tuner(tuner: str, trials: int, seed: int, hypermodel, hyperparameters) -> dict:
     """Runs one oracle for ``trials`` trials; returns scores in order and timings."""
-    from search.oracles import make_oracle
+    from search.tuners.oracles import make_oracle
 
     oracle = make_oracle(tuner, objective="val_auc", direction="max", max_trials=trials,
                          max_epochs=30, seed=seed, family="cnn")

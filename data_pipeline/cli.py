@@ -111,7 +111,7 @@ def user_messages(stream: Any = None) -> Iterator[None]:
 
     ``data_pipeline`` reports what the user should know (images skipped, images left out of
     training) through ``logging``; a search also copies those lines into ``search.log``
-    (``search.progress.Progress.capture_logs``, which takes them over while it runs).
+    (``search.watch.progress.Progress.capture_logs``, which takes them over while it runs).
     """
     logger = logging.getLogger("data_pipeline")
     handler = logging.StreamHandler(stream or sys.stderr)

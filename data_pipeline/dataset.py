@@ -17,7 +17,7 @@ from data_pipeline.groups import duplicate_sets, merge_duplicate_groups, name_gr
 
 # Information for the user goes through logging, not warnings.warn: the CLI prints it as one
 # 'warning: ...' line (data_pipeline.cli) and a search copies it into search.log
-# (search.progress.Progress.capture_logs); warnings.warn printed a Python source line.
+# (search.watch.progress.Progress.capture_logs); warnings.warn printed a Python source line.
 log = logging.getLogger(__name__)
 
 

@@ -38,7 +38,7 @@ def acquisition_batch(filename: str) -> str:
     """The acquisition batch a file name marks: ``"NORMAL2-IM"``, ``"IM"``, ``"person"`` or ``""``.
 
     The Kaggle training NORMAL films come in two batches named ``IM-*`` and ``NORMAL2-IM-*``;
-    the shortcut probes score each batch separately (``search/probes.py``).
+    the shortcut probes score each batch separately (``search/fit/probes.py``).
     """
     name = filename.rsplit("/", 1)[-1]
     for scheme, pattern in _PATTERNS:

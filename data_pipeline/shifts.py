@@ -3,7 +3,7 @@
 A model that scores 0.99 on patient-grouped folds of one folder can still lean on cues of that
 folder's acquisition (training NORMAL films have darker borders than PNEUMONIA films). These
 functions build shifted copies of a fold's validation images; a model's AUC on each copy (see
-``search/probes.py``) says how much its score depends on what the shift disturbs:
+``search/fit/probes.py``) says how much its score depends on what the shift disturbs:
 
 - ``border``: an outer frame (``BORDER_FRACTION`` of each side) replaced by the image's median,
   so nothing outside the lung field is left to read;

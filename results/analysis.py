@@ -290,7 +290,7 @@ def analysis_markdown(results: list[dict[str, Any]]) -> str:
                 lines.append(f"| {p['probe']} | {p['n']} | {rho} | {_fmt(p['mean_drop'])} | "
                              f"{p['best_by_clean']} | {p['best_by_probe']} |")
             lines += ["", "A probe scores each fold model on shifted copies of its validation "
-                      "images (search/probes.py). Where the best trial by val_auc and by a "
+                      "images (search/fit/probes.py). Where the best trial by val_auc and by a "
                       "probe differ, clean cross-validation alone would pick a model that "
                       "loses more under that shift.", ""]
         lines += ["### Notes' hypothesis: dropout 0.2 suits low->high, 0.5 suits high->low", ""]

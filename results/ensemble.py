@@ -29,7 +29,7 @@ import numpy as np
 
 from results.errors import ResultsError
 from results.thresholds import operating_point, threshold_for_sensitivity
-from search.probes import predict_scores
+from search.fit.probes import predict_scores
 
 
 def run_folds(run: dict[str, Any], y_pool: np.ndarray, g_pool: np.ndarray
@@ -51,7 +51,7 @@ def load_fold_models(record: dict[str, Any], hypermodel: Any, hp: Any, n_folds: 
     """
     import keras
 
-    from search.fold_fit import fold_weights
+    from search.fit.fold_fit import fold_weights
 
     models = []
     for k in range(n_folds):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # Quickstart preset for the built-in synthetic data (no --data): small images, few short trials.
 # max_epochs 6: Hyperband's first round trains 2 epochs (a third; 1 with max_epochs 3, too few for
 # the basic model to learn the synthetic set); of 4 trials, 3 configurations train 2 epochs and
-# the best continues to 6 (search.oracles.hyperband_plan).
+# the best continues to 6 (search.tuners.oracles.hyperband_plan).
 QUICKSTART: dict[str, Any] = {"image_size": 64, "folds": 3, "max_trials": 4, "max_epochs": 6,
                               "patience": 2, "run_dir": "runs/quickstart"}
 # `run --preset gpu`: where a user of one modern GPU should start. 128 px (the resolution a GPU
@@ -128,7 +128,7 @@ def check_run_options(*, top_k: int, top_n: int, target_sensitivity: float,
         raise ResultsError(f"--target-sensitivity {target_sensitivity}: {err}; it is the "
                            "sensitivity the exported threshold must reach, e.g. 0.95.") from None
     if test_dir is not None:
-        from results.report.compare import check_test_dir
+        from results.report.evaluation_data import check_test_dir
 
         check_test_dir(test_dir, run_dir, data_dir)
 
@@ -227,9 +227,8 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
     Raises:
         ResultsError: a bad option (before the search), or a later step that cannot run.
     """
-    from search.engine import run_search_job
-
     from results.leaderboard_output import write_leaderboard
+    from search.engine import run_search_job
 
     run_dir = Path(config.run_dir)
     check_run_options(top_k=top_k, top_n=top_n, target_sensitivity=target_sensitivity,
@@ -267,8 +266,8 @@ def run_flow(config: SearchConfig, *, top_k: int = 10, top_n: int = 1,
     if status != "completed":
         echo(f"note: the search stopped early ({status}); exporting the best trials so far.")
     if not skip_export:
-        from results.report.compare import compare_models
         from results.export import export_winners
+        from results.report.compare import compare_models
 
         t = step("export")
         families = ("cnn", "ann") if config.model == "both" else (config.model,)
@@ -322,7 +321,7 @@ def summary_text(out: dict[str, Any]) -> str:
 def run_flow_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Handler body of ``run_search.py run``: options -> SearchConfig -> :func:`run_flow`."""
     from search.commands import config_from_args, option_warnings
-    from search.signals import SearchInterrupted
+    from search.runtime.signals import SearchInterrupted
 
     args = resolve_options(args)
     # Checked again in run_flow against the resolved data folder; both before the search.

@@ -102,7 +102,7 @@ def format_table(rows: list[dict[str, Any]], objective: str, *,
 
     The reason is the last column and is shown whole by default: a cut kept "over the limit
     of 2,..." and lost the numbers and the fix. ``max_reason`` shortens it with
-    ``search.failures.short_reason`` (first sentence and fix kept).
+    ``search.fit.failures.short_reason`` (first sentence and fix kept).
     """
     if not rows:
         return "(no trials)"
@@ -133,7 +133,7 @@ def format_table(rows: list[dict[str, Any]], objective: str, *,
         if show_reason:
             reason = _cell(r.get("reason"))
             if max_reason is not None:
-                from search.failures import short_reason
+                from search.fit.failures import short_reason
 
                 reason = short_reason(reason, max_reason)
             line.append(reason)

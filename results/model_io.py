@@ -16,8 +16,8 @@ from typing import Any
 
 from results.errors import ResultsError
 from results.trials import other_runs_hint
-from search.run_folder import read_json as _read_json
-from search.run_folder import write_json_atomic
+from search.store.files import read_json as _read_json
+from search.store.files import write_json_atomic
 from spaces import FAMILIES
 
 EXPORT_FILES = ("model.keras", "hyperparameters.json", "threshold.json", "metadata.json",
@@ -37,7 +37,7 @@ def _damaged(path: Path, err: Exception) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Writes JSON atomically and durably (:func:`search.run_folder.write_json_atomic`: a
+    """Writes JSON atomically and durably (:func:`search.store.run_folder.write_json_atomic`: a
     per-process temporary file, fsync, ``os.replace``); NaN and infinities become null."""
     write_json_atomic(Path(path), _clean(obj))
 

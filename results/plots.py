@@ -15,11 +15,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from results.leaderboard import (
-    COMPLETED, FAMILIES, collect_trials, read_json, run_objective, select_rows, trials_to_rows)
+from results.leaderboard import (COMPLETED, FAMILIES, collect_trials, read_json, run_objective,
+                                 select_rows, trials_to_rows)
 from results.report.figures import integer_epochs
-from search.fold_records import best_epoch_index
-from search.probes import epoch_metric
+from search.fit.probes import epoch_metric
+from search.store.fold_records import best_epoch_index
 
 
 def _pyplot():

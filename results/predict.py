@@ -138,7 +138,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     Raises:
         DiskFullError: no space left (a ``SearchError``: one message, exit 2).
     """
-    from search.run_folder import write_text_atomic
+    from search.store.files import write_text_atomic
 
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)

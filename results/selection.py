@@ -4,7 +4,7 @@ Good configurations end within the fold noise of each other, so exporting the si
 a coin toss among them; averaging them is not. After the search, as auto-sklearn and AutoGluon
 do, ``--ensemble select`` (the default) builds a weighted average by greedy forward selection
 with replacement over every finished configuration's out-of-fold predictions
-(``search/oof.py``):
+(``search/store/oof.py``):
 
 1. start from an empty bag;
 2. at each step add the configuration (one already in the bag included) whose addition gives
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from search.oof import CLEAN, SIGNALS, FoldOOF, load_trial_oof, oof_path
-from search.probes import batch_auc
+from search.fit.probes import batch_auc
+from search.store.oof import CLEAN, SIGNALS, FoldOOF, load_trial_oof, oof_path
 
 METHOD = "caruana_greedy_forward_with_replacement"
 DEFAULT_MAX_MEMBERS = 5
@@ -94,7 +94,7 @@ def fold_metric(objective: str, y: np.ndarray, scores: dict[str, np.ndarray],
     Args:
         objective: One of :data:`SUPPORTED`.
         y: The fold's 0/1 labels.
-        scores: ``{signal: scores}`` (:data:`search.oof.SIGNALS`).
+        scores: ``{signal: scores}`` (:data:`search.store.oof.SIGNALS`).
         batches: Acquisition batch per image, for ``val_auc_batch``.
 
     Returns:

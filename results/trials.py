@@ -13,12 +13,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from search.fold_records import best_epoch_index, fold_mean_std
-from search.run_folder import read_json as _read_json
+from search.store.fold_records import best_epoch_index, fold_mean_std
+from search.store.files import read_json as _read_json
 from spaces import FAMILIES
 
 COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
-# Stopped by the ladder (search.ladder) or a cost rule (search.cost, censored):
+# Stopped by the ladder (search.schedule.ladder) or a cost rule (search.schedule.cost, censored):
 # partial scores, never ranked or exported.
 PRUNED = "PRUNED"
 _FOLD_FILE = re.compile(r"^fold(\d+)\.json$")
@@ -43,11 +43,11 @@ def _skip(path: Path, err: Exception, notes: list[str] | None) -> None:
 def search_active(run_dir: str | Path) -> bool:
     """True when a live search holds the run folder (its ``.lock``, or a worker's ``.lock.<id>``).
 
-    On this host the OS lock says it (:func:`search.lock.is_held`), so the lock file left behind
+    On this host the OS lock says it (:func:`search.store.lock.is_held`), so the lock file left behind
     by a search killed with ``kill -9`` does not count. A lock record written by another host
     (distributed workers on shared storage) cannot be probed from here and is trusted.
     """
-    from search.lock import is_held, read_lock
+    from search.store.lock import is_held, read_lock
 
     host = socket.gethostname()
     for lock in Path(run_dir).glob(".lock*"):

@@ -7,10 +7,10 @@ Importing this package is cheap; the engine imports Keras when it runs.
 from __future__ import annotations
 
 from search.config import SearchConfig, objective_direction, valid_objectives, validate
-from search.diagnosis import combine as combine_diagnoses
-from search.diagnosis import diagnose
 from search.errors import SearchError
-from search.lock import RunLock
+from search.fit.diagnosis import combine as combine_diagnoses
+from search.fit.diagnosis import diagnose
+from search.store.lock import RunLock
 
 
 def run_search_job(config: SearchConfig) -> dict:

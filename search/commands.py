@@ -119,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_scale_arguments(p: argparse.ArgumentParser) -> None:
-    """GPU-box and distributed-search options (search.devices, search.distributed)."""
+    """GPU-box and distributed-search options (search.runtime.devices, search.distributed)."""
     g = p.add_argument_group(
         "GPU box and distributed search",
         "Devices, precision and XLA for each trial; KerasTuner's chief/worker mode over gRPC "
@@ -195,12 +195,12 @@ def run(args: argparse.Namespace) -> int:
     for line in option_warnings(args):
         print(line, file=sys.stderr, flush=True)
     if config.role != "worker":  # a worker's run folder is the chief's
-        from search.run_folder import early_weights_refusal
+        from search.store.run_folder import early_weights_refusal
 
         early_weights_refusal(Path(config.run_dir), config.weights, config.overwrite)
 
     from search.engine import run_search_job
-    from search.signals import SearchInterrupted
+    from search.runtime.signals import SearchInterrupted
 
     try:
         run_search_job(config)

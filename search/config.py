@@ -58,18 +58,18 @@ class SearchConfig:
     folds: int = 3
     max_trials: int = 10
     max_epochs: int = 10
-    # Hyperband's first round (None: a third of max_epochs, search.oracles.default_min_epochs);
+    # Hyperband's first round (None: a third of max_epochs, search.tuners.oracles.default_min_epochs);
     # resolved before run.json records it. Unused by bayesian and random.
     min_epochs: int | None = None
     patience: int = 3
-    # The successive-halving ladder (search.ladder): judge every configuration at rungs of
+    # The successive-halving ladder (search.schedule.ladder): judge every configuration at rungs of
     # fold-epochs and continue only the top third; False trains every fold of every trial.
     ladder: bool = True
     # Epochs of the ladder's first rung, and how many brackets run side by side.
     first_rung: int = 2
     ladder_brackets: int = 1
     # With a time budget: the share of it a trial may spend before a ladder rung compares it
-    # with another configuration (search.cost).
+    # with another configuration (search.schedule.cost).
     max_trial_share: float = 0.25
     time_budget_min: float | None = None
     objective: str = DEFAULT_OBJECTIVE
@@ -87,13 +87,13 @@ class SearchConfig:
     # None: the default for the image size (spaces.budget); max_gflops 0: no FLOPs limit.
     max_params: int | None = None
     max_gflops: float | None = None
-    # GPU box (search.devices): recorded in run.json, not compared on resume, so a run can be
+    # GPU box (search.runtime.devices): recorded in run.json, not compared on resume, so a run can be
     # resumed on another machine with other devices.
     mixed_precision: str = "off"
     jit_compile: str = "auto"
     data_parallel: str = "auto"
     run_dir: str = "runs/default"
-    # TensorBoard event files (search.tensorboard): "auto" = RUN_DIR/tensorboard, None = off.
+    # TensorBoard event files (search.watch.tensorboard): "auto" = RUN_DIR/tensorboard, None = off.
     # Recorded in run.json, not compared on resume: logging does not change what a trial means.
     tensorboard: str | None = "auto"
     # The transfer family's backbone weights: "imagenet", a file path (made absolute), "none";
@@ -173,7 +173,7 @@ def resolve_weights(config: SearchConfig) -> SearchConfig:
 
 def resolve_min_epochs(config: SearchConfig) -> SearchConfig:
     """Fills Hyperband's ``min_epochs`` left at None; None for the other tuners."""
-    from search.oracles import default_min_epochs
+    from search.tuners.oracles import default_min_epochs
 
     if config.tuner != "hyperband":
         config.min_epochs = None
@@ -263,7 +263,7 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"{config.min_epochs}. It is Hyperband's first round; leave it out for a third of "
              "--max-epochs.")
     _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
-    # Above half of --max-epochs the first fold simply has no rung inside it (search.ladder):
+    # Above half of --max-epochs the first fold simply has no rung inside it (search.schedule.ladder):
     # only its end is judged. So any positive number is valid with any --max-epochs.
     _require(isinstance(config.first_rung, int) and config.first_rung >= 1,
              f"--first-rung must be a whole number of epochs, at least 1; got "

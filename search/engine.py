@@ -2,7 +2,7 @@
 
 Order of work: validate every option, check the run folder (resume allowed? locked?), load the
 data and the recorded test split, then one KerasTuner project per family. A rerun of the same
-command resumes; see ``search.run_folder`` for what a resume must share with the saved run.
+command resumes; see ``search.store.run_folder`` for what a resume must share with the saved run.
 """
 
 from __future__ import annotations
@@ -18,81 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from search import run_folder as rf
-from search.budget import BudgetExhausted, TimeBudget
-from search.config import (AUTO_OBJECTIVE, SearchConfig, check_two_classes,
-                           objective_direction, resolve_budgets, resolve_min_epochs,
-                           resolve_objective, resolve_weights, tensorboard_dir, validate)
+from search import preflight
+from search.config import (AUTO_OBJECTIVE, SearchConfig, check_two_classes, resolve_budgets,
+                           resolve_min_epochs, resolve_weights, tensorboard_dir, validate)
 from search.errors import SearchError
-from search.lock import RunLock
-from search.memory import frozen_heap
-from search.progress import Progress, format_duration
-from search.signals import SearchInterrupted, handle_signals
-
-
-def _resolve_auto_objectives(config: SearchConfig, n_classes: int,
-                             saved: dict[str, Any] | None) -> None:
-    """``--objective auto``: each family's objective (search.config.AUTO_OBJECTIVES).
-
-    ``objective`` is the first family's (run.json's single name, which the resume check
-    compares). A resumed run keeps the per-family objectives it recorded (a newer default must
-    not change what its trials were scored on); one recorded before per-family objectives
-    resolves ``auto`` as it did then (the CNN's objective for every family).
-    """
-    saved_cfg = (saved or {}).get("config") or {}
-    if saved is not None and not config.overwrite and saved_cfg.get("objective"):
-        recorded = dict(saved_cfg.get("objectives") or {})
-        config.objectives = recorded or None
-        config.objective = (str(saved_cfg["objective"]) if recorded
-                            else resolve_objective(AUTO_OBJECTIVE, n_classes))
-    else:
-        config.objectives = {f: resolve_objective(AUTO_OBJECTIVE, n_classes, f)
-                             for f in config.families}
-        config.objective = config.objectives[config.families[0]]
-    config.direction = objective_direction(config.objective)
-
-
-def _check_probe_objective(objective: str, ds, idx: np.ndarray,
-                           folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """Refuses a probe objective the data cannot give, before any training starts.
-
-    ``val_auc_batch`` is measured on each fold's validation images, so every fold must have a
-    class with two acquisition batches of ``MIN_BATCH_IMAGES`` (without one, the fold has no
-    objective and KerasTuner fails every trial).
-    """
-    import data_pipeline
-    from spaces.metrics import PROBE_OBJECTIVES
-
-    if objective not in PROBE_OBJECTIVES:
-        return
-    if len(ds.class_names) != 2:
-        raise SearchError(
-            f"--objective {objective} is a shortcut probe, which scores one positive class; "
-            f"the data in {ds.root} has {len(ds.class_names)} classes ({ds.class_names}). Use "
-            "--objective val_auc, or point --data at a two-class folder.")
-    if objective == "val_auc_batch":
-        from search.probes import MIN_BATCH_IMAGES, batch_counts, batch_measurable
-
-        names = np.asarray([data_pipeline.acquisition_batch(ds.paths[i]) for i in idx])
-        y = ds.y[idx]
-        if not batch_measurable(y, names):
-            raise SearchError(
-                f"--objective val_auc_batch needs a class whose files come from two acquisition "
-                f"batches (names IM-* and NORMAL2-IM-*, at least {MIN_BATCH_IMAGES} images "
-                f"each in every fold); the files in {ds.root} do not mark them. Use "
-                "--objective val_auc_geometric or val_auc_robust instead.")
-        short = [k for k, (_, va) in enumerate(folds) if not batch_measurable(y[va], names[va])]
-        if short:
-            k = short[0]
-            counts = "; ".join(f"{ds.class_names[c]}: " + ", ".join(
-                f"{b or 'unmarked'} {n}" for b, n in sorted(per.items()))
-                for c, per in batch_counts(y[folds[k][1]], names[folds[k][1]]).items() if per)
-            raise SearchError(
-                f"--objective val_auc_batch needs, in every fold's validation images, a class "
-                f"with two acquisition batches (IM-* and NORMAL2-IM-*) of at least "
-                f"{MIN_BATCH_IMAGES} images each; with --folds {len(folds)}, "
-                f"{len(short)} fold(s) fall short (fold {k + 1}: {counts}). Use fewer --folds, "
-                "or --objective val_auc_geometric or val_auc_robust instead.")
+from search.fit.memory import frozen_heap
+from search.runtime.signals import SearchInterrupted, handle_signals
+from search.schedule.budget import BudgetExhausted, TimeBudget
+from search.store import run_folder as rf
+from search.store.lock import RunLock
+from search.watch.progress import Progress, format_duration
 
 
 def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resuming: bool):
@@ -114,7 +49,7 @@ def _prepare_data(config: SearchConfig, run_dir: Path, progress: Progress, resum
     x, y, groups = ds.x[idx], ds.y[idx], ds.groups[idx]
     folds = data_pipeline.make_folds(y, groups, config.folds, config.seed)
     for family in config.families:
-        _check_probe_objective(config.objective_for(family)[0], ds, idx, folds)
+        preflight.check_probe_objective(config.objective_for(family)[0], ds, idx, folds)
     progress.line(f"data: {len(ds.y)} images in {config.data} ({config.image_size} px "
                   f"{config.color_mode}), {len(idx)} for search in {config.folds} fold(s), "
                   f"{len(split.test_idx)} held out for the test report ({split.source})")
@@ -125,7 +60,7 @@ def _write_tensorboard_experiment(tb_dir: Path, config: SearchConfig, space,
                                   progress: Progress) -> None:
     """The HParams experiment (every dimension of the searched families, the cv/ metrics), and
     the session of every trial already on disk (a resume lists the trials a kill left)."""
-    from search import tensorboard
+    from search.watch import tensorboard
 
     names = [n for f in config.families for n in space.dims(f)]
     names += ["family", "diagnosis"] + (["tuner/epochs", "tuner/round"]
@@ -141,7 +76,7 @@ def _write_tensorboard_experiment(tb_dir: Path, config: SearchConfig, space,
 
 
 def _family_summary(tuner) -> dict[str, Any]:
-    from search.oracles import is_pruned
+    from search.tuners.oracles import is_pruned
 
     oracle = tuner.oracle
     ended = [oracle.trials[t] for t in oracle.trials_ended()]
@@ -177,12 +112,13 @@ def make_hypermodel(family: str, config: SearchConfig, space, input_shape: tuple
 def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, class_names,
                 counts, progress: Progress, budget: TimeBudget, plan=None,
                 role=None) -> dict[str, Any]:
-    from search import devices, distributed
-    from search.cv_tuner import CVTuner
-    from search.oracles import make_oracle
+    from search import distributed
+    from search.runtime import devices
+    from search.tuners.cv_tuner import CVTuner
+    from search.tuners.oracles import make_oracle
 
     if family == "transfer":
-        progress.line(f"[{family}] {_weights_text(config.weights)}")
+        progress.line(f"[{family}] {preflight.weights_text(config.weights)}")
     hypermodel = make_hypermodel(family, config, space, tuple(int(d) for d in data.x.shape[1:]),
                                  [int(c) for c in counts])
     plan = plan or devices.DataParallelPlan()
@@ -219,9 +155,9 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
         progress.line(f"[{family}] new search: {config.tuner}, up to {config.max_trials} "
                       f"trial(s) x {config.folds} fold(s), objective {objective} "
                       f"({direction})")
-        _describe_tuner(family, config, progress)
+        preflight.describe_tuner(family, config, progress)
     tuner.search(verbose=0)
-    _check_refused_out(family, tuner.oracle, config)
+    preflight.check_refused_out(family, tuner.oracle, config)
     if worker:  # the oracle lives on the chief: summarise this worker's own trials
         summary = distributed.worker_summary(run_dir / family, role.tuner_id)
     else:
@@ -235,99 +171,12 @@ def _run_family(family: str, config: SearchConfig, run_dir: Path, space, data, c
     return summary
 
 
-def _weights_text(weights: str | None) -> str:
-    """The progress line naming where the transfer family's backbone starts from."""
-    if weights == "none":
-        return ("weights none: the backbone starts from random weights and trains from "
-                "scratch with the head (no frozen stage); expect it to need far more epochs "
-                "and data than a pretrained one")
-    if weights == "imagenet":
-        return ("weights imagenet (Keras' cache): stage 1 trains the head on the frozen "
-                "backbone, stage 2 fine-tunes its top fine_tune_blocks blocks")
-    return (f"weights from {weights}: stage 1 trains the head on the frozen backbone, stage 2 "
-            "fine-tunes its top fine_tune_blocks blocks")
-
-
-def _check_transfer_weights(config: SearchConfig, space) -> None:
-    """Builds each backbone the budget can draw once with the weights asked for, so an offline
-    machine without the cached files is refused before any data is loaded or trained.
-
-    Backbones over ``--max-params`` / ``--max-gflops`` in every configuration are never drawn,
-    so their files are not asked for (an offline box with only MobileNetV3Small cached runs
-    the CPU default)."""
-    if "transfer" not in config.families:
-        return
-    from spaces.backbones import check_weights
-    from spaces.transfer import TransferHyperModel
-    from spaces.transfer import resolve_weights as keras_weights
-
-    weights = keras_weights(config.weights)
-    if weights is None:
-        return
-    budget = TransferHyperModel((config.image_size, config.image_size, 1), space=space,
-                                max_params=int(config.max_params),
-                                max_gflops=config.max_gflops or None, weights=None)
-    keys = budget.drawable_backbones()
-    if keys:  # none drawable: the oracle refuses the search with the budget's own message
-        check_weights(weights, keys)
-
-
-def _check_refused_out(family: str, oracle, config: SearchConfig) -> None:
-    """Raises SearchError when the oracle stopped because every draw was over budget."""
-    from search.oracles import MAX_REFUSED_DRAWS
-
-    if not getattr(oracle, "refused_out", False):
-        return
-    done = len(oracle.trials_ended())
-    raise SearchError(
-        f"The {family} search stopped after {done} trial(s): {MAX_REFUSED_DRAWS} configurations "
-        f"drawn in a row were over budget (--max-params {config.max_params:,}, --max-gflops "
-        f"{config.max_gflops or 'off'}), for example: {oracle.last_refusal} Raise the limit, "
-        "or narrow the space with --space (fewer layers, smaller widths, a global_average head).")
-
-
 def _runtime(plan) -> dict[str, Any]:
-    """What this process's trials mean numerically (search.run_folder.check_runtime)."""
+    """What this process's trials mean numerically (search.store.run_folder.check_runtime)."""
     import keras
 
     return {"backend": keras.backend.backend(), "dtype_policy": keras.config.dtype_policy().name,
             "replicas": int(plan.replicas)}
-
-
-def _describe_tuner(family: str, config: SearchConfig, progress: Progress) -> None:
-    """Hyperband's bracket (and a warning when it cannot promote); Bayesian's and TPE's random
-    start."""
-    from search import oracles
-
-    if config.tuner == "hyperband":
-        args = (config.max_trials, config.min_epochs, config.max_epochs)
-        plan = oracles.hyperband_plan(*args)
-        progress.line(f"[{family}] hyperband: {oracles.describe_plan(plan)}")
-        warning = oracles.plan_warning(*args)
-        if warning:
-            progress.line(f"[{family}] warning: {warning}")
-    elif config.tuner in ("bayesian", "tpe"):
-        n = oracles.startup_trials(config.max_trials)
-        model = "the Gaussian process" if config.tuner == "bayesian" else "Optuna's TPE"
-        if config.max_trials <= n:
-            # The random start covers the whole cap: the model would never propose.
-            progress.line(f"[{family}] {config.tuner}: all {config.max_trials} trial(s) are "
-                          "random (the defaults first)")
-            progress.line(f"[{family}] warning: --max-trials {config.max_trials} is within the "
-                          f"{n} random start-up trial(s), so {model} never proposes: this is a "
-                          f"random search. Use --max-trials {n + 1} or more for {model} to "
-                          "propose, or --tuner random to say what it is.")
-        else:
-            progress.line(f"[{family}] {config.tuner}: {n} random trial(s) (the defaults "
-                          f"first), then {model} proposes")
-    if config.ladder:
-        from search import ladder
-
-        rungs = [r for r in ladder.rungs(config.max_epochs, first=config.first_rung)
-                 if family != "transfer" or r.epoch is None]  # two stages: fold ends only
-        rounds = " (each Hyperband round climbs its own)" if config.tuner == "hyperband" else ""
-        progress.line(f"[{family}] ladder: {ladder.describe(rungs, config.ladder_brackets)}"
-                      f"{rounds}")
 
 
 def _fit_seconds(family_dir: Path) -> float:
@@ -352,12 +201,12 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     """
     import data_pipeline
     import spaces
-
-    from search import compat, devices, distributed, failpoints
+    from search import distributed
+    from search.runtime import compat, devices, failpoints
 
     resolve_min_epochs(resolve_budgets(resolve_weights(validate(config))))
     failpoints.check_env()  # a malformed CXR_TEST_KILL_AT is refused now, not mid-fit
-    compat.check_supported()  # KerasTuner/TensorFlow internals (search/compat.py), named
+    compat.check_supported()  # KerasTuner/TensorFlow internals (search/runtime/compat.py), named
     role = distributed.resolve_role(config.role, config.oracle, config.tuner_id)
     worker = role is not None and not role.is_chief
     if role is not None:
@@ -371,7 +220,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     check_two_classes(data_pipeline.discover(config.data).class_names, config.data)
     run_dir = Path(config.run_dir)
     if config.objective == AUTO_OBJECTIVE:  # before run.json records it; a file listing suffices
-        _resolve_auto_objectives(config, len(data_pipeline.discover(config.data).class_names),
+        preflight.resolve_auto_objectives(config, len(data_pipeline.discover(config.data).class_names),
                                  rf.read_json(run_dir / rf.RUN_JSON))
     files_fp = data_pipeline.data_fingerprint(config.data)
     record_cfg = config.to_record(space.to_dict())
@@ -394,7 +243,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
         rf.check_resume(run_dir, saved, record_cfg, files_fp)
     # After the resume check: a resume with other settings is told so first (an offline
     # weights error would hide the mismatch); still before the lock, the data and any training.
-    _check_transfer_weights(config, space)  # WeightsError (a SpaceError)
+    preflight.check_transfer_weights(config, space)  # WeightsError (a SpaceError)
     resume_cmd = rf.resume_command(config.command or None)
 
     # The chief holds .lock like a single search (so a second, independent search is refused);
@@ -438,7 +287,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
         rf.record_data_files(run_dir, config.data, ds.file_digests or None)
         if role is not None and role.is_chief:
             distributed.write_membership(run_dir, role, config.families)
-        from search.cv_tuner import FoldData
+        from search.fit.fold_data import FoldData
 
         data = FoldData(x, y, folds, batches=np.asarray(
             [data_pipeline.acquisition_batch(ds.paths[i]) for i in idx]))
@@ -464,7 +313,7 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
                     # budget stops it starting folds.
                     distributed.set_deadline(time.monotonic() + config.time_budget_min * 60.0)
                 try:
-                    # frozen_heap: fast garbage collections between folds (search.memory).
+                    # frozen_heap: fast garbage collections between folds (search.fit.memory).
                     with frozen_heap(), distributed.role_environment(
                             role.for_family(index) if role else None):
                         summary["families"][family] = _run_family(

@@ -11,7 +11,7 @@ from typing import Any
 from spaces.space import SpaceError
 
 METRIC_NAMES = ("loss", "accuracy", "auc", "pr_auc", "precision", "recall")
-# The shortcut probes (search/probes.py), measured at each fold's restored epoch.
+# The shortcut probes (search/fit/probes.py), measured at each fold's restored epoch.
 PROBE_OBJECTIVES = ("val_auc_border", "val_auc_photometric", "val_auc_geometric",
                     "val_auc_batch", "val_auc_robust")
 OBJECTIVES = tuple(f"val_{m}" for m in METRIC_NAMES) + PROBE_OBJECTIVES + METRIC_NAMES

@@ -242,7 +242,7 @@ class TransferHyperModel(BaseHyperModel):
                 best = (_best(h.history[stop.monitor], stop.monitor), model.get_weights())
         if start < epochs and any(getattr(c, "stops_before_stage", lambda: False)()
                                   for c in callbacks):
-            # The time budget was spent in stage 1's last epoch (search.budget): stage 2 would
+            # The time budget was spent in stage 1's last epoch (search.schedule.budget): stage 2 would
             # be cut at its first epoch and the fold discarded anyway, so it never starts.
             model.stop_training = True
             return _history(history, initial_epoch)
@@ -265,7 +265,7 @@ class TransferHyperModel(BaseHyperModel):
         if self.weights is not None:
             bb.unfreeze_top(backbone, values["backbone"], int(values["fine_tune_blocks"]))
         ratio = float(values["fine_tune_lr_ratio"] or 1.0)
-        # Keep the device plan's XLA choice (search/devices.py sets it after build).
+        # Keep the device plan's XLA choice (search/runtime/devices.py sets it after build).
         model.compile(optimizer=make_optimizer(values, ratio), loss=self.loss_name(),
                       metrics=make_metrics(self.num_classes), jit_compile=model.jit_compile)
 

@@ -1,6 +1,7 @@
 """The comparison report: the exported winners side by side on held-out test images.
 
-``compare.py`` runs the evaluation (``compare_models``), ``figures.py`` draws its figures,
+``compare.py`` runs the evaluation (``compare_models``) on the images ``evaluation_data.py``
+loads (the run's test split or a named folder, refused when it overlaps training), ``figures.py`` draws its figures,
 ``gradcam.py`` the Grad-CAM maps, ``sections.py`` writes the words (verdict, sections) and
 ``page.py`` renders them to ``report.md`` and ``report.html``.
 
@@ -16,7 +17,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "compare": ("check_test_dir", "compare_models", "is_synthetic", "probabilities"),
+    "compare": ("compare_models", "probabilities"),
+    "evaluation_data": ("check_test_dir", "is_synthetic", "load_test_data"),
     "figures": ("confusion_matrices", "integer_epochs", "learning_curves"),
     "gradcam": ("GradCamUnavailable", "border_share", "grad_cam", "pick_examples"),
     "page": ("Block", "write_report"),

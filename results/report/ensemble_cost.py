@@ -38,10 +38,10 @@ def _member_builder(family: str, run: dict[str, Any], hp_values: dict[str, Any],
     """``(build() -> one fold model, params of one)`` for the configuration at ``size`` px."""
     import keras_tuner as kt
 
-    from results.export import _hypermodel
+    from results.rebuild import build_hypermodel
 
     cfg = dict(run.get("config") or {}, max_params=10**12, weights="none")
-    hm = _hypermodel(family, cfg, (size, size, channels), np.array([0, 1]), 2)
+    hm = build_hypermodel(family, cfg, (size, size, channels), np.array([0, 1]), 2)
     hm.with_augmentation = False
     if hasattr(hm, "load_pretrained"):
         hm.load_pretrained = False

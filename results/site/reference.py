@@ -58,7 +58,7 @@ def member_scores(members: list[list[Any]], x: np.ndarray, seed: int = ASSIGN_SE
                   ) -> np.ndarray:
     """One fold's score per film: film i goes to fold ``perm[i] % k`` (seeded), averaged over
     that fold's models (several for a top-N ensemble), like an out-of-fold score."""
-    from search.probes import predict_scores
+    from search.fit.probes import predict_scores
 
     k = len(members)
     fold_of = np.random.default_rng(seed).permutation(len(x)) % k
@@ -83,7 +83,7 @@ def compute_reference(export_dir: Path, model: Any, metadata: dict[str, Any], *,
     """
     from data_pipeline.shifts import shifted_sets
     from results.ensemble import run_folds
-    from results.export import load_run_data, with_data
+    from results.run_data import load_run_data, with_data
     from results.model_io import load_run
     from results.site.site_files import run_dir_of
 
@@ -106,7 +106,7 @@ def compute_reference(export_dir: Path, model: Any, metadata: dict[str, Any], *,
                            f"{run_dir} has {len(folds)}; re-export it from this run.")
     variants = {"oof": x, **shifted_sets(x)}
     out: dict[str, np.ndarray] = {"y": y.astype(np.int64)}
-    from search.probes import predict_scores
+    from search.fit.probes import predict_scores
 
     for name, images in variants.items():
         if progress:

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from results.errors import ResultsError
-from results.model_io import EXPORT_FILES, check_compatible, check_model_input, load_export, \
-    read_json
+from results.model_io import (EXPORT_FILES, check_compatible, check_model_input, load_export,
+                              read_json)
 from results.site.calibration import calibrate_scores
 from results.site.shift_check import check_scores, probe_shift, verdict
 from results.site.site_files import (check_site_name, default_site_name, now, refuse_overlap,
@@ -73,7 +73,7 @@ def calibrate_site(export_dir: str | Path, data: str | Path, *, floor: float = 0
     """
     import data_pipeline
     from data_pipeline.content import content_fingerprint
-    from search.probes import predict_scores
+    from search.fit.probes import predict_scores
 
     export_dir, folder = Path(export_dir), Path(data)
     if not 0.0 < floor < 1.0 or not 0.0 < confidence < 1.0:

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from search import compat
 from search.distributed._roles import (ASSIGNMENTS, DEFAULT_DEAD_AFTER_S, ENV_DEAD_AFTER_S,
                                        ORPHAN_PREFIX, env_float)
+from search.runtime import compat
 
 
 def safe_locked(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from search import compat
 from search.distributed._roles import (DEFAULT_HEARTBEAT_S, DEFAULT_ORACLE_TIMEOUT_S,
-                                       ENV_HEARTBEAT_S, ENV_ORACLE_TIMEOUT_S, TUNER_META,
-                                       env_float)
+                                       ENV_HEARTBEAT_S, ENV_ORACLE_TIMEOUT_S, TUNER_META, env_float)
 from search.errors import SearchError
+from search.runtime import compat
 
 _CLIENTS: list[Any] = []  # this process's live oracle clients (see role_environment)
 

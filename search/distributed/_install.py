@@ -11,10 +11,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from search import compat
 from search.distributed._client import make_retrying_client_class, stop_heartbeats
 from search.distributed._roles import ENV_KEYS, DistributedRole
 from search.distributed._server import serve_oracle
+from search.runtime import compat
 
 _installed = False
 _deadline: float | None = None
@@ -31,7 +31,7 @@ def install() -> None:
 
     ``BaseTuner`` looks both up at call time (``oracle_chief.start_server``,
     ``oracle_client.OracleClient``), so replacing the module attributes is enough (through
-    ``search.compat``); nothing changes for a search without ``KERASTUNER_ORACLE_IP``.
+    ``search.runtime.compat``); nothing changes for a search without ``KERASTUNER_ORACLE_IP``.
     """
     global _installed
     if _installed:

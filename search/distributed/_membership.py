@@ -17,7 +17,7 @@ from search.errors import SearchError
 
 def write_membership(run_dir: Path, role: DistributedRole, families: list[str]) -> None:
     """The chief records the search it serves (read by workers before they join)."""
-    from search.run_folder import now_iso, write_json_atomic
+    from search.store.files import now_iso, write_json_atomic
 
     write_json_atomic(Path(run_dir) / DISTRIBUTED_JSON, {
         "oracle_port": role.port, "families": {f: role.port + i for i, f in enumerate(families)},
@@ -32,7 +32,7 @@ def check_membership(run_dir: Path, role: DistributedRole) -> dict[str, Any]:
     Raises:
         SearchError: when the folder was not started by a chief, or by one on another port.
     """
-    from search.run_folder import read_json
+    from search.store.files import read_json
 
     record = read_json(Path(run_dir) / DISTRIBUTED_JSON)
     if record is None:
@@ -66,7 +66,7 @@ FAMILY_DONE = ".distributed_done"
 
 def mark_family_done(run_dir: Path, family: str, status: str) -> None:
     """The chief records that a family's search is over (late workers then skip it)."""
-    from search.run_folder import now_iso, write_json_atomic
+    from search.store.files import now_iso, write_json_atomic
 
     write_json_atomic(Path(run_dir) / family / FAMILY_DONE, {"status": status, "at": now_iso()})
 

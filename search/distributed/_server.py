@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from search import compat
 from search.distributed._chief import attach_liveness, safe_locked
 from search.distributed._roles import ENV_ORACLE_IP, ENV_ORACLE_PORT, TUNER_META
 from search.errors import SearchError
+from search.runtime import compat
 
 
 def _make_servicer_class() -> type:
@@ -63,8 +63,9 @@ def serve_oracle(oracle: Any, *, deadline: float | None = None, poll_s: float = 
         ``"completed"`` when every trial ended, ``"budget_exhausted"`` when the deadline stopped
         it with trials left.
     """
-    import grpc
     from concurrent import futures
+
+    import grpc
 
     protos = compat.grpc_protos()
     log = log or (lambda line: print(line, flush=True))

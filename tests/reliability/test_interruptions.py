@@ -27,7 +27,7 @@ import pytest
 from reliability_helpers import REPO, assert_user_error, run_cli, search_args
 from run_helpers import assert_no_refit, fit_events
 
-from search.lock import RunLock
+from search.store.lock import RunLock
 
 # --- helpers ---------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from fault_helpers import needs_permissions, nothing_trained
 from reliability_helpers import assert_user_error, run_cli, search_args
 from run_helpers import TINY_SPACE
@@ -76,8 +75,8 @@ def test_read_only_run_folder(tmp_path: Path, finished_run: Path, synthetic_root
 def test_lock_permission_error_is_a_search_error(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The same rule without a subprocess, so it also runs as root."""
-    from search import lock as lock_module
     from search.errors import SearchError
+    from search.store import lock as lock_module
 
     def refuse(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
@@ -208,7 +207,7 @@ def test_disk_full_json_write_leaves_nothing_behind(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from search import run_folder as rf
+    from search.store import files as rf
 
     path = tmp_path / "run.json"
     rf.write_json_atomic(path, {"status": "running"})
@@ -232,8 +231,8 @@ def test_keras_tuner_saves_are_atomic(tmp_path: Path, monkeypatch: pytest.Monkey
     import keras_tuner as kt
     from keras_tuner.src import utils
 
-    from search import kt_files
-    from search import run_folder as rf
+    from search.store import kt_files
+    from search.store import files as rf
 
     kt_files.install_atomic_saves()
     path = tmp_path / "oracle.json"

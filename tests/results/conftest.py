@@ -97,7 +97,7 @@ def write_trial(family_dir: Path, trial_id: str, values: dict[str, Any], *,
     folds = []
     for k in range(folds_done):
         hist = _history(fold_scores[k], epochs, k)
-        best_epoch = epochs - (k % 2)  # 1-based, as search/fold_fit.py writes it
+        best_epoch = epochs - (k % 2)  # 1-based, as search/fit/fold_fit.py writes it
         best = {key: vals[best_epoch - 1] for key, vals in hist.items()}
         best[objective] = fold_scores[k]
         (tdir / f"fold{k}.json").write_text(json.dumps({

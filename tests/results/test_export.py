@@ -173,7 +173,7 @@ def test_missing_fold_weights_say_how_to_fix(tmp_path: Path, exported_run: Path)
 
 
 def test_chosen_epochs_is_median_best_epoch():
-    # best_epoch counts from 1 (search/fold_fit.py), so the median is the epoch count itself.
+    # best_epoch counts from 1 (search/fit/fold_fit.py), so the median is the epoch count itself.
     rec = {"folds": [{"best_epoch": 3}, {"best_epoch": 5}, {"best_epoch": 4}]}
     assert chosen_epochs(rec) == 4
 
@@ -237,7 +237,7 @@ def test_compare_notes_a_live_search(fake_run_dir: Path, capsys):
 
 def test_metadata_versions_come_from_the_run_folder_helper(exported_run: Path):
     meta = json.loads((exported_run / "exports" / "cnn" / "rank1" / "metadata.json").read_text())
-    # search.run_folder.versions(): the same keys as run.json's versions (platform included).
+    # search.store.run_folder.versions(): the same keys as run.json's versions (platform included).
     assert meta["versions"]["backend"] == meta["backend"]
     assert {"python", "platform", "keras", "keras_tuner", "numpy"} <= set(meta["versions"])
     assert meta["target_sensitivity"] == 0.95
@@ -257,7 +257,8 @@ def test_write_json_is_durable_and_nan_safe(tmp_path: Path, monkeypatch):
 
 
 def test_printed_retrained_score_says_where_it_was_measured(tmp_path: Path):
-    from results.export import ExportResult, format_result
+    from results.export import format_result
+    from results.winner_export import ExportResult
 
     line = format_result(ExportResult("cnn", 1, "0002", tmp_path, "val_auc", 0.9, 0.01, 0.97, 4,
                                       4, 0.3, 1000))

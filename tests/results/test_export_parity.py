@@ -3,7 +3,7 @@
 For every transfer backbone, and for the CNN and ANN families: a fold model is built as the
 search builds it (augmentation on; a transfer backbone with ``weights="imagenet"``, so Keras
 builds its real ImageNet graph, imagenet-only layers included), its weights are saved as a
-fold's, and the export's code rebuilds it (:func:`results.export.fold_hypermodel`,
+fold's, and the export's code rebuilds it (:func:`results.rebuild.fold_hypermodel`,
 :func:`results.ensemble.load_fold_models`), saves it as ``model.keras`` and loads it back. Both
 must give the same scores on the same films.
 
@@ -25,8 +25,8 @@ from keras.src.utils import file_utils
 
 import spaces
 from results.ensemble import average_models, load_fold_models
-from results.export import fold_hypermodel
-from search.fold_fit import fold_weights
+from results.rebuild import fold_hypermodel
+from search.fit.fold_fit import fold_weights
 from spaces import backbones as bb
 from spaces.transfer import TransferHyperModel
 

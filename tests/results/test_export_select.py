@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_VALUES, build_tiny_real_run, write_trial
 
 # Three distinct CNN configurations (0000 is the fixture's).
@@ -45,10 +44,10 @@ def _fold_models(run_dir: Path, trial_id: str, values: dict):
 
 
 def _write_oof(run_dir: Path, data_root: Path, trial_id: str, values: dict) -> None:
-    """What the search writes at each fold's end (search/fold_fit.py -> search/oof.py)."""
+    """What the search writes at each fold's end (search/fit/fold_fit.py -> search/store/oof.py)."""
     from data_pipeline import shifted_sets
-    from search.oof import save_fold_oof
-    from search.probes import probe_scores
+    from search.fit.probes import probe_scores
+    from search.store.oof import save_fold_oof
 
     ds, pool, folds = _pool_folds(run_dir, data_root)
     for k, (model, (_, va)) in enumerate(zip(_fold_models(run_dir, trial_id, values), folds)):

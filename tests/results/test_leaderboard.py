@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from run_search import main
 
 from results.errors import ResultsError
-from results.leaderboard import (
-    build_leaderboard, collect_trials, rows_to_csv, rows_to_json, rows_to_markdown, select_rows,
-    trials_to_rows)
-from run_search import main
+from results.leaderboard import (build_leaderboard, collect_trials, rows_to_csv, rows_to_json,
+                                 rows_to_markdown, select_rows, trials_to_rows)
 
 
 def test_columns_follow_cv_results(fake_run_dir: Path) -> None:
@@ -216,7 +215,7 @@ def test_lock_liveness_comes_from_the_os_lock(fake_run_dir: Path) -> None:
     import os
     import socket
 
-    from search.lock import RunLock
+    from search.store.lock import RunLock
 
     # A record naming a live pid that holds no OS lock (the pid of a killed search, reused):
     # not a running search.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from results.selection import caruana_select, from_json, to_json
-from search.oof import SIGNALS, FoldOOF, load_trial_oof, save_fold_oof
+from search.store.oof import SIGNALS, FoldOOF, load_trial_oof, save_fold_oof
 
 
 def _folds(n_folds: int = 2, n: int = 80, seed: int = 0):

@@ -38,7 +38,7 @@ def main() -> int:
     import numpy as np
 
     import spaces
-    from search import devices
+    from search.runtime import devices
 
     plan, lines = devices.prepare(
         devices.ScaleOptions(mixed_precision=args.mixed, jit_compile=args.jit,
@@ -68,9 +68,9 @@ def main() -> int:
     evaluated = model.evaluate(x[:15].astype("float32"), y[:15], batch_size=256, verbose=0,
                                return_dict=True)
     pred = model.predict(x[:4], verbose=0)
-    # The shortcut probes' scores (search/probes.py) under the plan: 33 images in chunks of 8
+    # The shortcut probes' scores (search/fit/probes.py) under the plan: 33 images in chunks of 8
     # leave an odd last chunk of 1; each score must be the model's own for that image.
-    from search import probes
+    from search.fit import probes
 
     reference = np.asarray(model(x.astype("float32"), training=False), dtype=np.float64).ravel()
     scores = probes.predict_scores(model, x, batch_size=8)

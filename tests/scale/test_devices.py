@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from search import devices
 from search.errors import SearchError
+from search.runtime import devices
 
 ROOT = Path(__file__).resolve().parents[2]
 

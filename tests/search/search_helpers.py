@@ -60,11 +60,11 @@ def cv_records(family_dir: Path) -> dict[str, dict]:
 
 
 def toy_oracle(tuner: str, folder: Path, *, max_trials: int = 10):
-    """A capped oracle (search.oracles.make_oracle) over one float dimension ``x``, saving its
+    """A capped oracle (search.tuners.oracles.make_oracle) over one float dimension ``x``, saving its
     trials under ``folder``: for the tests that end trials by hand."""
     import keras_tuner as kt
 
-    from search.oracles import make_oracle
+    from search.tuners.oracles import make_oracle
 
     hp = kt.HyperParameters()
     hp.Float("x", 0.0, 1.0, default=0.5)

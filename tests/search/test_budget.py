@@ -1,11 +1,11 @@
-"""The time budget's callback (search.budget.BudgetStop) against a real, tiny Keras fit."""
+"""The time budget's callback (search.schedule.budget.BudgetStop) against a real, tiny Keras fit."""
 
 from __future__ import annotations
 
 import numpy as np
 from search_helpers import tiny_dense_model
 
-from search.budget import BudgetExhausted, TimeBudget
+from search.schedule.budget import BudgetExhausted, TimeBudget
 
 
 def _fit_with(budget: TimeBudget, stop_at_epoch: int | None, epochs: int = 5) -> int:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_helpers import (cv_records, finish_trial, fit_events, tiny_config,
-                            tiny_dense_model, toy_oracle)
+from search_helpers import (cv_records, finish_trial, fit_events, tiny_config, tiny_dense_model,
+                            toy_oracle)
 
 from search.engine import run_search_job
 
@@ -17,7 +17,7 @@ from search.engine import run_search_job
 def test_pruned_trials_are_never_promoted_or_best(tmp_path):
     import keras_tuner as kt
 
-    from search.oracles import PRUNED_METRIC, make_oracle
+    from search.tuners.oracles import PRUNED_METRIC, make_oracle
     from spaces import CNNHyperModel
 
     oracle = make_oracle("hyperband", objective="val_auc", direction="max", max_trials=10,
@@ -44,7 +44,7 @@ def test_pruned_trials_are_never_promoted_or_best(tmp_path):
 
 def test_time_budget_stops_inside_a_fold_at_an_epoch_end(tmp_path, synthetic_root, monkeypatch):
     import search.engine as engine
-    from search.budget import TimeBudget
+    from search.schedule.budget import TimeBudget
 
     ticks = {"t": 0.0}
 
@@ -95,7 +95,7 @@ class _ScriptedHyperModel:
 
 
 def test_continued_round_counts_epochs_from_the_restored_weights(tmp_path):
-    from search.fold_fit import fit_fold, fold_weights
+    from search.fit.fold_fit import fit_fold, fold_weights
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(32, 4)).astype("float32"), (rng.random(32) > 0.5).astype("float32")
@@ -122,7 +122,7 @@ def test_continued_round_counts_epochs_from_the_restored_weights(tmp_path):
 
 def test_resume_refuses_another_numeric_setup(tmp_path, synthetic_root):
     from search.errors import SearchError
-    from search.run_folder import RUNTIME_JSON, check_runtime
+    from search.store.run_folder import RUNTIME_JSON, check_runtime
 
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=1, max_epochs=1)
     run_search_job(cfg)
@@ -146,7 +146,7 @@ def test_best_trials_skip_a_round_a_later_pruned_round_continued_and_break_ties_
     """Issue 30 item 11 and the tied-scores bullet of item 15: the progress line's best and the
     summary name the configuration's latest round (a pruned last round takes it out), and on a
     tie the lower trial id, as the leaderboard and export rank them."""
-    from search.oracles import PRUNED_METRIC
+    from search.tuners.oracles import PRUNED_METRIC
 
     oracle = toy_oracle("random", tmp_path)
     finish_trial(oracle, {"val_auc": 0.95})

@@ -1,4 +1,4 @@
-"""The seam to private KerasTuner/Keras/TensorFlow internals (``search/compat.py``): every
+"""The seam to private KerasTuner/Keras/TensorFlow internals (``search/runtime/compat.py``): every
 internal the service relies on exists in the installed versions, and a missing one is refused
 at start-up with its name and the versions."""
 
@@ -9,12 +9,11 @@ import importlib
 import keras
 import keras_tuner as kt
 import pytest
-
 from search_helpers import tiny_config
 
-from search import compat
 from search.engine import run_search_job
 from search.errors import SearchError
+from search.runtime import compat
 
 
 @pytest.mark.parametrize("module,attr", compat.KT_MODULE_NAMES,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from search.diagnosis import combine, diagnose
+from search.fit.diagnosis import combine, diagnose
 
 
 def curve(train, val):

@@ -1,15 +1,14 @@
-"""The failpoint seam (``search/failpoints.py``): malformed ``CXR_TEST_KILL_AT`` values are
+"""The failpoint seam (``search/runtime/failpoints.py``): malformed ``CXR_TEST_KILL_AT`` values are
 refused at start-up, naming the value and the accepted forms, before any training."""
 
 from __future__ import annotations
 
 import pytest
-
 from search_helpers import tiny_config
 
-from search import failpoints
 from search.engine import run_search_job
 from search.errors import SearchError
+from search.runtime import failpoints
 
 BAD = ["after_trial:x", "trial:1", "after_trial:", "trial:1:fold:0:epoch:x",
        "trial:1:fold:0:epoch:2:extra", "after_trial:-1", "epoch:3", "kill"]

@@ -6,8 +6,8 @@ import io
 
 from keras_tuner.errors import FailedTrialError
 
-from search.failures import failure_reason, short_reason
-from search.progress import Progress
+from search.fit.failures import failure_reason, short_reason
+from search.watch.progress import Progress
 
 # What spaces/common.py raises for an over-budget model (architecture dict included).
 OVER_BUDGET = ("ann model has 3,000,000 parameters, over the limit of 2,000,000 (input (16, 16, "

@@ -89,7 +89,7 @@ class _DegradingHyperModel:
 def test_round_that_never_beats_its_start_keeps_the_carried_weights(tmp_path):
     import numpy as np
 
-    from search.fold_fit import fit_fold, fold_weights
+    from search.fit.fold_fit import fit_fold, fold_weights
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(32, 4)).astype("float32"), (rng.random(32) > 0.5).astype("float32")

@@ -1,5 +1,5 @@
-"""The successive-halving ladder (search.ladder), its judge (search.fold_judge), the cost rule
-(search.cost) and how each outcome reaches the tuners (search.oracle_base, search.tpe)."""
+"""The successive-halving ladder (search.schedule.ladder), its judge (search.schedule.fold_judge), the cost rule
+(search.schedule.cost) and how each outcome reaches the tuners (search.tuners.oracle_base, search.tuners.tpe)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from search_helpers import cv_records, finish_trial, fit_events, tiny_config, toy_oracle
 
-from search import cost, ladder
 from search.engine import run_search_job
-from search.fold_judge import TrialJudge
+from search.schedule import cost, ladder
+from search.schedule.fold_judge import TrialJudge
+from search.store.trial_record import family_records
 
 
 # -- the rule ---------------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def test_share_rule_censors_only_unjudged_later_configurations(tmp_path):
 def test_search_end_reason_and_seconds_to_the_first_rung(tmp_path):
     for i in range(3):
         _peer(tmp_path, f"000{i}", {0: 0.9})
-    records = ladder.family_records(tmp_path)
+    records = family_records(tmp_path)
     assert ladder.seconds_to_first_rung(records) == 10.0
     assert ladder.seconds_to_first_rung(records, budget=(10, 0)) is None
     assert cost.search_end_reason(left_s=None, first_rung_s=10.0) is None
@@ -154,9 +155,9 @@ def test_search_end_reason_and_seconds_to_the_first_rung(tmp_path):
 
 # -- outcomes reaching the tuners -----------------------------------------------------------------
 def test_a_cost_stop_reaches_the_oracles_as_censored(tmp_path):
-    from search.fold_records import oracle_metrics
-    from search.oracles import CENSORED_METRIC, PRUNED_METRIC
-    from search.tpe import space_map, study_from_trials
+    from search.store.fold_records import oracle_metrics
+    from search.tuners.oracles import CENSORED_METRIC, PRUNED_METRIC
+    from search.tuners.tpe import space_map, study_from_trials
 
     cv = {"status": "PRUNED", "censored": True, "mean": {},
           "stopped_in_fold": {"best": {"val_auc": 0.6}}}
@@ -178,8 +179,8 @@ def test_a_cost_stop_reaches_the_oracles_as_censored(tmp_path):
 
 
 def test_tpe_reads_every_rung_as_an_intermediate_value(tmp_path):
-    from search.oracles import PRUNED_METRIC
-    from search.tpe import space_map, study_from_trials
+    from search.tuners.oracles import PRUNED_METRIC
+    from search.tuners.tpe import space_map, study_from_trials
 
     oracle = toy_oracle("tpe", tmp_path)
     for metrics in ({"val_auc": 0.9, "cxr_rung0": 0.8, "cxr_rung1": 0.85},
@@ -236,7 +237,7 @@ def test_the_ladder_prunes_inside_the_first_fold_and_records_every_rung(
 def test_a_trial_the_budget_cuts_after_passing_a_rung_stays_resumable(
         tmp_path, synthetic_root, monkeypatch):
     import search.engine as engine
-    from search.budget import TimeBudget
+    from search.schedule.budget import TimeBudget
 
     family_dir = tmp_path / "run" / "ann"
 
@@ -262,11 +263,10 @@ def test_a_trial_the_budget_cuts_after_passing_a_rung_stays_resumable(
 
 def test_a_configuration_over_its_share_is_censored_and_the_search_goes_on(
         tmp_path, synthetic_root, monkeypatch):
-    from search.oracles import CENSORED_METRIC
-
     # Every look at the judges' clock is 1000 s later: a share of 1% of 60 min is spent at
     # once, so every unjudged configuration after the first stops by cost at its first epoch.
-    import search.cv_tuner as cvt
+    import search.tuners.cv_tuner as cvt
+    from search.tuners.oracles import CENSORED_METRIC
 
     ticks = {"t": 0.0}
 

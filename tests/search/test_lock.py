@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from search.errors import SearchError
-from search.lock import RunLock, is_held, lock_path, read_lock
+from search.store.lock import RunLock, is_held, lock_path, read_lock
 
 
 def write_lock(run_dir, pid, host=None):
@@ -40,7 +40,7 @@ def test_stale_lock_from_dead_pid_is_taken_over(tmp_path):
 
 
 REPO = str(Path(__file__).resolve().parents[2])
-HOLD = ("import sys, time; from search.lock import RunLock; RunLock(sys.argv[1]).acquire(); "
+HOLD = ("import sys, time; from search.store.lock import RunLock; RunLock(sys.argv[1]).acquire(); "
         "print('held', flush=True); time.sleep(60)")
 
 
@@ -71,7 +71,7 @@ def test_live_lock_is_refused_and_freed_by_kill_9(tmp_path):
 
 def test_racing_searches_never_both_win(tmp_path):
     # Both processes start together; the OS lock lets exactly one of them hold the folder.
-    code = ("import sys, time; from search.lock import RunLock\n"
+    code = ("import sys, time; from search.store.lock import RunLock\n"
             "try:\n    RunLock(sys.argv[1]).acquire(); print('won', flush=True); time.sleep(3)\n"
             "except Exception:\n    print('lost', flush=True)\n")
     env = {**os.environ, "PYTHONPATH": REPO}

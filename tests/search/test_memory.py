@@ -1,4 +1,4 @@
-"""search.memory: a fold fit leaves nothing behind in the backend that outlives its model."""
+"""search.fit.memory: a fold fit leaves nothing behind in the backend that outlives its model."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from search.memory import (FitMemoryGuard, build_optimizer, fit_scope, frozen_heap,
-                           rss_mb, trim_c_heap)
+from search.fit.memory import (FitMemoryGuard, build_optimizer, fit_scope, frozen_heap, rss_mb,
+                               trim_c_heap)
 from spaces import ANNHyperModel
 
 TF_ONLY = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -25,7 +25,7 @@ def _fit(model) -> None:
 
 
 def _fit_once(guarded: bool) -> None:
-    """One fold-like fit of a tiny model: as search.fold_fit runs it, or bare."""
+    """One fold-like fit of a tiny model: as search.fit.fold_fit runs it, or bare."""
     hm = ANNHyperModel((8, 8, 1))
     if guarded:
         with fit_scope():
@@ -67,7 +67,7 @@ def test_unguarded_fits_do_leak_so_the_guard_test_can_fail():
     _fit_once(guarded=False)
     after = _backend_state()
     assert after[0] > before[0] and after[1] > before[1], (
-        "this TensorFlow no longer leaks per fit: search/memory.py's fixes may be unneeded; "
+        "this TensorFlow no longer leaks per fit: search/fit/memory.py's fixes may be unneeded; "
         "re-measure with benchmarks/memory_growth.py --without-memory-guard and update this test")
 
 

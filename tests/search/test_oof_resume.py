@@ -1,4 +1,4 @@
-"""Out-of-fold predictions (search/oof.py): written with every finished fold, kept by a resume."""
+"""Out-of-fold predictions (search/store/oof.py): written with every finished fold, kept by a resume."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from search_helpers import cli_args, cv_records, run_cli
 
 from search.config import AUTO_OBJECTIVES
-from search.oof import load_trial_oof, oof_path
-from search.probes import auc
+from search.fit.probes import auc
+from search.store.oof import load_trial_oof, oof_path
 
 
 def test_resume_keeps_the_oof_predictions_and_they_match_the_fold_records(tmp_path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras_tuner as kt
 import pytest
 
-from search.oracles import default_values, make_oracle
+from search.tuners.oracles import default_values, make_oracle
 from spaces import CNNHyperModel
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from data_pipeline import shifted_sets
-from search.probes import PROBE_METRICS, auc, batch_auc, epoch_metric, probe_scores
+from search.fit.probes import PROBE_METRICS, auc, batch_auc, epoch_metric, probe_scores
 
 FRAME = 2  # of 32 px: inside the probes' 12% frame (4 px), and too thin to move the median
 
@@ -100,7 +100,7 @@ class _Strategy:
 def test_predict_scores_uses_whole_batches_divisible_by_the_replicas():
     """Odd sizes are padded to whole batches (a multiple of the replica count) and the
     padding's scores dropped: each image gets its own score, once."""
-    from search.probes import predict_scores
+    from search.fit.probes import predict_scores
 
     x, _ = _shortcut_images(n=37)
     model = Scorer("centre")

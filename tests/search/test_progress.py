@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from search.progress import Progress, format_duration
+from search.watch.progress import Progress, format_duration
 
 
 def test_trial_line_has_everything_and_goes_to_the_log(tmp_path):

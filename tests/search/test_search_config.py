@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from search import run_folder as rf
-from search.budget import BudgetExhausted, TimeBudget
 from search.config import SearchConfig, objective_direction, valid_objectives, validate
 from search.errors import SearchError
-from search.failures import check_consecutive, check_finite, failure_reason, is_oom
-from search.oracles import oracle_seed
+from search.fit.failures import check_consecutive, check_finite, failure_reason, is_oom
+from search.schedule.budget import BudgetExhausted, TimeBudget
+from search.store import run_folder as rf
+from search.tuners.oracles import oracle_seed
 
 
 @pytest.mark.parametrize("name,direction", [("val_auc", "max"), ("val_loss", "min"),
@@ -178,14 +178,14 @@ def test_max_trial_share_without_a_time_budget_is_warned():
 
 @pytest.mark.parametrize("tuner", ["tpe", "bayesian"])
 def test_a_cap_within_the_random_start_warns_that_the_model_never_proposes(tmp_path, tuner):
-    from search.engine import _describe_tuner
-    from search.progress import Progress
+    from search.preflight import describe_tuner
+    from search.watch.progress import Progress
 
     progress = Progress(tmp_path / "search.log", quiet=True)
-    _describe_tuner("cnn", SearchConfig(tuner=tuner, max_trials=1), progress)
+    describe_tuner("cnn", SearchConfig(tuner=tuner, max_trials=1), progress)
     log = (tmp_path / "search.log").read_text()
     assert "never proposes" in log and "then" not in log
-    _describe_tuner("ann", SearchConfig(tuner=tuner, max_trials=20), progress)
+    describe_tuner("ann", SearchConfig(tuner=tuner, max_trials=20), progress)
     assert "[ann] " + tuner + ": " in (tmp_path / "search.log").read_text()
 
 
@@ -204,7 +204,7 @@ def test_progress_best_breaks_ties_as_export_does():
     from types import SimpleNamespace
 
     from results.leaderboard import trials_to_rows
-    from search.cv_tuner import CVTuner
+    from search.tuners.cv_tuner import CVTuner
 
     trials = [SimpleNamespace(trial_id=i, score=s, status="COMPLETED")
               for i, s in (("0003", 0.9), ("0001", 0.9), ("0002", 0.8))]

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from spaces.metrics import PROBE_OBJECTIVES
 from search_helpers import assert_no_refit, cv_records, fit_events, tiny_config
 
-from search.diagnosis import LABELS
 from search.engine import run_search_job
 from search.errors import SearchError
+from search.fit.diagnosis import LABELS
+from spaces.metrics import PROBE_OBJECTIVES
 
 RUN_KEYS = {"command", "config", "data_fingerprint", "class_names", "versions", "created",
             "updated", "status"}
@@ -100,7 +99,7 @@ def test_same_seed_same_sequence_and_extension(tmp_path, synthetic_root):
 
 def test_time_budget_stops_between_folds_and_resumes(tmp_path, synthetic_root, monkeypatch):
     import search.engine as engine
-    from search.budget import TimeBudget
+    from search.schedule.budget import TimeBudget
 
     class ThreeFolds(TimeBudget):  # deterministic: "spent" once three folds have started
         def spent(self):
@@ -158,7 +157,7 @@ def test_failed_trials_record_reasons_and_search_goes_on(tmp_path, synthetic_roo
 
 def test_time_budget_is_per_family(tmp_path, synthetic_root, monkeypatch):
     import search.engine as engine
-    from search.budget import TimeBudget
+    from search.schedule.budget import TimeBudget
 
     class TwoFolds(TimeBudget):  # "spent" once two folds of this family have started
         def spent(self):
@@ -211,7 +210,7 @@ def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
     assert "--overwrite" in str(err.value) and "--run-dir" in str(err.value)
     other.overwrite = True  # the first way out
     # a live lock refuses even --overwrite (a lock held here stands in for a running search)
-    from search.lock import RunLock
+    from search.store.lock import RunLock
 
     holder = RunLock(Path(cfg.run_dir)).acquire()
     try:
@@ -224,7 +223,7 @@ def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
 @pytest.mark.slow
 def test_over_budget_default_cnn_at_128px_under_a_device_wrapper_is_skipped_not_built(
         tmp_path, synthetic_root):
-    # --jit-compile off wraps the hypermodel (search.devices.ScaledHyperModel). The notes' basic
+    # --jit-compile off wraps the hypermodel (search.runtime.devices.ScaledHyperModel). The notes' basic
     # CNN at 128 px has 4.2M parameters, over this --max-params: KerasTuner's start-up used to
     # build it (and, with the limit set on the wrapper, abort the search). Now the space is
     # declared without building and the default is refused when drawn: the search trains

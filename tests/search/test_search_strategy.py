@@ -6,9 +6,9 @@ from __future__ import annotations
 import keras_tuner as kt
 import pytest
 
-from search.oracle_base import startup_trials as bayesian_initial_points
-from search.oracles import (default_min_epochs, describe_plan,
-                            hyperband_plan, make_oracle, plan_trials, plan_warning)
+from search.tuners.oracle_base import startup_trials as bayesian_initial_points
+from search.tuners.oracles import (default_min_epochs, describe_plan, hyperband_plan, make_oracle,
+                                   plan_trials, plan_warning)
 from spaces import CNNHyperModel
 
 

@@ -77,8 +77,8 @@ def _metric(group, tag: str) -> float | None:
 def test_pruned_and_budget_cut_trials_appear_with_their_status_and_resume_updates_them(
         tmp_path, synthetic_root, monkeypatch):
     import search.engine as engine
-    from search import ladder
-    from search.budget import TimeBudget
+    from search.schedule import ladder
+    from search.schedule.budget import TimeBudget
 
     # Trial 0000 completes; 0001 is pruned by the ladder at the end of its first fold (the
     # first verdict with a peer is scripted to stop it; every other goes on); the time budget
@@ -146,7 +146,7 @@ def test_a_trial_interrupted_between_folds_appears_as_stopped(tmp_path, syntheti
                                                               monkeypatch):
     import signal
 
-    from search import signals
+    from search.runtime import signals
 
     fam_dir = tmp_path / "run" / "ann"
     real_check = signals.check
@@ -173,7 +173,7 @@ def test_a_trial_interrupted_between_folds_appears_as_stopped(tmp_path, syntheti
 
 
 def test_every_cv_status_maps_to_a_dashboard_status_and_a_status_column(tmp_path):
-    from search import tensorboard
+    from search.watch import tensorboard
 
     base = {"family": "cnn", "hyperparameters": {"learning_rate": 0.01},
             "mean": {"val_auc": 0.8}, "std": {"val_auc": 0.0}, "folds": [{"fold": 0}]}
@@ -252,7 +252,7 @@ def test_search_writes_fold_curves_and_one_session_per_trial(tmp_path, synthetic
 
 
 def test_a_redone_fold_replaces_its_partial_curves(tmp_path):
-    from search.tensorboard import fold_dir, make_fold_callback
+    from search.watch.tensorboard import fold_dir, make_fold_callback
 
     class _Model:
         optimizer = None

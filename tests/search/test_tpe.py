@@ -1,4 +1,4 @@
-"""The TPE tuner (search/tpe.py): the distribution mapping, proposals after the start-up, the
+"""The TPE tuner (search/tuners/tpe.py): the distribution mapping, proposals after the start-up, the
 study rebuilt from oracle.json on resume, and a tiny real search with --tuner tpe."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import optuna
 import pytest
 from search_helpers import cv_records, tiny_config
 
-from search.oracles import default_values, make_oracle
-from search.oracle_base import startup_trials as tpe_startup_trials
-from search.tpe import space_map, study_from_trials, to_distribution
+from search.tuners.oracle_base import startup_trials as tpe_startup_trials
+from search.tuners.oracles import default_values, make_oracle
+from search.tuners.tpe import space_map, study_from_trials, to_distribution
 
 D = optuna.distributions
 
@@ -215,7 +215,7 @@ def test_oracles_and_tpe_share_a_base_below_both_and_no_circle():
     """Issue 30 item 10: oracle_base <- tpe <- oracles, read from the source with ast."""
     import ast
 
-    root = Path(__file__).resolve().parents[2] / "search"
+    root = Path(__file__).resolve().parents[2] / "search" / "tuners"
 
     def imports(name: str) -> set[str]:
         tree = ast.parse((root / f"{name}.py").read_text())
@@ -229,6 +229,7 @@ def test_oracles_and_tpe_share_a_base_below_both_and_no_circle():
                 out.update(a.name for a in node.names)
         return out
 
-    assert not {"search.oracles", "search.tpe"} & imports("oracle_base")
-    assert "search.oracles" not in imports("tpe")
-    assert "search.oracle_base" in imports("tpe") and "search.tpe" in imports("oracles")
+    assert not {"search.tuners.oracles", "search.tuners.tpe"} & imports("oracle_base")
+    assert "search.tuners.oracles" not in imports("tpe")
+    assert "search.tuners.oracle_base" in imports("tpe")
+    assert "search.tuners.tpe" in imports("oracles")

@@ -80,7 +80,7 @@ def test_the_cap_keeps_one_fine_tuning_epoch_in_a_full_length_trial():
 
 
 def test_the_search_and_the_export_give_the_transfer_family_the_epoch_horizon():
-    from results.export import _hypermodel
+    from results.rebuild import build_hypermodel
     from search.config import SearchConfig
     from search.engine import make_hypermodel
     from spaces import load_space
@@ -89,13 +89,13 @@ def test_the_search_and_the_export_give_the_transfer_family_the_epoch_horizon():
     hm = make_hypermodel("transfer", config, load_space(None), (16, 16, 1), [2, 2])
     assert hm.max_epochs == 7
     cfg = {"weights": "imagenet", "max_epochs": 9, "image_size": 16}
-    assert _hypermodel("transfer", cfg, (16, 16, 1), Y, 2).max_epochs == 9
+    assert build_hypermodel("transfer", cfg, (16, 16, 1), Y, 2).max_epochs == 9
 
 
 def test_stage_two_never_starts_once_the_time_budget_is_spent():
     """Issue 30 item 5: a budget spent in stage 1's last epoch cuts the fold before stage 2
     (it restarts on resume), instead of starting a fine-tuning epoch only to discard it."""
-    from search.budget import TimeBudget
+    from search.schedule.budget import TimeBudget
 
     now = [0.0]
     budget = TimeBudget(1.0, clock=lambda: now[0])
@@ -116,4 +116,4 @@ def test_stage_two_never_starts_once_the_time_budget_is_spent():
     hm.fit(hp, model, X, Y, validation_data=(X, Y), epochs=6, initial_epoch=0,
            callbacks=[budget.callback()])
     assert seen == {0: "head", 1: "head", 2: "head"} and model.stop_training
-    assert budget.cut_fold  # search.fold_fit then raises BudgetExhausted: resumable
+    assert budget.cut_fold  # search.fit.fold_fit then raises BudgetExhausted: resumable

@@ -17,14 +17,14 @@ TINY = "mobilenetv3small"
 
 
 def test_only_the_backbones_the_budget_can_draw_have_their_weights_checked(monkeypatch):
-    from search import engine
+    from search import preflight
     from search.config import SearchConfig
 
     config = SearchConfig(model="transfer", image_size=64, max_params=default_max_params(64),
                           max_gflops=default_max_gflops(64), weights="imagenet")
     asked: list[list[str]] = []
     monkeypatch.setattr(bb, "check_weights", lambda weights, keys: asked.append(list(keys)))
-    engine._check_transfer_weights(config, load_space(None))
+    preflight.check_transfer_weights(config, load_space(None))
     # The CPU default (2M parameters at 64 px) draws MobileNetV3Small only: an offline box with
     # only its file cached is not refused for the other six.
     assert asked == [[TINY]]
@@ -34,7 +34,7 @@ def test_only_the_backbones_the_budget_can_draw_have_their_weights_checked(monke
 
 def test_a_weights_file_is_matched_by_content_on_resume(tmp_path):
     from search.config import SearchConfig, resolve_weights
-    from search.run_folder import config_differences
+    from search.store.run_folder import config_differences
 
     first = tmp_path / "a" / "small.weights.h5"
     first.parent.mkdir()

@@ -19,10 +19,10 @@ from typing import Any
 
 from keras_tuner.errors import FatalError
 
-from search import compat
 from search.errors import SearchError
-from search.fold_records import oracle_metrics
-from search.run_folder import DiskFullError, write_text_atomic
+from search.runtime import compat
+from search.store.fold_records import oracle_metrics
+from search.store.files import DiskFullError, write_text_atomic
 
 ORACLE_BACKUP = "oracle.json.bak"
 
@@ -48,7 +48,7 @@ def _atomic_save_json(path: str, obj: Any) -> str:
 def install_atomic_saves() -> None:
     """Makes KerasTuner save its JSON files through write-then-rename (idempotent).
 
-    Replaces ``keras_tuner.src.utils.save_json`` (through ``search.compat``), through which
+    Replaces ``keras_tuner.src.utils.save_json`` (through ``search.runtime.compat``), through which
     ``Oracle.save``, ``Tuner.save`` and ``Trial.save`` all write. Run folders are local paths,
     so the ``backend.io`` layer it bypasses (for ``gs://`` paths) is not needed. A full disk
     raises :class:`FatalDiskFull`.
@@ -86,7 +86,7 @@ def trial_state_from_cv(cv: dict[str, Any], space: list[dict[str, Any]]) -> dict
     mean = cv.get("mean") or {}
     status = cv.get("status", "RUNNING")
     metrics = {}
-    if status == "PRUNED":  # KerasTuner's view: completed, with the pruned flag (search.ladder)
+    if status == "PRUNED":  # KerasTuner's view: completed, with the pruned flag (search.schedule.ladder)
         status, mean = "COMPLETED", oracle_metrics(cv)
     if status == "COMPLETED":
         metrics = {name: {"direction": (direction if name == objective else

@@ -40,14 +40,14 @@ def best_epoch_index(fold: Mapping[str, Any]) -> int | None:
     """Index of the restored best epoch in the fold's ``history`` (None without ``best_epoch``).
 
     ``best_epoch`` counts from 1 across Hyperband rounds, carried epochs included
-    (search/fold_fit.py), and the history starts after ``initial_epoch``. The index can fall
+    (search/fit/fold_fit.py), and the history starts after ``initial_epoch``. The index can fall
     outside the history (the round kept its carried weights): callers check the range.
     """
     best = fold.get("best_epoch")
     return None if best is None else int(best) - int(fold.get("initial_epoch") or 0) - 1
 
 
-# The metrics a stopped trial reports to the oracle (search.oracle_base reads them): pruned by
+# The metrics a stopped trial reports to the oracle (search.tuners.oracle_base reads them): pruned by
 # the ladder (a rung's score, never the best), censored by a cost rule (no score to learn from).
 PRUNED_METRIC = "cxr_pruned"
 CENSORED_METRIC = "cxr_censored"

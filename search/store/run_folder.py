@@ -1,24 +1,21 @@
-"""The run folder on disk: run.json, split.json, atomic JSON writes, and resume checks.
+"""The run folder's own record: run.json, the data it was run on, and the resume checks.
 
-Layout and schemas are fixed in ARCHITECTURE.md ("Run folder"). Everything here is written
-atomically (a temporary file, then ``os.replace``) so a ``kill -9`` never leaves half a file.
+Layout and schemas are fixed in ARCHITECTURE.md ("Run folder"). Everything is written through
+``search.store.files`` (atomically, so a ``kill -9`` never leaves half a file); its reader and
+writers are imported here too, as ``run_folder.read_json`` etc., for the modules that use both.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import errno
 import importlib.metadata
 import json
-import os
 import platform
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from search.errors import SearchError
+from search.store.files import now_iso, read_json, write_json_atomic
 
 RUN_JSON = "run.json"
 SPLIT_JSON = "split.json"
@@ -32,109 +29,6 @@ COMPARED_KEYS = ("model", "tuner", "folds", "max_epochs", "min_epochs", "patienc
                  "color_mode", "positive_class", "space", "seed", "test_fraction", "max_params",
                  "max_gflops", "weights")
 
-
-def now_iso() -> str:
-    """Current UTC time, ISO-8601, seconds."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-class DiskFullError(SearchError):
-    """No space left (or over quota) where the run folder is written; resumable once freed."""
-
-
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-def is_disk_full(exc: BaseException | None) -> bool:
-    """True for ENOSPC / EDQUOT, or an error caused by one (following ``__cause__``/context)."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, DiskFullError) or (isinstance(exc, OSError)
-                                              and exc.errno in DISK_FULL_ERRNOS):
-            return True
-        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
-            return True  # h5py and TensorFlow wrap the errno in their own error text
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
-def disk_full_error(path: Path | str, err: BaseException | None = None) -> DiskFullError:
-    """The message for a write that found the disk full: the path, and how to go on."""
-    path = Path(path)
-    why = f" ({err.strerror})" if isinstance(err, OSError) and err.strerror else ""
-    return DiskFullError(
-        f"no space left on the disk holding {path.parent} while writing {path.name}{why}. "
-        "The search stopped; every finished fold and trial is saved (fold<k>.json, cv.json) "
-        "and the unfinished fold is trained again on resume. Fix: free space on that disk "
-        f"(`df -h {path.parent}` shows it), then rerun the same command to resume.")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Writes text through a temporary file and ``os.replace`` (all or nothing).
-
-    Raises:
-        DiskFullError: no space left; the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if err.errno in DISK_FULL_ERRNOS:
-            raise disk_full_error(path, err) from None
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Writes JSON through a temporary file and ``os.replace`` (all or nothing).
-
-    Raises:
-        DiskFullError: no space left; nothing is half-written and no temporary file stays.
-    """
-    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def read_json(path: Path, on_damage: Callable[[Path, Exception], Any] | None = None) -> Any | None:
-    """Reads JSON, or None when the file is missing (the project's one JSON reader).
-
-    Args:
-        path: the file.
-        on_damage: called with the path and the error when the path cannot be read (a parent is
-            a file, no permission) or holds damaged JSON; its return value is returned. Readers
-            in ``results/`` pass their own (skip with a note, or a ``ResultsError``).
-
-    Raises:
-        SearchError: without ``on_damage``, for an unreadable or damaged file; every file here
-            is written atomically, so that means outside damage.
-    """
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as err:
-        if on_damage is not None:
-            return on_damage(Path(path), err)
-        raise SearchError(
-            f"cannot read {path}: {err}. Files in a run folder are written atomically, so it "
-            f"was changed from outside. Fix or delete that file, or start afresh with "
-            f"--overwrite or a new --run-dir.") from None
 
 
 def versions() -> dict[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SearchError
-from search.run_folder import read_json
+from search.store.files import read_json
 
 LOCK_NAME = ".lock"
 

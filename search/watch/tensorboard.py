@@ -293,8 +293,8 @@ def with_fold_files(cv: dict[str, Any], trial_dir: Path) -> dict[str, Any]:
     """
     if cv.get("status") in ("COMPLETED", "FAILED", "PRUNED"):
         return cv
-    from search.fold_records import fold_mean_std
-    from search.run_folder import read_json
+    from search.store.fold_records import fold_mean_std
+    from search.store.files import read_json
 
     folds = []
     for path in sorted(Path(trial_dir).glob("fold*.json")):
@@ -320,7 +320,7 @@ def write_sessions(tb_dir: Path, family_dir: Path) -> int:
     Returns:
         The number of sessions written.
     """
-    from search.run_folder import read_json
+    from search.store.files import read_json
 
     n = 0
     for path in sorted(Path(family_dir).glob("trial_*/cv.json")):

@@ -16,11 +16,11 @@ would have (the sampler's seed is derived from the oracle seed and the new trial
 KerasTuner's trials enter the study:
 
 - completed: ``COMPLETE`` with their score and, as intermediate values, the ladder rungs they
-  passed (``cxr_rung<i>`` at step i, ``search.ladder``);
+  passed (``cxr_rung<i>`` at step i, ``search.schedule.ladder``);
 - pruned by the ladder (``cxr_pruned``): ``PRUNED`` with every rung they reached as
   intermediate values. TPE ranks pruned trials below completed ones and among themselves by the
   last rung reached, then by the value there, as Optuna's own pruners leave them;
-- censored by a cost rule (``cxr_censored``, ``search.cost``): ``FAIL``, so TPE neither counts
+- censored by a cost rule (``cxr_censored``, ``search.schedule.cost``): ``FAIL``, so TPE neither counts
   them as start-up trials nor takes "stopped for its cost" for "bad";
 - failed or invalid: ``FAIL`` (TPE ignores them, as Optuna does; exact repeats are never
   proposed again, ``compat.is_duplicate``);
@@ -42,9 +42,9 @@ from typing import Any, Callable
 
 import keras_tuner as kt
 
-from search import compat
-from search.oracle_base import (ENDED, CappedOracleMixin, is_censored, is_pruned, rung_values,
-                                startup_trials)
+from search.runtime import compat
+from search.tuners.oracle_base import (ENDED, CappedOracleMixin, is_censored, is_pruned,
+                                       rung_values, startup_trials)
 
 trial_module = compat.trial_module()
 
@@ -183,7 +183,7 @@ def make_sampler(seed: int, n_startup_trials: int = 0) -> Any:
     """Optuna's TPE: multivariate, grouped by conditional scopes, constant liar, seeded.
 
     ``n_startup_trials`` defaults to 0 because the oracle runs its own random start-up
-    (``search.oracle_base.startup_trials``): KerasTuner's draws, the defaults first.
+    (``search.tuners.oracle_base.startup_trials``): KerasTuner's draws, the defaults first.
     """
     import optuna
 

@@ -20,12 +20,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from search import failpoints, failures, oof, probes
-from search.diagnosis import diagnose
-from search.memory import build_optimizer, fit_scope
-from search.run_folder import disk_full_error, now_iso, read_json, write_json_atomic
-from search import signals
-from search.signals import critical
+from search.fit import failures, probes
+from search.fit.diagnosis import diagnose
+from search.fit.memory import build_optimizer, fit_scope
+from search.runtime import failpoints, signals
+from search.runtime.signals import critical
+from search.store import oof
+from search.store.files import disk_full_error, now_iso, read_json, write_json_atomic
 
 FITS_LOG = "fits.jsonl"
 
@@ -105,7 +106,7 @@ def _save_stopped_fold(judge, model, hist: dict[str, list[float]], best: dict[st
                        fit_seconds: float, n_params: int) -> None:
     """Saves a fold the judge stopped (``pruned_fold<k>.json``, its partial curve) and raises
     TrialStopped. No weights: a stopped fold is never exported or continued."""
-    from search.fold_judge import TrialStopped
+    from search.schedule.fold_judge import TrialStopped
 
     reason, rule, epoch, measured = judge.stop
     if measured:
@@ -126,7 +127,7 @@ def _save_stopped_fold(judge, model, hist: dict[str, list[float]], best: dict[st
 
 
 def _rung_measure(objective: str, x_va: np.ndarray, y_va: np.ndarray, probe):
-    """How a ladder rung measures the objective on the current weights (search.fold_judge):
+    """How a ladder rung measures the objective on the current weights (search.schedule.fold_judge):
     the probe for a probe objective, else the epoch's logged metric."""
 
     def measure(model, logs: dict) -> dict[str, float]:
@@ -153,16 +154,16 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         hypermodel: The spaces HyperModel (``build`` + ``fit``).
         hp: The trial's HyperParameters.
         carry_from: A previous Hyperband round's ``fold<k>.weights.h5`` to continue from.
-        objective: The trial objective. A probe objective (``search.probes``) is measured once,
+        objective: The trial objective. A probe objective (``search.fit.probes``) is measured once,
             at the restored epoch; epochs are then chosen on ``val_auc``.
         probe: ``FoldData.probe_data(fold)``: the shifted validation images and batches; the
             probe AUCs join the fold's ``best`` metrics. None: no probes.
         epochs: Train up to this absolute epoch (Hyperband's ``tuner/epochs``).
         initial_epoch: Absolute epoch to start from (Hyperband's ``tuner/initial_epoch``).
         extra_callbacks: Progress bar and test hooks.
-        budget: The family's ``search.budget.TimeBudget``: stops at the end of the epoch that
+        budget: The family's ``search.schedule.budget.TimeBudget``: stops at the end of the epoch that
             spends it, and the fold is discarded (BudgetExhausted). None: no budget.
-        judge: The trial's ``search.fold_judge.TrialJudge`` (ladder rungs, the cost rule), or None.
+        judge: The trial's ``search.schedule.fold_judge.TrialJudge`` (ladder rungs, the cost rule), or None.
             When it stops the fold, the partial curve is saved to ``pruned_fold<k>.json`` and
             ``TrialStopped`` is raised.
 
@@ -177,7 +178,7 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
 
     Raises:
         keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
-        search.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung, or cost).
+        search.schedule.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung, or cost).
     """
     full_objective, objective = objective, probes.epoch_metric(objective)
     fseed = fold_seed(seed, fold)

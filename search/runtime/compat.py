@@ -14,16 +14,16 @@ extension points; they stay in their modules (the override is the whole point), 
 :data:`OVERRIDDEN` lists them so :func:`missing_internals` checks that each base method still
 exists:
 
-* ``search/oracles.py`` (``CappedOracleMixin`` and the capped oracles): ``Oracle.populate_space``,
+* ``search/tuners/oracles.py`` (``CappedOracleMixin`` and the capped oracles): ``Oracle.populate_space``,
   ``_random_values``, ``create_trial``, ``get_best_trials``, ``reload``, ``get_state``,
   ``set_state``; ``HyperbandOracle._start_new_bracket`` (and its ``_brackets`` /
   ``_current_iteration`` state); ``BayesianOptimizationOracle._vectorize_trials``, with its
   helpers ``_random_populate_space``, ``_get_hp_bounds``, ``_vector_to_values``,
   ``_nonfixed_space`` and attributes ``gpr``, ``_random_state``.
-* ``search/tpe.py`` (``CappedTPEOracle``): ``Oracle.populate_space``, ``get_state``,
+* ``search/tuners/tpe.py`` (``CappedTPEOracle``): ``Oracle.populate_space``, ``get_state``,
   ``set_state``; it reads the oracle's ``seed`` and its trials' ``hyperparameters``, ``status``
   and ``score`` (public attributes).
-* ``search/cv_tuner.py``: ``Tuner._populate_initial_space`` (no model built to discover the
+* ``search/tuners/cv_tuner.py``: ``Tuner._populate_initial_space`` (no model built to discover the
   space), ``run_trial``, ``on_trial_end``, ``load_model``, ``save_model``.
 * ``search/distributed/_chief.py``: ``Oracle.create_trial``, ``update_trial``, ``end_trial``
   (taken under the oracle's lock, see :func:`oracle_lock`).
@@ -106,7 +106,7 @@ def reads_chief_oracle() -> bool:
 
 
 def replace_save_json(func: Callable[[str, Any], str]) -> None:
-    """Routes KerasTuner's JSON saves through ``func`` (``search/kt_files.py``: atomic saves).
+    """Routes KerasTuner's JSON saves through ``func`` (``search/store/kt_files.py``: atomic saves).
 
     ``Oracle.save``, ``Tuner.save`` and ``Trial.save`` all call ``utils.save_json`` through the
     module attribute, so replacing it is enough; idempotent.
@@ -222,7 +222,7 @@ def retry_queue(oracle: Any) -> list[str]:
 
 
 def set_retry_queue(oracle: Any, trial_ids: list[str]) -> None:
-    """Replaces the retry queue (``search/oracles.py`` reorders it on reload)."""
+    """Replaces the retry queue (``search/tuners/oracles.py`` reorders it on reload)."""
     oracle._retry_queue = trial_ids
 
 
@@ -257,14 +257,14 @@ def is_duplicate(oracle: Any, values: dict[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Keras and TensorFlow (search/memory.py)
+# Keras and TensorFlow (search/fit/memory.py)
 # --------------------------------------------------------------------------------------------
 
 
 def tf_gradient_registry() -> dict | None:
     """TensorFlow's global gradient registry (a private dict), or None off TensorFlow.
 
-    ``search.memory.FitMemoryGuard`` drops the ``CustomGradient-*`` entries a fold fit added
+    ``search.fit.memory.FitMemoryGuard`` drops the ``CustomGradient-*`` entries a fold fit added
     (they hold the whole traced train graph). None also when the registry is missing, which
     :func:`check_supported` refuses at start-up.
     """
@@ -375,5 +375,5 @@ def check_supported(backend: str | None = None) -> None:
         raise SearchError(
             f"This KerasTuner/Keras/TensorFlow combination ({versions()}) lacks private parts "
             f"the search relies on: {', '.join(missing)}. Install the versions pinned in "
-            "requirements.txt (search/compat.py lists why each is needed)."
+            "requirements.txt (search/runtime/compat.py lists why each is needed)."
         )

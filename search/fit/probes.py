@@ -97,9 +97,9 @@ def replica_count(model: Any) -> int:
     """How many devices one batch of ``model`` is split over (1 without data parallelism).
 
     TensorFlow: the ``MirroredStrategy`` the model was built under; JAX: the global Keras
-    ``DataParallel`` distribution (``search.devices.setup_data_parallel``).
+    ``DataParallel`` distribution (``search.runtime.devices.setup_data_parallel``).
     """
-    from search import compat
+    from search.runtime import compat
 
     strategy = compat.model_distribute_strategy(model)
     n = int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
@@ -155,7 +155,7 @@ def probe_scores(model: Any, x_val: np.ndarray, y_val: np.ndarray,
         clean: The model's scores on ``x_val`` when the caller has them already (saves a pass).
         keep: When given, filled with the raw scores behind each AUC (``{"val_auc": clean,
             "val_auc_<shift>": scores on that copy}``), for the out-of-fold record
-            (``search/oof.py``) without a second pass.
+            (``search/store/oof.py``) without a second pass.
 
     Returns:
         ``{"val_auc", "val_auc_border", "val_auc_photometric", "val_auc_geometric",
@@ -183,7 +183,7 @@ def objective_scores(model: Any, objective: str, x_val: np.ndarray, y_val: np.nd
                      ) -> dict[str, float]:
     """The probe ``objective`` of ``model``'s current weights, at the least cost.
 
-    A ladder rung (search.ladder) needs only the objective: one shifted probe is one pass over
+    A ladder rung (search.schedule.ladder) needs only the objective: one shifted probe is one pass over
     its copy of the validation images; ``val_auc_robust`` and ``val_auc_batch`` need every
     pass (:func:`probe_scores`).
     """

@@ -19,10 +19,10 @@
   pruned trials are never promoted.
 - Over-budget configurations (``--max-params``, ``--max-gflops``) are refused when drawn, from
   the exact counts (``oracle.refusal``), so they never become trials and never use up the cap.
-- Bayesian optimisation starts modelling after ``search.oracle_base.startup_trials`` trials (KerasTuner
+- Bayesian optimisation starts modelling after ``search.tuners.oracle_base.startup_trials`` trials (KerasTuner
   waits for 3 x the number of dimensions: 87 for the CNN space), learns from failed trials as
   the worst score seen, and never proposes a configuration already tried or over budget.
-- A trial stopped by the ladder (``search.ladder``) reports ``cxr_pruned`` = 1 and its rung
+- A trial stopped by the ladder (``search.schedule.ladder``) reports ``cxr_pruned`` = 1 and its rung
   values (``cxr_rung<i>``): the Gaussian process learns from its score at the rung where it
   stopped, TPE from every rung as Optuna's intermediate values; it is never the best trial and
   never promoted. One stopped for cost reports ``cxr_censored`` = 1: no tuner learns from it.
@@ -40,18 +40,18 @@ import math
 import keras_tuner as kt
 import numpy as np
 
-from search import compat
-from search.oracle_base import (CENSORED_METRIC, ENDED, MAX_REFUSED_DRAWS, PRUNED_METRIC,
-                                CappedOracleMixin, default_values, is_censored, is_pruned,
-                                startup_trials, trial_module)
-from search.tpe import CappedTPEOracle
+from search.runtime import compat
+from search.tuners.oracle_base import (CENSORED_METRIC, ENDED, MAX_REFUSED_DRAWS, PRUNED_METRIC,
+                                       CappedOracleMixin, default_values, is_censored, is_pruned,
+                                       startup_trials, trial_module)
+from search.tuners.tpe import CappedTPEOracle
 
 __all__ = ["CENSORED_METRIC", "ENDED", "MAX_REFUSED_DRAWS", "PRUNED_METRIC", "CappedOracleMixin",
            "default_values", "is_censored", "is_pruned", "make_oracle", "startup_trials", "CappedTPEOracle"]
 
 HYPERBAND_FACTOR = 3
 HYPERBAND_ITERATIONS = 1000  # unused by the sized brackets; kept in KerasTuner's saved state
-# Our own consecutive-failure rule (search.failures) replaces KerasTuner's, which raises a bare
+# Our own consecutive-failure rule (search.fit.failures) replaces KerasTuner's, which raises a bare
 # RuntimeError from inside end_trial before the trial is saved.
 _NO_KT_FAILURE_LIMIT = 10**9
 
@@ -232,7 +232,7 @@ class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOra
     """Bayesian optimisation (Gaussian process, upper confidence bound) with a trial cap.
 
     Differs from KerasTuner's in three ways: it models after
-    ``search.oracle_base.startup_trials`` ended trials (failures count: they are information too);
+    ``search.tuners.oracle_base.startup_trials`` ended trials (failures count: they are information too);
     failed trials enter the model with the worst score seen, so it learns to avoid their region
     instead of proposing it again; and among the acquisition optima of its restarts it takes the
     best one that is neither tried already nor over budget, falling back to a random draw.
@@ -343,7 +343,7 @@ def make_oracle(tuner: str, *, objective: str, direction: str, max_trials: int,
     """Builds the capped oracle for ``--tuner``.
 
     Args:
-        tuner: ``hyperband``, ``bayesian``, ``tpe`` (``search.tpe``) or ``random``.
+        tuner: ``hyperband``, ``bayesian``, ``tpe`` (``search.tuners.tpe``) or ``random``.
         objective: Metric name, e.g. ``val_auc``.
         direction: ``max`` or ``min``.
         max_trials: The trial cap.

@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
-from search.run_folder import read_json
 
 ETA = 3
 DEFAULT_FIRST_RUNG = 2
@@ -197,12 +195,6 @@ def budget_of(cv: dict[str, Any]) -> tuple[int, int] | None:
     return int(hb["epochs"]), int(hb.get("initial_epoch") or 0)
 
 
-def family_records(family_dir: Path) -> list[dict[str, Any]]:
-    """Every trial's ``cv.json`` in a family folder (workers' trials included)."""
-    return [r for r in (read_json(p) for p in sorted(Path(family_dir).glob("trial_*/cv.json")))
-            if r]
-
-
 def rung_entries(cv: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """``{rung index: entry}`` of a trial's ``cv.json`` ladder record."""
     ladder = cv.get("ladder") or {}
@@ -213,7 +205,7 @@ def peer_values(records: Iterable[dict[str, Any]], rung: int, *, budget: tuple[i
                 bracket: int, exclude: str) -> list[float]:
     """The values other trials recorded at ``rung`` (same round length and bracket).
 
-    A censored trial (stopped for cost, ``search.cost``) counts where it reached: its values
+    A censored trial (stopped for cost, ``search.schedule.cost``) counts where it reached: its values
     were measured like anyone's; what it did not reach, it does not claim.
     """
     out = []

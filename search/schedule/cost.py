@@ -1,9 +1,9 @@
 """Cost under ``--time-budget``: when a configuration is stopped for what it costs, and when the
 search ends instead of drawing a configuration it cannot judge.
 
-Quality is the ladder's business (``search.ladder``); these rules only look at time, and what
+Quality is the ladder's business (``search.schedule.ladder``); these rules only look at time, and what
 they stop is **censored**, never scored: the tuners learn nothing about the quality of a
-configuration stopped for its cost (``cxr_censored``, ``search.oracle_base.is_censored``).
+configuration stopped for its cost (``cxr_censored``, ``search.tuners.oracle_base.is_censored``).
 
 * **Share.** No configuration may spend more than ``--max-trial-share`` of the budget (default
   25%) before a ladder rung has compared it with another configuration. The first
@@ -16,7 +16,7 @@ configuration stopped for its cost (``cxr_censored``, ``search.oracle_base.is_ce
   first rung (:func:`search_end_reason`). When it cannot get there, the search stops and says
   so: a configuration that cannot reach a rung cannot be judged, and its time is better kept.
   That configuration stays queued and resumable, like a trial the budget cuts.
-* **Budget cut.** A trial the budget cuts (``search.budget``) is never stopped by a rule: it
+* **Budget cut.** A trial the budget cuts (``search.schedule.budget``) is never stopped by a rule: it
   stays ``RUNNING`` and resumable, its finished folds kept, whatever rungs it passed.
 
 Earlier versions also stopped a trial whose remaining folds "could not finish" at its measured
@@ -61,7 +61,7 @@ def search_end_reason(*, left_s: float | None, first_rung_s: float | None) -> st
 
     Args:
         left_s: Seconds the time budget has left (None: no budget).
-        first_rung_s: ``search.ladder.seconds_to_first_rung`` of the earlier configurations
+        first_rung_s: ``search.schedule.ladder.seconds_to_first_rung`` of the earlier configurations
             (None: none reached a rung yet, so there is nothing to estimate from).
     """
     if left_s is None or first_rung_s is None or left_s >= first_rung_s:

@@ -1,13 +1,13 @@
 """Judging a trial while it trains: the seam where the ladder and the cost rule meet the fit.
 
 :class:`TrialJudge` holds one trial's state across its folds (its ladder bracket, the rungs it
-passed, the time it spent) and gives ``search.fold_fit`` one Keras callback per fold. At the end
+passed, the time it spent) and gives ``search.fit.fold_fit`` one Keras callback per fold. At the end
 of every epoch the callback
 
-* at a ladder rung inside the fold (``search.ladder``), measures the objective on the current
+* at a ladder rung inside the fold (``search.schedule.ladder``), measures the objective on the current
   weights and asks the ladder whether the configuration goes on (the tuner asks again at the
   end of the fold for the fold-end rung, :meth:`TrialJudge.at_fold_end`);
-* under ``--time-budget``, applies the share rule of ``search.cost`` to a configuration no rung
+* under ``--time-budget``, applies the share rule of ``search.schedule.cost`` to a configuration no rung
   has compared with another yet.
 
 The first rule that fires stops the fit and ``fit_fold`` raises :class:`TrialStopped` after
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from search import cost, ladder
+from search.schedule import cost, ladder
+from search.store.trial_record import family_records
 
 
 class TrialStopped(Exception):
@@ -45,11 +46,11 @@ class TrialJudge:
         trial_id: The judged trial.
         objective: The search objective (``val_auc_geometric``, ``val_auc``, ``val_loss``...).
         direction: ``max`` or ``min``.
-        budget_epochs: ``search.ladder.budget_of`` of the trial (peers share it).
+        budget_epochs: ``search.schedule.ladder.budget_of`` of the trial (peers share it).
         round_epochs: Epochs of each fold's round (``--max-epochs``; a Hyperband round's length).
         first_rung: ``--first-rung``; None turns the ladder off (``--no-ladder``).
         brackets: ``--ladder-brackets``.
-        time_budget: The family's ``search.budget.TimeBudget`` (its ``minutes`` may be None).
+        time_budget: The family's ``search.schedule.budget.TimeBudget`` (its ``minutes`` may be None).
         max_share: ``--max-trial-share``.
         has_peers: Other trials of the family ended before this one (the first is exempt from
             the share rule).
@@ -114,7 +115,7 @@ class TrialJudge:
         A bracket's first rung is ``bracket``: below it the value is recorded (for the record
         and the tuners) but nothing is judged.
         """
-        peers = ladder.peer_values(ladder.family_records(self.family_dir), rung.index,
+        peers = ladder.peer_values(family_records(self.family_dir), rung.index,
                                    budget=self.budget_epochs, bracket=self.bracket,
                                    exclude=self.trial_id)
         v = ladder.verdict(value, peers, self.direction)
@@ -185,7 +186,7 @@ class TrialJudge:
         return Judge()
 
     def cost_reason(self, fold: int, epoch: int) -> str | None:
-        """The share rule (search.cost) for a configuration no rung compared yet, or None."""
+        """The share rule (search.schedule.cost) for a configuration no rung compared yet, or None."""
         minutes = getattr(self.time_budget, "minutes", None)
         if minutes is None or not self.enabled:
             # Without the ladder nothing ever judges a trial, so "unjudged" says nothing.

@@ -1,7 +1,7 @@
 """What every capped oracle shares: the trial cap, defaults first, refusals, resume, and how a
 trial's outcome is read (completed, pruned by the ladder, censored by a cost stop).
 
-``search.oracles`` (Hyperband, Bayesian, random) and ``search.tpe`` both build on this module;
+``search.tuners.oracles`` (Hyperband, Bayesian, random) and ``search.tuners.tpe`` both build on this module;
 neither imports the other's internals, so imports run one way: ``oracle_base`` <- ``tpe`` <-
 ``oracles``.
 """
@@ -12,14 +12,15 @@ from typing import Callable
 
 import keras_tuner as kt
 
-from search import compat, fold_records
+from search.runtime import compat
+from search.store import fold_records
 
 trial_module = compat.trial_module()
 
 # How many over-budget draws in a row before the space is declared exhausted. Each refusal is
 # a pure arithmetic count (spaces.common), so this costs milliseconds.
 MAX_REFUSED_DRAWS = 2000
-# The metrics a stopped trial reports (search.fold_records.oracle_metrics adds them).
+# The metrics a stopped trial reports (search.store.fold_records.oracle_metrics adds them).
 PRUNED_METRIC = fold_records.PRUNED_METRIC
 CENSORED_METRIC = fold_records.CENSORED_METRIC
 ENDED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED,
@@ -65,12 +66,12 @@ def is_pruned(trial) -> bool:
 
 def is_censored(trial) -> bool:
     """True for a trial a cost rule stopped (it reports ``cxr_censored``): its quality is
-    unknown, so no tuner learns from its score (search.cost)."""
+    unknown, so no tuner learns from its score (search.schedule.cost)."""
     return _flag(trial, CENSORED_METRIC)
 
 
 def rung_values(trial) -> dict[int, float]:
-    """``{rung index: value}`` a trial reported (``cxr_rung<i>``, search.fold_records)."""
+    """``{rung index: value}`` a trial reported (``cxr_rung<i>``, search.store.fold_records)."""
     metrics = getattr(trial, "metrics", None)
     out = {}
     if metrics is None:
@@ -95,7 +96,7 @@ class CappedOracleMixin:
 
     Also makes the first trial of every search the space's defaults (the notes' basic model),
     which KerasTuner's oracles would otherwise draw at random like every other trial; refuses
-    over-budget draws through ``refusal`` (set by ``search.cv_tuner.CVTuner``); and keeps
+    over-budget draws through ``refusal`` (set by ``search.tuners.cv_tuner.CVTuner``); and keeps
     pruned and censored trials out of the best trials.
     """
 

@@ -19,7 +19,7 @@ them, about 6-11 MB per fold fit between them (measured with ``benchmarks/memory
 
 With both, the resident set of a long search levels off after the first few trials instead of
 growing linearly (figures in ``benchmarks/RESULTS.md``). Other backends need neither and are left
-alone. The registry is private TensorFlow API, reached through ``search.compat``: a version
+alone. The registry is private TensorFlow API, reached through ``search.runtime.compat``: a version
 that moved it is refused when the search starts (``compat.check_supported``); outside a search
 the guard then does nothing rather than fail.
 
@@ -44,7 +44,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from search import compat
+from search.runtime import compat
 
 _CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 _malloc_trim: Any = None  # glibc's malloc_trim, False where there is none (looked up once)

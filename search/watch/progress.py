@@ -15,11 +15,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import keras
 
-from search.failures import short_reason
+from search.fit.failures import short_reason
 
 
 def format_duration(seconds: float) -> str:
@@ -32,6 +32,17 @@ def format_duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def hyperband_stage(hyperband: dict[str, Any] | None) -> str | None:
+    """``round 2, 10 epochs, continues 0003`` for a Hyperband trial (its ``cv.json``
+    ``hyperband`` record); None otherwise."""
+    if not hyperband or "round" not in hyperband:
+        return None
+    text = f"round {int(hyperband['round']) + 1}, {hyperband.get('epochs')} epochs"
+    if hyperband.get("trial_id"):
+        text += f", continues {hyperband['trial_id']}"
+    return text
 
 
 class Progress:
@@ -113,7 +124,7 @@ class Progress:
             body = (f"{objective} {mean:.4f} +- {std:.4f} [folds {folds}] {diagnosis}")
         elif status == "PRUNED":
             folds = " ".join(f"{s:.3f}" for s in fold_scores)
-            # Stopped inside its first fold (a ladder rung, search.cost): no fold finished.
+            # Stopped inside its first fold (a ladder rung, search.schedule.cost): no fold finished.
             body = f"PRUNED [folds {folds}] ({reason})" if folds else f"PRUNED ({reason})"
         else:
             # The numbers and the fix, not a prefix cut; the full reason is in cv.json.
