@@ -13,7 +13,8 @@ does (``spaces`` fit, early stopping on ``val_auc`` with restore), then reports 
 The default configurations are the notes' basic CNN without augmentation (``plain``) and with
 the project's augmentation at strength 1.0 (``augmented``), both up to 30 epochs, patience 6.
 ``--config NAME='{"hp": value, ...}'`` adds configurations (hyperparameter overrides on the
-space's defaults; ``_epochs`` and ``_patience`` override the budget); ``--run NAME=RUN_DIR`` adds a finished search's best CNN trial, evaluated
+space's defaults; ``_epochs`` and ``_patience`` override the budget); ``--run NAME=RUN_DIR`` adds a
+finished search's best CNN trial, evaluated
 from its saved fold weights (no retraining), so a search winner is compared on the same terms.
 
     python benchmarks/generalisation.py --out runs/generalisation

@@ -1,6 +1,7 @@
 """Records per-epoch probe curves on the real data, for replaying the successive-halving ladder.
 
-The ladder (``search/schedule/ladder.py``) ranks configurations at early rungs by the search objective
+The ladder (``search/schedule/ladder.py``) ranks configurations at early rungs by the search
+objective
 measured there (the geometric probe on the fold's validation images). Whether that early rank
 loses the configurations that end best, slow starters above all (batch norm, strong
 augmentation), can only be measured on real curves of that objective: this script records them,

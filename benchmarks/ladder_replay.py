@@ -1,5 +1,5 @@
-"""Replays the successive-halving ladder (search/schedule/ladder.py) on recorded per-epoch probe curves, to
-choose its first rung and brackets from a measurement: what does it save, and which of the
+"""Replays the successive-halving ladder (search/schedule/ladder.py) on recorded per-epoch probe
+curves, to choose its first rung and brackets from a measurement: what does it save, and which of the
 configurations that end best does it lose (slow starters above all)?
 
 Input: ``curves.json`` of ``benchmarks/ladder_curves.py`` (per configuration, the objective -

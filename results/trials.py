@@ -43,7 +43,8 @@ def _skip(path: Path, err: Exception, notes: list[str] | None) -> None:
 def search_active(run_dir: str | Path) -> bool:
     """True when a live search holds the run folder (its ``.lock``, or a worker's ``.lock.<id>``).
 
-    On this host the OS lock says it (:func:`search.store.lock.is_held`), so the lock file left behind
+    On this host the OS lock says it (:func:`search.store.lock.is_held`), so the lock file left
+    behind
     by a search killed with ``kill -9`` does not count. A lock record written by another host
     (distributed workers on shared storage) cannot be probed from here and is trusted.
     """

@@ -22,7 +22,8 @@ import numpy as np
 
 from results.errors import ResultsError
 from results.model_io import chosen_epochs, export_path, read_json, write_json
-from results.rebuild import build_hypermodel, fold_hypermodel, trial_hyperparameters, without_augmentation
+from results.rebuild import (build_hypermodel, fold_hypermodel, trial_hyperparameters,
+                             without_augmentation)
 from results.thresholds import select_thresholds
 
 OUT_OF_FOLD = "out_of_fold_early_stopped"  # fold models' scores on their own validation folds

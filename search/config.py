@@ -58,7 +58,8 @@ class SearchConfig:
     folds: int = 3
     max_trials: int = 10
     max_epochs: int = 10
-    # Hyperband's first round (None: a third of max_epochs, search.tuners.oracles.default_min_epochs);
+    # Hyperband's first round (None: a third of max_epochs,
+    # search.tuners.oracles.default_min_epochs);
     # resolved before run.json records it. Unused by bayesian and random.
     min_epochs: int | None = None
     patience: int = 3
@@ -87,7 +88,8 @@ class SearchConfig:
     # None: the default for the image size (spaces.budget); max_gflops 0: no FLOPs limit.
     max_params: int | None = None
     max_gflops: float | None = None
-    # GPU box (search.runtime.devices): recorded in run.json, not compared on resume, so a run can be
+    # GPU box (search.runtime.devices): recorded in run.json, not compared on resume, so a run can
+    # be
     # resumed on another machine with other devices.
     mixed_precision: str = "off"
     jit_compile: str = "auto"
@@ -263,7 +265,8 @@ def validate(config: SearchConfig) -> SearchConfig:
              f"{config.min_epochs}. It is Hyperband's first round; leave it out for a third of "
              "--max-epochs.")
     _require(config.patience >= 1, f"--patience must be at least 1; got {config.patience}.")
-    # Above half of --max-epochs the first fold simply has no rung inside it (search.schedule.ladder):
+    # Above half of --max-epochs the first fold simply has no rung inside it
+    # (search.schedule.ladder):
     # only its end is judged. So any positive number is valid with any --max-epochs.
     _require(isinstance(config.first_rung, int) and config.first_rung >= 1,
              f"--first-rung must be a whole number of epochs, at least 1; got "

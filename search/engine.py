@@ -220,8 +220,8 @@ def run_search_job(config: SearchConfig) -> dict[str, Any]:
     check_two_classes(data_pipeline.discover(config.data).class_names, config.data)
     run_dir = Path(config.run_dir)
     if config.objective == AUTO_OBJECTIVE:  # before run.json records it; a file listing suffices
-        preflight.resolve_auto_objectives(config, len(data_pipeline.discover(config.data).class_names),
-                                 rf.read_json(run_dir / rf.RUN_JSON))
+        n_classes = len(data_pipeline.discover(config.data).class_names)
+        preflight.resolve_auto_objectives(config, n_classes, rf.read_json(run_dir / rf.RUN_JSON))
     files_fp = data_pipeline.data_fingerprint(config.data)
     record_cfg = config.to_record(space.to_dict())
     if worker:

@@ -242,7 +242,8 @@ class TransferHyperModel(BaseHyperModel):
                 best = (_best(h.history[stop.monitor], stop.monitor), model.get_weights())
         if start < epochs and any(getattr(c, "stops_before_stage", lambda: False)()
                                   for c in callbacks):
-            # The time budget was spent in stage 1's last epoch (search.schedule.budget): stage 2 would
+            # The time budget was spent in stage 1's last epoch (search.schedule.budget): stage 2
+            # would
             # be cut at its first epoch and the fold discarded anyway, so it never starts.
             model.stop_training = True
             return _history(history, initial_epoch)

@@ -1,7 +1,8 @@
 """The comparison report: the exported winners side by side on held-out test images.
 
 ``compare.py`` runs the evaluation (``compare_models``) on the images ``evaluation_data.py``
-loads (the run's test split or a named folder, refused when it overlaps training), ``figures.py`` draws its figures,
+loads (the run's test split or a named folder, refused when it overlaps training), ``figures.py``
+draws its figures,
 ``gradcam.py`` the Grad-CAM maps, ``sections.py`` writes the words (verdict, sections) and
 ``page.py`` renders them to ``report.md`` and ``report.html``.
 

@@ -161,9 +161,11 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         epochs: Train up to this absolute epoch (Hyperband's ``tuner/epochs``).
         initial_epoch: Absolute epoch to start from (Hyperband's ``tuner/initial_epoch``).
         extra_callbacks: Progress bar and test hooks.
-        budget: The family's ``search.schedule.budget.TimeBudget``: stops at the end of the epoch that
+        budget: The family's ``search.schedule.budget.TimeBudget``: stops at the end of the epoch
+        that
             spends it, and the fold is discarded (BudgetExhausted). None: no budget.
-        judge: The trial's ``search.schedule.fold_judge.TrialJudge`` (ladder rungs, the cost rule), or None.
+        judge: The trial's ``search.schedule.fold_judge.TrialJudge`` (ladder rungs, the cost rule),
+        or None.
             When it stops the fold, the partial curve is saved to ``pruned_fold<k>.json`` and
             ``TrialStopped`` is raised.
 
@@ -178,7 +180,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
 
     Raises:
         keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
-        search.schedule.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung, or cost).
+        search.schedule.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung, or
+        cost).
     """
     full_objective, objective = objective, probes.epoch_metric(objective)
     fseed = fold_seed(seed, fold)

@@ -8,7 +8,8 @@ them, about 6-11 MB per fold fit between them (measured with ``benchmarks/memory
 1. **Optimizer slots created inside the traced train step.** Without a ``tf.distribute``
    strategy, Keras defers ``optimizer.build`` to the first traced step, and ``tf.function`` wraps
    each slot's initialiser in a ``tf.cond`` whose branch functions stay registered in the eager
-   context for the life of the process (four per weight under Adam). :func:`build_optimizer` builds the
+   context for the life of the process (four per weight under Adam). :func:`build_optimizer` builds
+   the
    slots eagerly before ``fit``, so nothing is lifted.
 2. **A gradient registration per traced train step.** Keras's TensorFlow optimizer sums gradients
    through ``tf.distribute``'s replica context even with a single replica; TensorFlow implements
@@ -32,7 +33,8 @@ to +85 and +77 MB in two measurements.
 A third measure is about time: :func:`frozen_heap` moves the objects alive when the search starts
 (TensorFlow, Keras and KerasTuner modules, the data: ~500k objects) out of the cyclic garbage
 collector's view, so the collections ``clear_session()`` runs between folds take milliseconds
-instead of ~0.3 s each (there were four per fold). Reference counting still frees those objects when they
+instead of ~0.3 s each (there were four per fold). Reference counting still frees those objects when
+they
 are dropped; only reference cycles among them wait until the search ends.
 """
 

@@ -183,7 +183,8 @@ def objective_scores(model: Any, objective: str, x_val: np.ndarray, y_val: np.nd
                      ) -> dict[str, float]:
     """The probe ``objective`` of ``model``'s current weights, at the least cost.
 
-    A ladder rung (search.schedule.ladder) needs only the objective: one shifted probe is one pass over
+    A ladder rung (search.schedule.ladder) needs only the objective: one shifted probe is one pass
+    over
     its copy of the validation images; ``val_auc_robust`` and ``val_auc_batch`` need every
     pass (:func:`probe_scores`).
     """

@@ -14,7 +14,8 @@ extension points; they stay in their modules (the override is the whole point), 
 :data:`OVERRIDDEN` lists them so :func:`missing_internals` checks that each base method still
 exists:
 
-* ``search/tuners/oracles.py`` (``CappedOracleMixin`` and the capped oracles): ``Oracle.populate_space``,
+* ``search/tuners/oracles.py`` (``CappedOracleMixin`` and the capped oracles):
+``Oracle.populate_space``,
   ``_random_values``, ``create_trial``, ``get_best_trials``, ``reload``, ``get_state``,
   ``set_state``; ``HyperbandOracle._start_new_bracket`` (and its ``_brackets`` /
   ``_current_iteration`` state); ``BayesianOptimizationOracle._vectorize_trials``, with its

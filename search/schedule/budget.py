@@ -23,7 +23,8 @@ class BudgetExhausted(FatalError):
 
 class SearchEnded(BudgetExhausted):
     """The budget left cannot take a new configuration to its first ladder rung
-    (``search.schedule.cost.search_end_reason``); the run is resumable, the next trial stays queued."""
+    (``search.schedule.cost.search_end_reason``); the run is resumable, the next trial stays
+    queued."""
 
 
 class TimeBudget:

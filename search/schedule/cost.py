@@ -1,7 +1,8 @@
 """Cost under ``--time-budget``: when a configuration is stopped for what it costs, and when the
 search ends instead of drawing a configuration it cannot judge.
 
-Quality is the ladder's business (``search.schedule.ladder``); these rules only look at time, and what
+Quality is the ladder's business (``search.schedule.ladder``); these rules only look at time, and
+what
 they stop is **censored**, never scored: the tuners learn nothing about the quality of a
 configuration stopped for its cost (``cxr_censored``, ``search.tuners.oracle_base.is_censored``).
 
@@ -16,7 +17,8 @@ configuration stopped for its cost (``cxr_censored``, ``search.tuners.oracle_bas
   first rung (:func:`search_end_reason`). When it cannot get there, the search stops and says
   so: a configuration that cannot reach a rung cannot be judged, and its time is better kept.
   That configuration stays queued and resumable, like a trial the budget cuts.
-* **Budget cut.** A trial the budget cuts (``search.schedule.budget``) is never stopped by a rule: it
+* **Budget cut.** A trial the budget cuts (``search.schedule.budget``) is never stopped by a rule:
+it
   stays ``RUNNING`` and resumable, its finished folds kept, whatever rungs it passed.
 
 Earlier versions also stopped a trial whose remaining folds "could not finish" at its measured

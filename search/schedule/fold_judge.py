@@ -4,10 +4,12 @@
 passed, the time it spent) and gives ``search.fit.fold_fit`` one Keras callback per fold. At the end
 of every epoch the callback
 
-* at a ladder rung inside the fold (``search.schedule.ladder``), measures the objective on the current
+* at a ladder rung inside the fold (``search.schedule.ladder``), measures the objective on the
+current
   weights and asks the ladder whether the configuration goes on (the tuner asks again at the
   end of the fold for the fold-end rung, :meth:`TrialJudge.at_fold_end`);
-* under ``--time-budget``, applies the share rule of ``search.schedule.cost`` to a configuration no rung
+* under ``--time-budget``, applies the share rule of ``search.schedule.cost`` to a configuration no
+rung
   has compared with another yet.
 
 The first rule that fires stops the fit and ``fit_fold`` raises :class:`TrialStopped` after
@@ -50,7 +52,8 @@ class TrialJudge:
         round_epochs: Epochs of each fold's round (``--max-epochs``; a Hyperband round's length).
         first_rung: ``--first-rung``; None turns the ladder off (``--no-ladder``).
         brackets: ``--ladder-brackets``.
-        time_budget: The family's ``search.schedule.budget.TimeBudget`` (its ``minutes`` may be None).
+        time_budget: The family's ``search.schedule.budget.TimeBudget`` (its ``minutes`` may be
+        None).
         max_share: ``--max-trial-share``.
         has_peers: Other trials of the family ended before this one (the first is exempt from
             the share rule).
@@ -186,7 +189,8 @@ class TrialJudge:
         return Judge()
 
     def cost_reason(self, fold: int, epoch: int) -> str | None:
-        """The share rule (search.schedule.cost) for a configuration no rung compared yet, or None."""
+        """The share rule (search.schedule.cost) for a configuration no rung compared yet, or
+        None."""
         minutes = getattr(self.time_budget, "minutes", None)
         if minutes is None or not self.enabled:
             # Without the ladder nothing ever judges a trial, so "unjudged" says nothing.

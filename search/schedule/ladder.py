@@ -205,7 +205,8 @@ def peer_values(records: Iterable[dict[str, Any]], rung: int, *, budget: tuple[i
                 bracket: int, exclude: str) -> list[float]:
     """The values other trials recorded at ``rung`` (same round length and bracket).
 
-    A censored trial (stopped for cost, ``search.schedule.cost``) counts where it reached: its values
+    A censored trial (stopped for cost, ``search.schedule.cost``) counts where it reached: its
+    values
     were measured like anyone's; what it did not reach, it does not claim.
     """
     out = []

@@ -47,7 +47,8 @@ def best_epoch_index(fold: Mapping[str, Any]) -> int | None:
     return None if best is None else int(best) - int(fold.get("initial_epoch") or 0) - 1
 
 
-# The metrics a stopped trial reports to the oracle (search.tuners.oracle_base reads them): pruned by
+# The metrics a stopped trial reports to the oracle (search.tuners.oracle_base reads them): pruned
+# by
 # the ladder (a rung's score, never the best), censored by a cost rule (no score to learn from).
 PRUNED_METRIC = "cxr_pruned"
 CENSORED_METRIC = "cxr_censored"

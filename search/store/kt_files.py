@@ -86,7 +86,8 @@ def trial_state_from_cv(cv: dict[str, Any], space: list[dict[str, Any]]) -> dict
     mean = cv.get("mean") or {}
     status = cv.get("status", "RUNNING")
     metrics = {}
-    if status == "PRUNED":  # KerasTuner's view: completed, with the pruned flag (search.schedule.ladder)
+    # KerasTuner's view of a pruned trial: completed, with the pruned flag (search.schedule.ladder)
+    if status == "PRUNED":
         status, mean = "COMPLETED", oracle_metrics(cv)
     if status == "COMPLETED":
         metrics = {name: {"direction": (direction if name == objective else

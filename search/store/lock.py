@@ -1,7 +1,8 @@
 """One search per run folder: a ``.lock`` file holding pid, host, start time and role.
 
 The file is held with an OS lock (``flock``) for the life of the search, so a lock left by a
-dead process (``kill -9``) is free again and is taken over. A lock held by a live process, or by another host (whose pids we cannot check), is
+dead process (``kill -9``) is free again and is taken over. A lock held by a live process, or by
+another host (whose pids we cannot check), is
 refused. The ``role`` field leaves room for KerasTuner's distributed mode: the chief holds
 ``.lock``; a worker would hold ``.lock.<tuner_id>`` with ``role="worker"`` so chief and workers
 share one project folder without refusing each other.

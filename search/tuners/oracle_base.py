@@ -1,7 +1,8 @@
 """What every capped oracle shares: the trial cap, defaults first, refusals, resume, and how a
 trial's outcome is read (completed, pruned by the ladder, censored by a cost stop).
 
-``search.tuners.oracles`` (Hyperband, Bayesian, random) and ``search.tuners.tpe`` both build on this module;
+``search.tuners.oracles`` (Hyperband, Bayesian, random) and ``search.tuners.tpe`` both build on this
+module;
 neither imports the other's internals, so imports run one way: ``oracle_base`` <- ``tpe`` <-
 ``oracles``.
 """

@@ -19,7 +19,8 @@
   pruned trials are never promoted.
 - Over-budget configurations (``--max-params``, ``--max-gflops``) are refused when drawn, from
   the exact counts (``oracle.refusal``), so they never become trials and never use up the cap.
-- Bayesian optimisation starts modelling after ``search.tuners.oracle_base.startup_trials`` trials (KerasTuner
+- Bayesian optimisation starts modelling after ``search.tuners.oracle_base.startup_trials`` trials
+(KerasTuner
   waits for 3 x the number of dimensions: 87 for the CNN space), learns from failed trials as
   the worst score seen, and never proposes a configuration already tried or over budget.
 - A trial stopped by the ladder (``search.schedule.ladder``) reports ``cxr_pruned`` = 1 and its rung
@@ -232,7 +233,8 @@ class CappedBayesianOracle(CappedOracleMixin, kt.oracles.BayesianOptimizationOra
     """Bayesian optimisation (Gaussian process, upper confidence bound) with a trial cap.
 
     Differs from KerasTuner's in three ways: it models after
-    ``search.tuners.oracle_base.startup_trials`` ended trials (failures count: they are information too);
+    ``search.tuners.oracle_base.startup_trials`` ended trials (failures count: they are information
+    too);
     failed trials enter the model with the worst score seen, so it learns to avoid their region
     instead of proposing it again; and among the acquisition optima of its restarts it takes the
     best one that is neither tried already nor over budget, falling back to a random draw.

@@ -20,7 +20,8 @@ KerasTuner's trials enter the study:
 - pruned by the ladder (``cxr_pruned``): ``PRUNED`` with every rung they reached as
   intermediate values. TPE ranks pruned trials below completed ones and among themselves by the
   last rung reached, then by the value there, as Optuna's own pruners leave them;
-- censored by a cost rule (``cxr_censored``, ``search.schedule.cost``): ``FAIL``, so TPE neither counts
+- censored by a cost rule (``cxr_censored``, ``search.schedule.cost``): ``FAIL``, so TPE neither
+counts
   them as start-up trials nor takes "stopped for its cost" for "bad";
 - failed or invalid: ``FAIL`` (TPE ignores them, as Optuna does; exact repeats are never
   proposed again, ``compat.is_duplicate``);

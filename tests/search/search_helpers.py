@@ -60,8 +60,8 @@ def cv_records(family_dir: Path) -> dict[str, dict]:
 
 
 def toy_oracle(tuner: str, folder: Path, *, max_trials: int = 10):
-    """A capped oracle (search.tuners.oracles.make_oracle) over one float dimension ``x``, saving its
-    trials under ``folder``: for the tests that end trials by hand."""
+    """A capped oracle (search.tuners.oracles.make_oracle) over one float dimension ``x``,
+    saving its trials under ``folder``: for the tests that end trials by hand."""
     import keras_tuner as kt
 
     from search.tuners.oracles import make_oracle

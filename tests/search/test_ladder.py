@@ -1,5 +1,6 @@
-"""The successive-halving ladder (search.schedule.ladder), its judge (search.schedule.fold_judge), the cost rule
-(search.schedule.cost) and how each outcome reaches the tuners (search.tuners.oracle_base, search.tuners.tpe)."""
+"""The successive-halving ladder (search.schedule.ladder), its judge (search.schedule.fold_judge),
+the cost rule (search.schedule.cost) and how each outcome reaches the tuners
+(search.tuners.oracle_base, search.tuners.tpe)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from search.schedule.fold_judge import TrialJudge
 from search.store.trial_record import family_records
 
 
-# -- the rule ---------------------------------------------------------------------------------------
+# -- the rule
+# ---------------------------------------------------------------------------------------
 def test_rungs_climb_the_first_fold_then_its_end():
     def shape(rs):
         return [(r.index, r.fold, r.epoch) for r in rs]
@@ -115,7 +117,8 @@ def test_a_rung_a_trial_passed_before_is_not_judged_again_after_a_resume(tmp_pat
     assert judge.judge_rung(judge.rungs[0], 0.5) is None and seen[-1]["promoted"]
 
 
-# -- cost and the search end -------------------------------------------------------------------------
+# -- cost and the search end
+# -------------------------------------------------------------------------
 class _Budget:
     def __init__(self, minutes, remaining_s):
         self.minutes, self.remaining_s = minutes, remaining_s
@@ -194,7 +197,8 @@ def test_tpe_reads_every_rung_as_an_intermediate_value(tmp_path):
                    ("PRUNED", {0: 0.6})]
 
 
-# -- end to end (tiny data) -------------------------------------------------------------------------
+# -- end to end (tiny data)
+# -------------------------------------------------------------------------
 def test_the_ladder_prunes_inside_the_first_fold_and_records_every_rung(
         tmp_path, synthetic_root, monkeypatch):
     from results.leaderboard import build_leaderboard

@@ -1,4 +1,5 @@
-"""Out-of-fold predictions (search/store/oof.py): written with every finished fold, kept by a resume."""
+"""Out-of-fold predictions (search/store/oof.py): written with every finished fold, kept by a
+resume."""
 
 from __future__ import annotations
 

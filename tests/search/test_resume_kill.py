@@ -1,7 +1,8 @@
 """Resume after kill -9 at three moments, and a clean stop on SIGTERM (subprocesses).
 
 The kill moments are deterministic: ``CXR_TEST_KILL_AT`` makes the search SIGKILL itself
-(``search/runtime/failpoints.py``). After the rerun of the same command, the run must hold exactly the
+(``search/runtime/failpoints.py``). After the rerun of the same command, the run must hold exactly
+the
 requested trials, each id once, all completed, and ``fits.jsonl`` must show that no finished
 fold was trained again.
 """

@@ -223,7 +223,8 @@ def test_refused_resume_and_live_lock(tmp_path, synthetic_root):
 @pytest.mark.slow
 def test_over_budget_default_cnn_at_128px_under_a_device_wrapper_is_skipped_not_built(
         tmp_path, synthetic_root):
-    # --jit-compile off wraps the hypermodel (search.runtime.devices.ScaledHyperModel). The notes' basic
+    # --jit-compile off wraps the hypermodel (search.runtime.devices.ScaledHyperModel). The notes'
+    # basic
     # CNN at 128 px has 4.2M parameters, over this --max-params: KerasTuner's start-up used to
     # build it (and, with the limit set on the wrapper, abort the search). Now the space is
     # declared without building and the default is refused when drawn: the search trains
