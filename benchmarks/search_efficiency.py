@@ -14,7 +14,10 @@ epochs with patience 6, ``benchmarks/reference_space.toml``, seed 42, ``--time-b
 Reported per variant, from the run folder's ``cv.json`` files only:
 
 - ``judged``: configurations judged on quality (completed, or stopped by a quality rule: the
-  ladder, racing, a rung); cost stops and budget cuts do not count;
+  ladder, racing, a rung; or suspended at a ladder rung that at least 3 configurations
+  reached, where it did not rank in their top third); cost stops, budget cuts and
+  configurations still waiting for peers at a rung do not count;
+- ``suspended``: configurations left waiting at a ladder rung when the budget ended;
 - ``finished``: configurations that completed every fold at full length;
 - ``low_share``: the share of the trials' wall time spent on configurations that ended below
   ``--low`` (0.9) of the objective (their last score: mean, rung or partial fold);
@@ -111,10 +114,29 @@ def last_score(cv: dict[str, Any], objective: str) -> float | None:
     return value
 
 
-def judged_on_quality(cv: dict[str, Any]) -> bool:
-    """Completed, or stopped by a quality rule (not by cost, not cut by the budget)."""
+def rung_fields(cvs: list[dict[str, Any]]) -> dict[tuple[int, int], int]:
+    """``{(bracket, rung): configurations that reached it}`` over a run's records."""
+    out: dict[tuple[int, int], int] = {}
+    for cv in cvs:
+        ladder = cv.get("ladder") or {}
+        for entry in ladder.get("rungs") or []:
+            key = (int(ladder.get("bracket", 0)), int(entry["rung"]))
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def judged_on_quality(cv: dict[str, Any],
+                      fields: dict[tuple[int, int], int] | None = None) -> bool:
+    """Completed, or stopped by a quality rule (not by cost, not cut by the budget), or left
+    suspended at a rung where at least 3 configurations ranked it out of their top third."""
     if cv.get("status") == "COMPLETED":
         return True
+    if cv.get("status") == "SUSPENDED":
+        ladder = cv.get("ladder") or {}
+        waiting = [e for e in ladder.get("rungs") or [] if e.get("suspended")
+                   and not e.get("promoted")]
+        key = (int(ladder.get("bracket", 0)), int(waiting[-1]["rung"])) if waiting else None
+        return key is not None and (fields or {}).get(key, 0) >= 3
     if cv.get("status") != "PRUNED" or cv.get("censored"):
         return False
     return (cv.get("stopped_in_fold") or {}).get("rule") != "cost"
@@ -137,8 +159,10 @@ def summarise(run_dir: Path, *, max_epochs: int, n_folds: int, low: float) -> di
     def spread(cv):
         return None if cv is None else (cv.get("std") or {}).get(objective)
 
+    fields = rung_fields(cvs)
     return {"objective": objective, "trials": len(cvs),
-            "judged": sum(judged_on_quality(cv) for cv in cvs),
+            "judged": sum(judged_on_quality(cv, fields) for cv in cvs),
+            "suspended": sum(cv.get("status") == "SUSPENDED" for cv in cvs),
             "finished": len(finished),
             "stopped_for_cost": sum(cv.get("status") == "PRUNED" and not judged_on_quality(cv)
                                     for cv in cvs),
@@ -158,10 +182,10 @@ def markdown(results: dict[str, Any]) -> str:
     def f(v, fmt="{:.4f}"):
         return "-" if v is None else fmt.format(v)
 
-    lines = ["| variant | trials | judged on quality | finished | stopped for cost | "
-             "budget on < 0.9 | winner (std over folds) | default (std) | "
+    lines = ["| variant | trials | judged on quality | finished | suspended at the end | "
+             "stopped for cost | budget on < 0.9 | winner (std over folds) | default (std) | "
              "load start / end, other cores |",
-             "|" + " --- |" * 9]
+             "|" + " --- |" * 10]
     for name in VARIANTS:
         r = results.get(name)
         if not r or not r.get("trials"):
@@ -169,7 +193,7 @@ def markdown(results: dict[str, Any]) -> str:
         flag = " **loaded**" if r.get("loaded") else ""
         lines.append(
             f"| {name} | {r['trials']} | {r['judged']} | {r['finished']} | "
-            f"{r['stopped_for_cost']} | {r['low_share']:.0%} | {f(r['winner_score'])} "
+            f"{r.get('suspended', '-')} | {r['stopped_for_cost']} | {r['low_share']:.0%} | {f(r['winner_score'])} "
             f"({f(r['winner_spread'])}) | {f(r['default_score'])} ({f(r['default_spread'])}) | "
             f"{r['load_start']:.2f} / {r['load_end']:.2f}, {r.get('other_cores', '-')}{flag} |")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from results.leaderboard_formats import (  # noqa: F401  (re-exported: the leade
     WRITERS, format_table, rows_to_csv, rows_to_json, rows_to_markdown)
 # Trial reading lives in results/trials.py; re-exported so `results.leaderboard` keeps its names.
 from results.trials import (  # noqa: F401
-    COMPLETED, FAILED, FAMILIES, PRUNED, RUNNING, collect_trials, group_rounds, is_number,
+    COMPLETED, FAILED, FAMILIES, PRUNED, RUNNING, SUSPENDED, collect_trials, group_rounds, is_number,
     other_runs_hint, read_json, read_trial, search_active)
 
 # Logged by the learning-rate schedule callback into the history; a setting, not a score.
@@ -142,7 +142,7 @@ def trials_to_rows(trials: list[dict[str, Any]], objective: str,
             if r[f"mean_{objective}"] != prev:
                 rank, prev = i, r[f"mean_{objective}"]
             r["rank"] = rank
-        order = {RUNNING: 0, COMPLETED: 1, PRUNED: 2, FAILED: 3}
+        order = {RUNNING: 0, COMPLETED: 1, SUSPENDED: 2, PRUNED: 3, FAILED: 4}
         rest = sorted((r for r in rows if r["rank"] is None),
                       key=lambda r: (order.get(r["status"], 3), r["trial_id"]))
         out.extend(ranked + rest)

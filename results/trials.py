@@ -21,6 +21,9 @@ COMPLETED, FAILED, RUNNING = "COMPLETED", "FAILED", "RUNNING"
 # Stopped by the ladder (search.schedule.ladder) or a cost rule (search.schedule.cost, censored):
 # partial scores, never ranked or exported.
 PRUNED = "PRUNED"
+# Waits at a ladder rung for peers (search.schedule.ladder, "Suspension"): a rung's score, not
+# ranked or exported until a resumed search finishes it.
+SUSPENDED = "SUSPENDED"
 _FOLD_FILE = re.compile(r"^fold(\d+)\.json$")
 # Keys of a cv.json fold entry that are bookkeeping, not metrics.
 _FOLD_META = {"fold", "best_epoch", "epochs_trained", "initial_epoch", "fit_seconds", "seed",
@@ -131,7 +134,7 @@ def read_trial(trial_dir: Path, family: str, *, search_active: bool = False,
 
     kt_status = state.get("status") if isinstance(state, dict) else None
     cv_status = record["status"] if isinstance(cv, dict) else None
-    if cv_status in (COMPLETED, FAILED, PRUNED):
+    if cv_status in (COMPLETED, FAILED, PRUNED, SUSPENDED):
         status = cv_status
     elif kt_status in ("FAILED", "INVALID"):
         status = FAILED

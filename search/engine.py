@@ -76,15 +76,17 @@ def _write_tensorboard_experiment(tb_dir: Path, config: SearchConfig, space,
 
 
 def _family_summary(tuner) -> dict[str, Any]:
-    from search.tuners.oracles import is_pruned
+    from search.tuners.oracle_base import is_pruned, is_suspended
 
     oracle = tuner.oracle
     ended = [oracle.trials[t] for t in oracle.trials_ended()]
     pruned = sum(is_pruned(t) for t in ended)
-    completed = sum(t.status == "COMPLETED" for t in ended) - pruned
+    suspended = sum(is_suspended(t) for t in ended)
+    completed = sum(t.status == "COMPLETED" for t in ended) - pruned - suspended
     best = tuner.best_trial()
     return {"trials_completed": completed, "trials_pruned": pruned,
-            "trials_failed": len(ended) - completed - pruned,
+            "trials_suspended": suspended,
+            "trials_failed": sum(t.status in ("FAILED", "INVALID") for t in ended),
             "trials_total": oracle.trial_cap,
             "best_trial_id": best.trial_id if best else None,
             "best_score": best.score if best else None,
@@ -355,6 +357,7 @@ def _done_text(run_dir: Path, config: SearchConfig) -> str:
         cvs = [rf.read_json(p) or {} for p in sorted((run_dir / family).glob("trial_*/cv.json"))]
         done = sum(c.get("status") == "COMPLETED" for c in cvs)
         failed = sum(c.get("status") == "FAILED" for c in cvs)
+        waiting = sum(c.get("status") == "SUSPENDED" for c in cvs)
         pruned = [c for c in cvs if c.get("status") == "PRUNED" and not c.get("censored")]
         censored = sum(c.get("status") == "PRUNED" and bool(c.get("censored")) for c in cvs)
         folds = sum(len(list(p.parent.glob("fold*.json"))) for p in
@@ -362,6 +365,8 @@ def _done_text(run_dir: Path, config: SearchConfig) -> str:
         parts.append(f"{family}: {len(cvs)} trial(s): {done} completed, "
                      + (f"{len(pruned)} pruned by the ladder, " if pruned else "")
                      + (f"{censored} stopped for cost (censored), " if censored else "")
+                     + (f"{waiting} suspended at a ladder rung (a resume may finish them), "
+                        if waiting else "")
                      + f"{failed} failed, {folds} fold(s) trained")
     return "; ".join(parts) + "."
 

@@ -47,6 +47,30 @@ def pruned_fold_json(trial_dir: Path, fold: int) -> Path:
     return Path(trial_dir) / f"pruned_fold{fold}.json"
 
 
+def suspended_fold_json(trial_dir: Path, fold: int) -> Path:
+    """Where a fold suspended at a ladder rung keeps its curve so far (search.schedule.ladder)."""
+    return Path(trial_dir) / f"suspended_fold{fold}.json"
+
+
+def suspended_fold_weights(trial_dir: Path, fold: int) -> Path:
+    """A suspended fold's weights and optimizer state at the rung (it continues from them)."""
+    return Path(trial_dir) / f"suspended_fold{fold}.weights.h5"
+
+
+def load_suspended_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
+    """The suspended fold's record if its state is whole on disk, else None."""
+    record = read_json(suspended_fold_json(trial_dir, fold))
+    if record is not None and suspended_fold_weights(trial_dir, fold).exists():
+        return record
+    return None
+
+
+def drop_suspended_fold(trial_dir: Path, fold: int) -> None:
+    """Removes a suspended fold's state once the fold has gone past it (finished or pruned)."""
+    suspended_fold_json(trial_dir, fold).unlink(missing_ok=True)
+    suspended_fold_weights(trial_dir, fold).unlink(missing_ok=True)
+
+
 def load_finished_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
     """The fold's record if the fold finished (record and weights on disk), else None."""
     record = read_json(fold_json(trial_dir, fold))
@@ -98,6 +122,66 @@ def best_index(values: list[float], direction: str) -> int:
     arr = np.asarray(values, dtype=float)
     arr = np.where(np.isfinite(arr), arr, -np.inf if direction == "max" else np.inf)
     return int(np.argmax(arr) if direction == "max" else np.argmin(arr))
+
+
+def _save_weights(model, path: Path, n_params: int) -> None:
+    """Writes ``model``'s weights (and optimizer state) to ``path`` atomically."""
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp.weights.h5")
+    check_free_space(path, n_params)
+    try:
+        model.save_weights(str(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a half weights file behind
+        raise
+
+
+class _Snapshot:
+    """The weights and optimizer state at the epoch a trial is suspended: early stopping would
+    restore its best weights when the fit ends, and the fold must continue from the rung."""
+
+    def __init__(self):
+        self.weights: list[np.ndarray] | None = None
+        self.slots: list[np.ndarray] | None = None
+
+    def take(self, model) -> None:
+        self.weights = model.get_weights()
+        optimizer = getattr(model, "optimizer", None)
+        self.slots = [np.array(v) for v in getattr(optimizer, "variables", [])]
+
+    def put(self, model) -> None:
+        if self.weights is None:
+            return
+        model.set_weights(self.weights)
+        for var, value in zip(getattr(model.optimizer, "variables", []), self.slots or []):
+            var.assign(value)
+
+
+def _save_suspended_fold(judge, model, snapshot: _Snapshot, hist: dict[str, list[float]], *,
+                         fold: int, trial_dir: Path, family_dir: Path, trial_id: str,
+                         initial_epoch: int, fit_seconds: float, n_params: int,
+                         seed: int) -> None:
+    """Keeps a fold the ladder suspended at a rung (its weights and optimizer state there, and
+    its curve so far) and raises TrialStopped; the fold continues from them when resumed."""
+    from search.schedule.fold_judge import TrialStopped
+
+    reason, rule, epoch, measured = judge.stop
+    snapshot.put(model)
+    record = {"fold": fold, "history": hist, "initial_epoch": initial_epoch,
+              "epochs_trained": len(next(iter(hist.values()), [])), "stopped_at_epoch": epoch,
+              "rule": rule, "reason": reason, "best": dict(measured or {}),
+              "rung": judge.suspended, "fit_seconds": round(fit_seconds, 4),
+              "n_params": n_params, "seed": seed}
+    with critical():
+        _save_weights(model, suspended_fold_weights(trial_dir, fold), n_params)
+        write_json_atomic(suspended_fold_json(trial_dir, fold), record)
+        log_fit_event(family_dir, trial_id, fold, "end")
+    raise TrialStopped(reason, rule, record)
+
+
+def _merged(before: dict[str, list[float]], after: dict[str, list[float]]) -> dict[str, list[float]]:
+    """A suspended fold's curve before the rung, then the continued fit's."""
+    return {k: list(before.get(k, [])) + list(after.get(k, [])) for k in {**before, **after}}
 
 
 def _save_stopped_fold(judge, model, hist: dict[str, list[float]], best: dict[str, float], *,
@@ -209,6 +293,19 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
 
     # After the carry-over load, so the optimizer state still restarts with each round.
     build_optimizer(model)
+    # A fold suspended at a ladder rung continues from the rung: its weights, its optimizer
+    # state (loaded into the built optimizer) and its curve so far.
+    suspended = load_suspended_fold(trial_dir, fold) if carry_from is None else None
+    before: dict[str, list[float]] = {}
+    done_epochs = 0
+    if suspended is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(str(suspended_fold_weights(trial_dir, fold)))
+        before = {k: [float(v) for v in vals] for k, vals in suspended["history"].items()}
+        done_epochs = int(suspended["epochs_trained"])
+        initial_epoch += done_epochs
+    snapshot = _Snapshot()
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=objective, mode=direction, patience=patience,
                                       restore_best_weights=True),
@@ -217,8 +314,9 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         *(extra_callbacks or []),
     ]
     if judge is not None:
-        callbacks.append(judge.callback(fold, epochs - initial_epoch,
-                                        _rung_measure(full_objective, x_va, y_va, probe)))
+        callbacks.append(judge.callback(fold, round_epochs,
+                                        _rung_measure(full_objective, x_va, y_va, probe),
+                                        start=done_epochs, snapshot=snapshot.take))
     if budget is not None:
         callbacks.append(budget.callback())
     if failpoints.active():
@@ -237,15 +335,25 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
     if objective not in hist:
         raise failures.FailedTrialError(
             f"objective {objective} not in the fit history (has {sorted(hist)})")
+    # Of this fit's epochs only: the weights early stopping restored are among them.
     i = best_index(hist[objective], direction)
     # Metrics at the restored epoch; the LR scheduler logs learning_rate, not a metric.
     best = {k: v[i] for k, v in hist.items() if k not in ("learning_rate", "lr")}
+    best_epoch = initial_epoch + i + 1
+    first_epoch = initial_epoch - done_epochs
+    fit_seconds += float((suspended or {}).get("fit_seconds") or 0.0)
+    hist = _merged(before, hist)
+    if judge is not None and judge.stop is not None and judge.stop[1] == "suspend":
+        _save_suspended_fold(judge, model, snapshot, hist, fold=fold, trial_dir=trial_dir,
+                             family_dir=family_dir, trial_id=trial_id,
+                             initial_epoch=first_epoch, fit_seconds=fit_seconds,
+                             n_params=n_params, seed=fseed)
     if judge is not None and judge.stop is not None:
+        drop_suspended_fold(trial_dir, fold)
         _save_stopped_fold(judge, model, hist, best, fold=fold, trial_dir=trial_dir,
                            family_dir=family_dir, trial_id=trial_id, x_va=x_va, y_va=y_va,
-                           probe=probe, initial_epoch=initial_epoch, fit_seconds=fit_seconds,
+                           probe=probe, initial_epoch=first_epoch, fit_seconds=fit_seconds,
                            n_params=n_params)
-    best_epoch = initial_epoch + i + 1
     kept_carried = False
     if previous and start_eval and objective in start_eval and not _better(
             best[objective], start_eval[objective], direction):
@@ -264,7 +372,9 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         # 1-based absolute epoch count of the restored weights (carried epochs included);
         # when the carried weights were kept it points into the previous round's history.
         "best_epoch": best_epoch,
-        "initial_epoch": initial_epoch, "epochs_trained": len(hist[objective]),
+        "initial_epoch": first_epoch, "epochs_trained": len(hist[objective]),
+        # Epochs trained before the fold was suspended at a ladder rung (0: never suspended).
+        "resumed_at_epoch": done_epochs or None,
         "fit_seconds": round(fit_seconds, 4), "probe_seconds": probe_seconds,
         "best": best, "kept_carried_weights": kept_carried,
         "diagnosis": diagnose(hist), "seed": fseed, "n_params": n_params,
@@ -272,18 +382,12 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
         "start_eval": start_eval,
     }
     with critical():
-        tmp = Path(trial_dir) / f".fold{fold}.{os.getpid()}.tmp.weights.h5"
-        check_free_space(fold_weights(trial_dir, fold), n_params)
-        try:
-            model.save_weights(str(tmp))
-            os.replace(tmp, fold_weights(trial_dir, fold))
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # never leave a half weights file behind
-            raise
+        _save_weights(model, fold_weights(trial_dir, fold), n_params)
         if oof_scores:  # before fold<k>.json: a finished fold always has its OOF scores
             oof.save_fold_oof(trial_dir, fold, x_va=x_va, y_va=y_va, scores=oof_scores,
                               batches=probe[1])
         write_json_atomic(fold_json(trial_dir, fold), record)
+        drop_suspended_fold(trial_dir, fold)
         log_fit_event(family_dir, trial_id, fold, "end")
     del model, history
     return record

@@ -72,6 +72,7 @@ KT_MODULE_NAMES = (
     ("keras_tuner.src.engine.oracle", "LOCKS"),
     ("keras_tuner.src.engine.trial", "Trial"),
     ("keras_tuner.src.engine.trial", "TrialStatus"),
+    ("keras_tuner.src.engine.metrics_tracking", "MetricsTracker"),
     ("keras_tuner.src.engine.conditions", "Parent"),
     ("keras_tuner.src.distribute.utils", "has_chief_oracle"),
     ("keras_tuner.src.distribute.utils", "is_chief_oracle"),
@@ -250,6 +251,19 @@ def project_dir(oracle: Any) -> str:
 def oracle_display(oracle: Any) -> Any:
     """The oracle's console ``Display`` (``on_trial_begin``/``on_trial_end``)."""
     return oracle._display
+
+
+def reset_trial_metrics(trial: Any) -> None:
+    """Empties a trial's metrics before the oracle resumes it (``search/tuners/oracle_base.py``).
+
+    ``Tuner._run_and_update_trial`` skips reporting a trial whose objective is already
+    recorded (the deprecated "run_trial updated the oracle itself" case), so a configuration
+    resumed from a ladder rung would keep its rung score for good. ``MetricsTracker`` is not
+    exported publicly.
+    """
+    from keras_tuner.src.engine.metrics_tracking import MetricsTracker
+
+    trial.metrics = MetricsTracker()
 
 
 def is_duplicate(oracle: Any, values: dict[str, Any]) -> bool:

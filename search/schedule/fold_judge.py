@@ -1,21 +1,22 @@
 """Judging a trial while it trains: the seam where the ladder and the cost rule meet the fit.
 
 :class:`TrialJudge` holds one trial's state across its folds (its ladder bracket, the rungs it
-passed, the time it spent) and gives ``search.fit.fold_fit`` one Keras callback per fold. At the end
-of every epoch the callback
+passed, the time it spent) and gives ``search.fit.fold_fit`` one Keras callback per fold. At the
+end of every epoch the callback
 
 * at a ladder rung inside the fold (``search.schedule.ladder``), measures the objective on the
-current
-  weights and asks the ladder whether the configuration goes on (the tuner asks again at the
-  end of the fold for the fold-end rung, :meth:`TrialJudge.at_fold_end`);
-* under ``--time-budget``, applies the share rule of ``search.schedule.cost`` to a configuration no
-rung
-  has compared with another yet.
+  current weights and asks the ladder whether the configuration goes on, is stopped, or waits
+  there for peers (suspended; the tuner asks again at the end of the fold for the fold-end rung,
+  :meth:`TrialJudge.at_fold_end`);
+* under ``--time-budget``, applies the share rule of ``search.schedule.cost`` to a configuration
+  no rung has compared with another yet.
 
 The first rule that fires stops the fit and ``fit_fold`` raises :class:`TrialStopped` after
-saving the partial curve. Each rung's measurement is handed to ``on_rung`` at once (the tuner
-writes it to ``cv.json``, where later trials and other workers read it). The rules are pure
-functions of their modules; this one only feeds them what the fit measures.
+saving the partial curve (a suspended fold also keeps its weights and optimizer state at the
+rung, taken by the ``snapshot`` hook before early stopping restores its best weights). Each
+rung's measurement is handed to ``on_rung`` at once (the tuner writes it to ``cv.json``, where
+later trials and other workers read it). The rules are pure functions of their modules; this
+one only feeds them what the fit measures.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class TrialJudge:
         judged: It was already compared with another configuration (a promoted Hyperband
             configuration, or a rung with peers in an earlier session).
         on_rung: Called with each rung's entry as soon as it is measured.
+        suspend: Suspend the trial at a rung too small to judge (``search.schedule.ladder``,
+            "Suspension") instead of promoting it; False for Hyperband rounds.
         in_fold: Judge inside the first fold too. False for two-stage fits (the transfer
             family: a frozen-backbone epoch and a fine-tuning epoch are not the same budget,
             and head lengths differ between configurations), which are first judged at the
@@ -74,7 +77,8 @@ class TrialJudge:
                  time_budget=None, max_share: float = cost.DEFAULT_MAX_TRIAL_SHARE,
                  has_peers: bool = False, passed: set[int] | None = None, judged: bool = False,
                  on_rung: Callable[[dict[str, Any]], None] | None = None,
-                 in_fold: bool = True, clock: Callable[[], float] = time.monotonic):
+                 suspend: bool = False, in_fold: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
         self.family_dir, self.trial_id = Path(family_dir), str(trial_id)
         self.objective, self.direction = objective, direction
         self.budget_epochs = budget_epochs
@@ -85,6 +89,9 @@ class TrialJudge:
         self.time_budget, self.max_share, self.has_peers = time_budget, max_share, has_peers
         self.passed = set(passed or ())
         self.judged = judged
+        self.suspend = suspend
+        # The rung entry where the trial was suspended (None: it was not).
+        self.suspended: dict[str, Any] | None = None
         self.on_rung = on_rung or (lambda entry: None)
         self._clock = clock
         # This session's time only: the budget, and so its share, is per session.
@@ -116,19 +123,30 @@ class TrialJudge:
         """Records the trial's ``value`` at ``rung`` and returns why it stops there, or None.
 
         A bracket's first rung is ``bracket``: below it the value is recorded (for the record
-        and the tuners) but nothing is judged.
+        and the tuners) but nothing is judged. A rung too small to judge suspends the trial
+        when :attr:`suspend` is on (:attr:`suspended` then holds the entry).
         """
         peers = ladder.peer_values(family_records(self.family_dir), rung.index,
                                    budget=self.budget_epochs, bracket=self.bracket,
                                    exclude=self.trial_id)
         v = ladder.verdict(value, peers, self.direction)
         judged_here = rung.index >= self.bracket
-        promoted = v.promoted or not judged_here or rung.index in self.passed
+        waits = (self.suspend and judged_here and rung.index not in self.passed
+                 and ladder.must_wait(v.field))
+        promoted = not waits and (v.promoted or not judged_here or rung.index in self.passed)
         entry = {"rung": rung.index, "fold": rung.fold, "epoch": rung.epoch,
                  "value": float(value), "rank": v.rank, "field": v.field, "keep": v.keep,
                  "promoted": promoted, "judged": judged_here,
                  "seconds": round(self.spent_s, 3)}
+        if waits:
+            entry["suspended"] = True
         self.on_rung(entry)
+        if waits:
+            self.suspended = entry
+            return (f"suspended at {rung.describe()} (ladder rung {rung.index + 1}): "
+                    f"{self.objective} {value:.4f} ranks {v.rank} of {v.field}; fewer than "
+                    f"{ladder.ETA} configurations reached this rung, so it waits for more and "
+                    "goes on from here if it ranks in their top third")
         if promoted:
             self.passed.add(rung.index)
             self.judged = self.judged or (judged_here and v.field > 1)
@@ -144,13 +162,17 @@ class TrialJudge:
         return self.judge_rung(rung, value)
 
     # -- the callback ----------------------------------------------------------------------------
-    def callback(self, fold: int, round_epochs: int, measure: Measure):
+    def callback(self, fold: int, round_epochs: int, measure: Measure, start: int = 0,
+                 snapshot: Callable[[Any], None] | None = None):
         """The Keras callback for one fold of ``round_epochs`` epochs.
 
         Args:
             fold: The fold.
             round_epochs: Epochs of the fold's round (no rung at its last epoch).
             measure: Scores the objective on the model's current weights.
+            start: Epochs of the round the fold already had (a suspended fold continued).
+            snapshot: Called with the model at the epoch the trial is suspended, before
+                early stopping restores its best weights at the fit's end.
         """
         import keras
 
@@ -162,7 +184,7 @@ class TrialJudge:
             # ``fit`` calls with the same callbacks), and the rungs count the whole round.
             def __init__(self):
                 super().__init__()
-                self.epochs = 0
+                self.epochs = start
 
             def on_epoch_end(self, epoch, logs=None):
                 self.epochs += 1
@@ -177,7 +199,10 @@ class TrialJudge:
                     value = scores.get(judge.objective)
                     reason = judge.judge_rung(rung, float("nan") if value is None else value)
                     if reason is not None:
-                        judge.stop = (reason, "ladder", self.epochs, scores)
+                        rule = "suspend" if judge.suspended is not None else "ladder"
+                        judge.stop = (reason, rule, self.epochs, scores)
+                        if rule == "suspend" and snapshot is not None:
+                            snapshot(self.model)
                         self.model.stop_training = True
                         return
                 reason = judge.cost_reason(fold, self.epochs)

@@ -18,10 +18,27 @@ successive halving, ASHA; Li et al. 2020, Optuna's ``SuccessiveHalvingPruner``):
   learner.
 * **Promotion.** A configuration goes on when its value is in the top ``1/eta`` of the values
   of every configuration that reached the rung, itself included (rank <= ``ceil(n / eta)``);
-  otherwise it is stopped there as ``PRUNED``. The first configuration at a rung always goes
-  on; the second must beat the first. The space's defaults are the first trial and climb like
-  every other configuration. Nothing else stops a trial for its quality: racing after a fold
-  and the margin rule inside a fold of earlier versions are this ladder now.
+  otherwise it is stopped there as ``PRUNED``. A rung with fewer than ``eta`` configurations
+  suspends the configuration (below); in a Hyperband round, where suspension does not apply,
+  the first configuration at a rung goes on and the second must beat the first. The space's
+  defaults are the first trial and climb like every other configuration. Nothing else stops a
+  trial for its quality: racing after a fold and the margin rule inside a fold of earlier
+  versions are this ladder now.
+* **Suspension.** A rung with fewer than ``eta`` configurations cannot rank anyone into a top
+  ``1/eta``. Under the single-budget tuners (random, Bayesian, TPE: trials run one after
+  another, so the first configurations are always alone at a rung) such a configuration is
+  *suspended* there instead of promoted: its weights and optimizer state at the rung are kept
+  (``search.fit.fold_fit``), its record says ``SUSPENDED``, and the search draws the next
+  configuration. The oracle resumes a suspended configuration (:func:`pick_promotion`, asked
+  before every new draw) once at least ``eta`` configurations reached its rung and it ranks in
+  their top ``1/eta``, the highest rung first, as ASHA promotes; at the search's end (no new
+  configuration can reach a rung: the trial cap, or too little time left) it resumes the
+  leaders of the rungs whatever the field. A resumed configuration continues from the rung,
+  never from scratch. Without this, a lone first configuration (the space's defaults) is
+  promoted at every rung and trains every fold before anything else is looked at: measured on
+  the reference settings, it filled the whole 30-minute budget (``benchmarks/RESULTS.md``).
+  Hyperband rounds are not suspended: a round already starts a batch of configurations
+  together.
 * **Brackets.** ``--ladder-brackets B`` runs B ladders side by side (Hyperband over the
   ladder, as Optuna's ``HyperbandPruner``): trial ``i`` joins bracket ``i mod B``, which is
   first judged at rung ``bracket`` and compared only with its own bracket. Bracket 0 is the
@@ -231,3 +248,64 @@ def seconds_to_first_rung(records: Iterable[dict[str, Any]],
         return None
     mid = len(seen) // 2
     return seen[mid] if len(seen) % 2 else (seen[mid - 1] + seen[mid]) / 2
+
+
+def must_wait(field: int, eta: int = ETA) -> bool:
+    """True when a rung of ``field`` configurations (the judged one included) is too small to
+    rank anyone into a top ``1/eta``: the configuration is suspended there, not judged."""
+    return field < max(2, int(eta))
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one configuration stands on the ladder (what the oracle knows of it).
+
+    Attributes:
+        trial_id: The trial.
+        bracket: Its ladder bracket (:func:`bracket_of`).
+        rungs: ``{rung index: value}`` it reported.
+        suspended: It waits at its highest rung.
+    """
+
+    trial_id: str
+    bracket: int
+    rungs: dict[int, float]
+    suspended: bool = False
+
+    @property
+    def top_rung(self) -> int | None:
+        """Its highest rung, or None before the first."""
+        return max(self.rungs) if self.rungs else None
+
+
+def pick_promotion(standings: Iterable[Standing], direction: str, *, finishing: bool = False,
+                   eta: int = ETA) -> str | None:
+    """The suspended configuration to resume next, or None to draw a new one.
+
+    A suspended configuration may go on when it ranks in the top ``1/eta`` of every
+    configuration of its bracket that reached its rung, and at least ``eta`` did (while new
+    configurations still arrive, a smaller field says nothing). ``finishing`` (no new
+    configuration can reach a rung) drops the field's minimum: the rung's leaders are finished
+    instead of waiting for peers that will not come. Among those that may go on, the highest
+    rung first (finishing a leader is worth more than starting its rivals), then the best value,
+    then the lowest trial id.
+
+    Args:
+        standings: Every configuration the oracle knows (suspended or not).
+        direction: ``max`` or ``min``.
+        finishing: No new configuration will reach a rung.
+        eta: Reduction factor.
+    """
+    standings = list(standings)
+    sign = -1.0 if direction == "max" else 1.0
+    ready = []
+    for s in standings:
+        rung = s.top_rung
+        if not s.suspended or rung is None or not math.isfinite(s.rungs[rung]):
+            continue
+        peers = [o.rungs[rung] for o in standings
+                 if o.trial_id != s.trial_id and o.bracket == s.bracket and rung in o.rungs]
+        v = verdict(s.rungs[rung], peers, direction, eta)
+        if v.promoted and (finishing or not must_wait(v.field, eta)):
+            ready.append((-rung, sign * s.rungs[rung], s.trial_id))
+    return min(ready)[2] if ready else None

@@ -52,6 +52,8 @@ def best_epoch_index(fold: Mapping[str, Any]) -> int | None:
 # the ladder (a rung's score, never the best), censored by a cost rule (no score to learn from).
 PRUNED_METRIC = "cxr_pruned"
 CENSORED_METRIC = "cxr_censored"
+# A trial that waits at a ladder rung (search.schedule.ladder, "Suspension").
+SUSPENDED_METRIC = "cxr_suspended"
 # Each ladder rung the trial reached, as ``cxr_rung<i>`` (TPE's intermediate values).
 RUNG_METRIC_PREFIX = "cxr_rung"
 
@@ -65,7 +67,9 @@ def oracle_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     (:data:`PRUNED_METRIC`): never the best, never promoted; one stopped by a cost rule
     (``censored`` in its record) adds ``cxr_censored`` = 1 (:data:`CENSORED_METRIC`) instead,
     so no tuner takes its partial score for quality. Every ladder rung it reached is reported
-    as ``cxr_rung<i>`` (:data:`RUNG_METRIC_PREFIX`).
+    as ``cxr_rung<i>`` (:data:`RUNG_METRIC_PREFIX`). A ``SUSPENDED`` trial adds
+    ``cxr_suspended`` = 1 (:data:`SUSPENDED_METRIC`): its score is its rung's, like a pruned
+    trial's, until the oracle resumes it.
     """
     # A NaN (an AUC of one class, a diverged partial fold) would poison the Gaussian process.
     metrics = {k: float(v) for k, v in (record.get("mean") or {}).items()
@@ -76,6 +80,8 @@ def oracle_metrics(record: Mapping[str, Any]) -> dict[str, float]:
             metrics.setdefault(key, float(value))
     if record.get("status") == "PRUNED":
         metrics[CENSORED_METRIC if record.get("censored") else PRUNED_METRIC] = 1.0
+    if record.get("status") == "SUSPENDED":
+        metrics[SUSPENDED_METRIC] = 1.0
     for entry in (record.get("ladder") or {}).get("rungs") or []:
         value = entry.get("value")
         if value is not None and np.isfinite(value):

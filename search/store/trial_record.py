@@ -44,7 +44,8 @@ def build_record(*, previous: dict[str, Any], trial_id: str, family: str, tuner_
         trial_id, family, tuner_id: Which trial, and which process ran it ("tuner0" alone, the
             worker's id in a distributed search).
         objective, direction: The search objective.
-        status: ``RUNNING``, ``COMPLETED``, ``PRUNED`` or ``FAILED``.
+        status: ``RUNNING``, ``COMPLETED``, ``SUSPENDED`` (waits at a ladder rung),
+            ``PRUNED`` or ``FAILED``.
         folds: ``search.fit.fold_fit`` records of the finished folds.
         values: The trial's hyperparameter values (KerasTuner's ``tuner/`` ones included).
         session_s: Seconds this session has worked on the trial.
@@ -112,11 +113,39 @@ class TrialRecord:
 
     def add_rung(self, entry: dict[str, Any], bracket: int) -> None:
         """Writes one ladder rung at once (peers read it from the file); a rung measured again
-        (a resumed fold) replaces the earlier entry."""
+        (a resumed fold) replaces the earlier entry, keeping whether it waited there."""
         ladder = dict(self.data.get("ladder") or {"bracket": bracket, "rungs": []})
+        earlier = [e for e in ladder.get("rungs") or [] if int(e["rung"]) == int(entry["rung"])]
+        if earlier and entry.get("promoted") and earlier[-1].get("value") == entry.get("value"):
+            # The same measurement again (a finished fold's end, judged again after a resume):
+            # the entry keeps when it was reached, its field then, and that it waited there.
+            entry = {**earlier[-1], **{k: v for k, v in entry.items() if k == "resumed"},
+                     "promoted": True}
+        elif earlier and entry.get("promoted"):
+            # That it waited at this rung and was resumed from it stays on record.
+            entry = {**{k: earlier[-1][k] for k in ("suspended", "resumed") if k in earlier[-1]},
+                     **entry}
         ladder["rungs"] = [e for e in ladder.get("rungs") or []
                            if int(e["rung"]) != int(entry["rung"])] + [entry]
         self.update(ladder=ladder)
+
+    def resume_rung(self) -> dict[str, Any] | None:
+        """Marks the rung where the ladder suspended the trial as passed (the oracle resumed
+        it) and returns that entry, or None when no rung holds it."""
+        rungs = (self.data.get("ladder") or {}).get("rungs") or []
+        waiting = [e for e in rungs if e.get("suspended") and not e.get("promoted")]
+        if not waiting:
+            return None
+        entry = {**waiting[-1], "promoted": True, "resumed": True}
+        self.add_rung(entry, int((self.data.get("ladder") or {}).get("bracket", 0)))
+        return entry
+
+    def was_judged(self) -> bool:
+        """An earlier session compared the trial with other configurations at a rung (or the
+        oracle resumed it from one): the cost rule no longer applies to it."""
+        return any(e.get("promoted") and (e.get("resumed") or (e.get("judged")
+                                                              and int(e.get("field", 1)) > 1))
+                   for e in (self.data.get("ladder") or {}).get("rungs") or [])
 
     def passed_rungs(self) -> set[int]:
         """The rungs the trial passed in earlier sessions."""

@@ -90,6 +90,17 @@ class CVTuner(kt.Tuner):
         inner = getattr(self.hypermodel, "inner", self.hypermodel)
         if hasattr(inner, "refusal"):
             self.oracle.refusal = self._refusal
+        # The oracle resumes suspended configurations (search.schedule.ladder, "Suspension"):
+        # it ranks them per bracket, and finishes the rungs' leaders once no new configuration
+        # could reach a rung in the time left.
+        self.oracle.ladder_brackets = ladder_brackets
+        self.oracle.finishing = self._finishing
+
+    def _finishing(self) -> bool:
+        """True when a new configuration could not reach its first rung in the time left."""
+        return cost.search_end_reason(
+            left_s=self.budget.remaining_s,
+            first_rung_s=ladder.seconds_to_first_rung(family_records(self.family_dir))) is not None
 
     def _refusal(self, values: dict[str, Any]) -> str | None:
         hp = self.oracle.hyperparameters.copy()
@@ -151,6 +162,8 @@ class CVTuner(kt.Tuner):
         if done and done.get("status") in ("COMPLETED", "PRUNED"):
             # Killed after cv.json but before the oracle saved: report, do not retrain.
             return self._oracle_metrics(done)
+        # The oracle resumed a configuration the ladder suspended: its rung is passed now.
+        resumed = bool(done and done.get("status") == "SUSPENDED" and record.resume_rung())
         values = trial.hyperparameters.values
         epochs = int(values.get("tuner/epochs", self.max_epochs))
         initial_epoch = int(values.get("tuner/initial_epoch", 0))
@@ -172,7 +185,7 @@ class CVTuner(kt.Tuner):
         n_params = None
         self._write_cv(record, trial, "RUNNING", folds, started)
         judge = self._judge(trial.trial_id, budget, epochs - initial_epoch, peers, record,
-                            judged=past_id is not None)
+                            judged=past_id is not None or resumed or record.was_judged())
         stopped = stop_reason = None
         try:
             for k in range(len(self.data.folds)):
@@ -184,7 +197,8 @@ class CVTuner(kt.Tuner):
                     mean, _ = fold_mean_std([f["best"] for f in folds])
                     why = judge.at_fold_end(k, mean.get(self.oracle.objective.name))
                     if why:
-                        stopped = {"fold": k, "epoch": None, "rule": "ladder", "best": None}
+                        stopped = {"fold": k, "epoch": None, "best": None,
+                                   "rule": "suspend" if judge.suspended else "ladder"}
                         stop_reason = why
                         break
         except TrialStopped as stop:
@@ -204,7 +218,10 @@ class CVTuner(kt.Tuner):
             self._write_cv(record, trial, "FAILED", folds, started, reason=reason,
                            n_params=n_params)
             raise kt.errors.FailedTrialError(reason) from exc
-        if stopped:
+        if stopped and stopped["rule"] == "suspend":
+            final = self._write_cv(record, trial, "SUSPENDED", folds, started,
+                                   reason=stop_reason, n_params=n_params, stopped=stopped)
+        elif stopped:
             final = self._write_cv(record, trial, "PRUNED", folds, started, reason=stop_reason,
                                    n_params=n_params, stopped=stopped,
                                    censored=stopped["rule"] == "cost")
@@ -259,9 +276,12 @@ class CVTuner(kt.Tuner):
             brackets=self.ladder_brackets, time_budget=self.budget,
             max_share=self.max_trial_share,
             has_peers=any(str(r.get("trial_id")) != str(trial_id)
-                          and r.get("status") in ("COMPLETED", "PRUNED", "FAILED")
+                          and r.get("status") in ("COMPLETED", "PRUNED", "FAILED", "SUSPENDED")
                           for r in peers),
             passed=record.passed_rungs(), judged=judged,
+            # Hyperband rounds start a batch together; the one-budget tuners meet the lone
+            # first configuration at every rung (search.schedule.ladder, "Suspension").
+            suspend=budget is None,
             # A two-stage fit (spaces.transfer: head, then fine-tuning) is judged from the end
             # of its first fold, when every configuration has had both stages.
             in_fold=not hasattr(getattr(self.hypermodel, "inner", self.hypermodel),

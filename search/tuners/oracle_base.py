@@ -14,6 +14,7 @@ from typing import Callable
 import keras_tuner as kt
 
 from search.runtime import compat
+from search.schedule import ladder
 from search.store import fold_records
 
 trial_module = compat.trial_module()
@@ -24,6 +25,7 @@ MAX_REFUSED_DRAWS = 2000
 # The metrics a stopped trial reports (search.store.fold_records.oracle_metrics adds them).
 PRUNED_METRIC = fold_records.PRUNED_METRIC
 CENSORED_METRIC = fold_records.CENSORED_METRIC
+SUSPENDED_METRIC = fold_records.SUSPENDED_METRIC
 ENDED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED,
          trial_module.TrialStatus.INVALID)
 
@@ -71,6 +73,12 @@ def is_censored(trial) -> bool:
     return _flag(trial, CENSORED_METRIC)
 
 
+def is_suspended(trial) -> bool:
+    """True for a trial that waits at a ladder rung (``cxr_suspended``): its score is the
+    rung's, so it is never the best until the oracle resumes and finishes it."""
+    return _flag(trial, SUSPENDED_METRIC)
+
+
 def rung_values(trial) -> dict[int, float]:
     """``{rung index: value}`` a trial reported (``cxr_rung<i>``, search.store.fold_records)."""
     metrics = getattr(trial, "metrics", None)
@@ -97,8 +105,10 @@ class CappedOracleMixin:
 
     Also makes the first trial of every search the space's defaults (the notes' basic model),
     which KerasTuner's oracles would otherwise draw at random like every other trial; refuses
-    over-budget draws through ``refusal`` (set by ``search.tuners.cv_tuner.CVTuner``); and keeps
-    pruned and censored trials out of the best trials.
+    over-budget draws through ``refusal`` (set by ``search.tuners.cv_tuner.CVTuner``); resumes
+    the configurations the ladder suspended before it draws a new one
+    (``search.schedule.ladder.pick_promotion``); and keeps pruned, censored and suspended trials
+    out of the best trials.
     """
 
     trial_cap: int | None = None
@@ -108,6 +118,13 @@ class CappedOracleMixin:
     last_refusal: str | None = None
     # True when MAX_REFUSED_DRAWS draws in a row were over budget: the search cannot go on.
     refused_out: bool = False
+    # Brackets of the ladder (--ladder-brackets): a suspended trial ranks in its own bracket.
+    ladder_brackets: int = ladder.DEFAULT_BRACKETS
+    # () -> True when a new configuration can no longer reach a rung in the time left (set by
+    # the tuner, which knows the budget): the rungs' leaders are then finished, not left waiting.
+    finishing: Callable[[], bool] | None = None
+    # Ids of the suspended trials resumed, in order (saved in oracle.json).
+    resumed: list[str]
 
     def _refused(self, values: dict | None) -> bool:
         if values is None or self.refusal is None:
@@ -130,7 +147,41 @@ class CappedOracleMixin:
         self.refused_out = True  # the engine says why the search stopped (search.engine)
         return None
 
+    def _capped(self) -> bool:
+        return self.trial_cap is not None and len(self.trials) >= self.trial_cap
+
+    def promotion(self) -> str | None:
+        """The suspended trial to resume now, or None (``search.schedule.ladder``)."""
+        standings = [ladder.Standing(str(t.trial_id),
+                                     ladder.bracket_of(t.trial_id, self.ladder_brackets),
+                                     rung_values(t), is_suspended(t))
+                     for t in self.trials.values()
+                     if t.status == trial_module.TrialStatus.COMPLETED]
+        if not any(s.suspended for s in standings):
+            return None
+        finishing = self._capped() or self.refused_out or bool(self.finishing and self.finishing())
+        return ladder.pick_promotion(standings, self.objective.direction, finishing=finishing)
+
+    def _resume(self, trial_id: str, tuner_id):
+        """Hands a suspended trial to ``tuner_id`` again, as KerasTuner hands out a retried one;
+        the tuner continues it from its rung (``search.fit.fold_fit``)."""
+        trial = self.trials[trial_id]
+        trial.status = trial_module.TrialStatus.RUNNING
+        compat.reset_trial_metrics(trial)
+        compat.tuner_ids(self).add(tuner_id)
+        compat.ongoing_trials(self)[tuner_id] = trial
+        if not isinstance(getattr(self, "resumed", None), list):
+            self.resumed = []
+        self.resumed.append(str(trial_id))
+        self.save()
+        compat.oracle_display(self).on_trial_begin(trial)
+        return trial
+
     def create_trial(self, tuner_id):
+        if tuner_id not in compat.ongoing_trials(self) and not compat.retry_queue(self):
+            resume = self.promotion()
+            if resume is not None:
+                return self._resume(resume, tuner_id)
         if (self.trial_cap is not None and tuner_id not in compat.ongoing_trials(self)
                 and not compat.retry_queue(self) and len(self.trials) >= self.trial_cap):
             return trial_module.Trial(hyperparameters=self.hyperparameters.copy(),
@@ -145,6 +196,7 @@ class CappedOracleMixin:
         later = superseded(self.trials.values())
         best = super().get_best_trials(len(self.trials) or num_trials)
         best = [t for t in best if not is_pruned(t) and not is_censored(t)
+                and not is_suspended(t)
                 and str(t.trial_id) not in later and t.score is not None]
         sign = -1.0 if self.objective.direction == "max" else 1.0
         best.sort(key=lambda t: (sign * float(t.score), str(t.trial_id)))
@@ -152,7 +204,8 @@ class CappedOracleMixin:
 
     def reload(self):
         super().reload()
-        ended = set(compat.end_order(self))
+        # A suspended trial the oracle resumed ended once already; it is running again.
+        ended = set(compat.end_order(self)) - set(getattr(self, "resumed", None) or [])
         queue = [t for t in compat.retry_queue(self) if t not in ended]
         for trial_id, trial in self.trials.items():
             if trial.status == trial_module.TrialStatus.RUNNING and trial_id not in ended \
@@ -164,13 +217,15 @@ class CappedOracleMixin:
     def get_state(self):
         state = super().get_state()
         state.update({"cxr_refused_draws": self.refused_draws,
-                      "cxr_last_refusal": self.last_refusal})
+                      "cxr_last_refusal": self.last_refusal,
+                      "cxr_resumed": list(getattr(self, "resumed", None) or [])})
         return state
 
     def set_state(self, state):
         super().set_state(state)
         self.refused_draws = state.get("cxr_refused_draws", 0)
         self.last_refusal = state.get("cxr_last_refusal")
+        self.resumed = list(state.get("cxr_resumed") or [])
 
     def trials_ended(self) -> list[str]:
         """Ids of trials that ended (completed or failed), in end order, without repeats."""

@@ -45,7 +45,7 @@ import keras_tuner as kt
 
 from search.runtime import compat
 from search.tuners.oracle_base import (ENDED, CappedOracleMixin, is_censored, is_pruned,
-                                       rung_values, startup_trials)
+                                       is_suspended, rung_values, startup_trials)
 
 trial_module = compat.trial_module()
 
@@ -232,9 +232,11 @@ def study_from_trials(trials: list, space: dict[str, ParamMap], direction: str,
             kwargs["state"] = TrialState.RUNNING
         elif trial.status == trial_module.TrialStatus.COMPLETED and is_censored(trial):
             kwargs["state"] = TrialState.FAIL  # censored by cost: its quality is unknown
-        elif trial.status == trial_module.TrialStatus.COMPLETED and scored and is_pruned(trial):
+        elif trial.status == trial_module.TrialStatus.COMPLETED and scored and (
+                is_pruned(trial) or is_suspended(trial)):
             # Every rung it reached, at its step: TPE ranks pruned trials by the last step
-            # reached, then by the value there, as Optuna's pruners leave them.
+            # reached, then by the value there, as Optuna's pruners leave them. A suspended
+            # trial is what Optuna's pruners leave too: a curve that has not gone further.
             rungs = {k: v for k, v in rung_values(trial).items() if math.isfinite(v)}
             kwargs.update(state=TrialState.PRUNED, intermediate_values=rungs or {0: float(score)})
         elif trial.status == trial_module.TrialStatus.COMPLETED and scored:

@@ -122,6 +122,9 @@ class Progress:
         if status == "COMPLETED":
             folds = " ".join(f"{s:.3f}" for s in fold_scores)
             body = (f"{objective} {mean:.4f} +- {std:.4f} [folds {folds}] {diagnosis}")
+        elif status == "SUSPENDED":
+            # Waits at a ladder rung for peers; the oracle resumes it from there.
+            body = f"SUSPENDED ({reason})"
         elif status == "PRUNED":
             folds = " ".join(f"{s:.3f}" for s in fold_scores)
             # Stopped inside its first fold (a ladder rung, search.schedule.cost): no fold finished.

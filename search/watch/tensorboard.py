@@ -180,6 +180,8 @@ def session_status(cv: dict[str, Any], stop_reason: str | None = None) -> tuple[
     status = str(cv.get("status"))
     if status == "COMPLETED":
         return status, "-"
+    if status == "SUSPENDED":  # waits at a ladder rung; a resumed search may finish it
+        return "STOPPED", str(cv.get("reason") or "suspended at a ladder rung")
     if status in ("FAILED", "PRUNED"):
         return status, str(cv.get("reason") or status.lower())
     return "STOPPED", stop_reason or stopped_reason("stopped", len(cv.get("folds") or []))

@@ -117,6 +117,96 @@ def test_a_rung_a_trial_passed_before_is_not_judged_again_after_a_resume(tmp_pat
     assert judge.judge_rung(judge.rungs[0], 0.5) is None and seen[-1]["promoted"]
 
 
+# -- suspension -------------------------------------------------------------------------------
+def _standing(tid: str, rungs: dict[int, float], suspended: bool = False, bracket: int = 0):
+    return ladder.Standing(tid, bracket, rungs, suspended)
+
+
+def test_a_suspended_configuration_waits_for_a_field_of_eta_and_then_goes_on_if_on_top():
+    alone = [_standing("0000", {0: 0.9}, True), _standing("0001", {0: 0.8}, True)]
+    assert ladder.pick_promotion(alone, "max") is None  # two at the rung: too few to rank
+    third = alone + [_standing("0002", {0: 0.7})]
+    assert ladder.pick_promotion(third, "max") == "0000"  # top third of three
+    beaten = [_standing("0000", {0: 0.6}, True), _standing("0001", {0: 0.8}),
+              _standing("0002", {0: 0.7})]
+    assert ladder.pick_promotion(beaten, "max") is None  # last of three: it keeps waiting
+    # The highest rung first, then the best value; another bracket is another field.
+    many = [_standing("0000", {0: 0.9, 1: 0.91}, True), _standing("0001", {0: 0.95}, True),
+            _standing("0002", {0: 0.5, 1: 0.85}), _standing("0003", {0: 0.4, 1: 0.8}),
+            _standing("0004", {0: 0.3}), _standing("0005", {0: 0.99}, True, bracket=1)]
+    assert ladder.pick_promotion(many, "max") == "0000"
+    assert ladder.pick_promotion(many[1:], "max") == "0001"
+    assert ladder.pick_promotion([_standing("0000", {0: 0.2}, True),
+                                  _standing("0001", {0: 0.3}), _standing("0002", {0: 0.4})],
+                                 "min") == "0000"  # a loss: lower is better
+
+
+def test_at_the_search_end_the_leaders_of_small_rungs_are_finished():
+    alone = [_standing("0000", {0: 0.9}, True), _standing("0001", {0: 0.8}, True)]
+    assert ladder.pick_promotion(alone, "max", finishing=True) == "0000"
+    assert ladder.pick_promotion(alone[1:], "max", finishing=True) == "0001"
+    assert ladder.pick_promotion([alone[1], _standing("0000", {0: 0.9})], "max",
+                                 finishing=True) is None  # second of two: not a leader
+    assert ladder.pick_promotion([_standing("0000", {0: math.nan}, True)], "max",
+                                 finishing=True) is None
+
+
+def test_the_judge_suspends_below_a_field_of_eta_and_judges_from_there(tmp_path):
+    judge, seen = _judge(tmp_path, "0000", suspend=True)
+    reason = judge.judge_rung(judge.rungs[0], 0.9)
+    assert reason.startswith("suspended at fold 1 at epoch 2 (ladder rung 1): "
+                             "val_auc_geometric 0.9000 ranks 1 of 1")
+    assert seen[-1]["suspended"] and not seen[-1]["promoted"] and judge.suspended == seen[-1]
+    _peer(tmp_path, "0000", {0: 0.9})
+    _peer(tmp_path, "0001", {0: 0.8})
+    judge, seen = _judge(tmp_path, "0002", suspend=True)  # a field of three: judged at once
+    assert judge.judge_rung(judge.rungs[0], 0.7).startswith("pruned at")
+    assert judge.suspended is None and "suspended" not in seen[-1]
+    judge, _ = _judge(tmp_path, "0003", suspend=True)
+    assert judge.judge_rung(judge.rungs[0], 0.95) is None and judge.suspended is None
+    # A Hyperband round (suspend off) and a rung passed before are never suspended.
+    judge, _ = _judge(tmp_path / "other", "0000", suspend=False)
+    assert judge.judge_rung(judge.rungs[0], 0.9) is None
+    judge, _ = _judge(tmp_path / "other", "0000", suspend=True, passed={0})
+    assert judge.judge_rung(judge.rungs[0], 0.9) is None
+
+
+def test_the_oracle_resumes_a_suspended_trial_under_its_id_and_keeps_it_out_of_the_best(
+        tmp_path):
+    from search.tuners.oracle_base import SUSPENDED_METRIC, is_suspended
+
+    oracle = toy_oracle("random", tmp_path, max_trials=3)
+    first = finish_trial(oracle, {"val_auc": 0.9, "cxr_rung0": 0.9, SUSPENDED_METRIC: 1.0})
+    finish_trial(oracle, {"val_auc": 0.8, "cxr_rung0": 0.8, SUSPENDED_METRIC: 1.0})
+    assert is_suspended(oracle.trials[first.trial_id]) and oracle.get_best_trials() == []
+    third = oracle.create_trial("tuner0")  # two at the rung: a new configuration is drawn
+    assert third.trial_id not in (first.trial_id,) and len(oracle.trials) == 3
+    oracle.update_trial(third.trial_id, {"val_auc": 0.7, "cxr_rung0": 0.7, "cxr_pruned": 1.0})
+    third.status = "COMPLETED"
+    oracle.end_trial(third)
+    again = oracle.create_trial("tuner0")  # the leader of three goes on, under its own id
+    assert again.trial_id == first.trial_id and again.status == "RUNNING"
+    assert not again.metrics.exists("val_auc")  # so KerasTuner takes its final report
+    assert oracle.resumed == [first.trial_id]
+    oracle.update_trial(again.trial_id, {"val_auc": 0.93, "cxr_rung0": 0.9})
+    again.status = "COMPLETED"
+    oracle.end_trial(again)
+    assert [t.trial_id for t in oracle.get_best_trials(3)] == [first.trial_id]
+    assert oracle.create_trial("tuner0").status == "STOPPED"  # 0001 is last of three
+
+
+def test_a_resumed_trial_cut_by_a_stop_is_queued_again_after_a_reload(tmp_path):
+    from search.tuners.oracle_base import SUSPENDED_METRIC
+
+    oracle = toy_oracle("random", tmp_path, max_trials=1)
+    first = finish_trial(oracle, {"val_auc": 0.9, "cxr_rung0": 0.9, SUSPENDED_METRIC: 1.0})
+    assert oracle.create_trial("tuner0").trial_id == first.trial_id  # the cap: finish it
+    reloaded = toy_oracle("random", tmp_path, max_trials=1)
+    reloaded.reload()
+    assert reloaded.resumed == [first.trial_id]
+    assert reloaded.create_trial("tuner0").trial_id == first.trial_id
+
+
 # -- cost and the search end
 # -------------------------------------------------------------------------
 class _Budget:
@@ -199,70 +289,104 @@ def test_tpe_reads_every_rung_as_an_intermediate_value(tmp_path):
 
 # -- end to end (tiny data)
 # -------------------------------------------------------------------------
-def test_the_ladder_prunes_inside_the_first_fold_and_records_every_rung(
-        tmp_path, synthetic_root, monkeypatch):
+def _scripted_rungs(monkeypatch, script: dict[tuple[str, int], float]) -> None:
+    """Replaces the value a trial measures at a rung by ``script[(trial id, rung)]``."""
+    real = TrialJudge.judge_rung
+
+    def scripted(self, rung, value):
+        return real(self, rung, script.get((self.trial_id, rung.index), value))
+
+    monkeypatch.setattr(TrialJudge, "judge_rung", scripted)
+
+
+def test_the_ladder_suspends_lone_configurations_and_resumes_the_leader_from_its_rung(
+        tmp_path, synthetic_root):
+    import h5py
+    import pytest as _pytest
     from results.leaderboard import build_leaderboard
+    from search.fit import fold_fit
 
-    # Every configuration after the first is scripted to lose at the first rung (epoch 1 of
-    # fold 0): the first completes, the others stop there with the rung's score.
-    real = ladder.verdict
-
-    def lose_if_peers(value, peers, direction, eta=ladder.ETA):
-        v = real(value, peers, direction, eta)
-        return ladder.Verdict(not peers, v.rank, v.field, v.keep, v.boundary)
-
-    monkeypatch.setattr(ladder, "verdict", lose_if_peers)
-    cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=3, patience=3,
-                      ladder=True, first_rung=1)
-    fam = run_search_job(cfg)["families"]["ann"]
-    assert (fam["trials_completed"], fam["trials_pruned"], fam["trials_failed"]) == (1, 2, 0)
+    mp = _pytest.MonkeyPatch()
+    # Rung 0 is epoch 1 of fold 0, rung 1 its end. The first two configurations are alone
+    # there (suspended); the third makes a field of three, ranks last and is pruned; the
+    # search then has its three trials, so it finishes the rung's leader, 0000, from epoch 1.
+    _scripted_rungs(mp, {("0000", 0): 0.9, ("0001", 0): 0.8, ("0002", 0): 0.7})
+    try:
+        cfg = tiny_config(tmp_path, synthetic_root, max_trials=3, max_epochs=3, patience=3,
+                          ladder=True, first_rung=1)
+        fam = run_search_job(cfg)["families"]["ann"]
+    finally:
+        mp.undo()
+    assert (fam["trials_completed"], fam["trials_pruned"], fam["trials_suspended"],
+            fam["trials_failed"]) == (1, 1, 1, 0)
+    assert fam["best_trial_id"] == "0000"
     family_dir = Path(cfg.run_dir) / "ann"
     records = cv_records(family_dir)
-    first = records["trial_0000"]["ladder"]
-    assert [e["rung"] for e in first["rungs"]] == [0, 1]  # epoch 1 of fold 0, its end
-    assert all(e["promoted"] for e in first["rungs"])
-    for tid in ("trial_0001", "trial_0002"):
-        rec = records[tid]
-        assert rec["status"] == "PRUNED" and rec["folds"] == [] and not rec["censored"]
-        assert rec["reason"].startswith("pruned at fold 1 at epoch 1 (ladder rung 1)")
-        assert rec["stopped_in_fold"]["rule"] == "ladder"
-        rung0 = rec["ladder"]["rungs"][0]
-        assert rec["stopped_in_fold"]["best"][rec["objective"]] == pytest.approx(rung0["value"])
-        assert not (family_dir / tid / "fold0.json").exists()
+    assert [records[f"trial_000{i}"]["status"] for i in range(3)] == [
+        "COMPLETED", "SUSPENDED", "PRUNED"]
+    rungs = {e["rung"]: e for e in records["trial_0000"]["ladder"]["rungs"]}
+    assert rungs[0]["suspended"] and rungs[0]["resumed"] and rungs[0]["promoted"]
+    assert rungs[0]["field"] == 1  # it was alone when it reached the rung
+    assert rungs[1]["suspended"] and rungs[1]["resumed"]  # alone at its fold's end too
+    fold0 = json.loads((family_dir / "trial_0000" / "fold0.json").read_text())
+    # Continued from the rung, not retrained: one epoch before the suspension, two after.
+    assert fold0["resumed_at_epoch"] == 1 and fold0["epochs_trained"] == 3
+    assert all(len(v) == 3 for v in fold0["history"].values())
+    assert not fold_fit.suspended_fold_weights(family_dir / "trial_0000", 0).exists()
+    waiting = records["trial_0001"]
+    assert waiting["reason"].startswith("suspended at fold 1 at epoch 1 (ladder rung 1)")
+    assert fold_fit.load_suspended_fold(family_dir / "trial_0001", 0)["epochs_trained"] == 1
+    with h5py.File(fold_fit.suspended_fold_weights(family_dir / "trial_0001", 0)) as h5:
+        # The optimizer's state at the rung is kept (its step count after one epoch), so the
+        # fold continues where it stopped rather than with a fresh optimizer.
+        assert int(h5["optimizer/vars/0"][()]) > 0
+    assert records["trial_0002"]["reason"].startswith("pruned at fold 1 at epoch 1")
+    starts = [e for e in fit_events(family_dir) if e["event"] == "start"]
+    assert [(e["trial_id"], e["fold"]) for e in starts][:4] == [
+        ("0000", 0), ("0001", 0), ("0002", 0), ("0000", 0)]
     rows = build_leaderboard(cfg.run_dir, "ann")
-    assert [(r["trial_id"], r["rank"]) for r in rows][0] == ("0000", 1)
+    assert [(r["trial_id"], r["rank"], r["status"]) for r in rows] == [
+        ("0000", 1, "COMPLETED"), ("0001", None, "SUSPENDED"), ("0002", None, "PRUNED")]
     log = (Path(cfg.run_dir) / "search.log").read_text()
-    assert "2 pruned by the ladder" in log
+    assert "1 suspended at a ladder rung" in log and "SUSPENDED (suspended at" in log
     events = fit_events(family_dir)
-    run_search_job(cfg)  # a finished search trains nothing again
+    run_search_job(cfg)  # 0001 ranks 2 of 3 at its rung: nothing is promoted or trained
     assert fit_events(family_dir) == events
 
 
-def test_a_trial_the_budget_cuts_after_passing_a_rung_stays_resumable(
+def test_a_trial_the_budget_cuts_after_its_resume_stays_resumable(
         tmp_path, synthetic_root, monkeypatch):
     import search.engine as engine
+    from search.fit import fold_fit
     from search.schedule.budget import TimeBudget
 
     family_dir = tmp_path / "run" / "ann"
 
-    def passed_a_rung() -> bool:
-        cv = family_dir / "trial_0001" / "cv.json"
-        return cv.exists() and bool((json.loads(cv.read_text()).get("ladder") or {}).get("rungs"))
+    def continued() -> bool:
+        starts = [e for e in fit_events(family_dir) if e["event"] == "start"
+                  and e["trial_id"] == "0001"] if (family_dir / "fits.jsonl").exists() else []
+        return len(starts) >= 2
 
-    # The budget is spent the moment trial 0001 has passed its first rung (no wall time).
-    clock = lambda: 1e9 if passed_a_rung() else 0.0  # noqa: E731
+    # Two configurations, alone at rung 0: both wait; with the trial cap reached the leader
+    # (0001) is resumed, and the budget is spent the moment its continued fit starts.
+    clock = lambda: 1e9 if continued() else 0.0  # noqa: E731
     monkeypatch.setattr(engine, "TimeBudget", lambda minutes: TimeBudget(minutes, clock=clock))
-    monkeypatch.setattr(ladder, "verdict", lambda value, peers, direction, eta=3:
-                        ladder.Verdict(True, 1, len(peers) + 1, 1, value))
+    _scripted_rungs(monkeypatch, {("0000", 0): 0.7, ("0001", 0): 0.9})
     cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=4, patience=4,
                       ladder=True, first_rung=1, time_budget_min=600.0)
     assert run_search_job(cfg)["status"] == "budget_exhausted"
     rec = cv_records(family_dir)["trial_0001"]
-    assert rec["status"] == "RUNNING" and rec["ladder"]["rungs"][0]["promoted"]
+    assert rec["status"] == "RUNNING" and rec["ladder"]["rungs"][0]["resumed"]
+    # The cut continuation is discarded; the state at the rung is still there to go on from.
+    assert fold_fit.load_suspended_fold(family_dir / "trial_0001", 0)["epochs_trained"] == 1
     monkeypatch.setattr(engine, "TimeBudget", TimeBudget)
     cfg.time_budget_min = None
     assert run_search_job(cfg)["status"] == "completed"
-    assert cv_records(family_dir)["trial_0001"]["status"] == "COMPLETED"
+    records = cv_records(family_dir)
+    assert records["trial_0001"]["status"] == "COMPLETED"
+    assert records["trial_0000"]["status"] == "SUSPENDED"
+    fold0 = json.loads((family_dir / "trial_0001" / "fold0.json").read_text())
+    assert fold0["resumed_at_epoch"] == 1
 
 
 def test_a_configuration_over_its_share_is_censored_and_the_search_goes_on(

@@ -93,6 +93,9 @@ def test_pruned_and_budget_cut_trials_appear_with_their_status_and_resume_update
         return ladder.Verdict(not stop, v.rank, v.field, v.keep, v.boundary)
 
     monkeypatch.setattr(ladder, "verdict", prune_once)
+    # No trial waits at a rung for peers here (search.schedule.ladder, "Suspension"): this
+    # test is about the statuses TensorBoard shows, the suspended one included below.
+    monkeypatch.setattr(ladder, "must_wait", lambda field, eta=ladder.ETA: False)
     fam_dir = tmp_path / "run" / "ann"
     clock = lambda: 1e9 if (fam_dir / "trial_0002" / "fold0.json").exists() else 0.0  # noqa: E731
     monkeypatch.setattr(engine, "TimeBudget", lambda minutes: TimeBudget(minutes, clock=clock))
@@ -305,3 +308,11 @@ def test_tensorboard_under_jax_without_tensorflow(tmp_path, synthetic_root):
     mux = _runs(tmp_path / "run" / "tensorboard")
     assert "ann/trial_0000" in mux.Runs()
     assert mux.Scalars("ann/trial_0000/fold0/train", "epoch_loss")
+
+
+def test_a_suspended_trial_is_a_stopped_session_with_its_reason():
+    from search.watch.tensorboard import session_status
+
+    reason = "suspended at fold 1 at epoch 2 (ladder rung 1): val_auc_geometric 0.9 ranks 1 of 1"
+    assert session_status({"status": "SUSPENDED", "reason": reason}) == ("STOPPED", reason)
+    assert session_status({"status": "PRUNED", "reason": "pruned"}) == ("PRUNED", "pruned")
