@@ -173,7 +173,8 @@ def summarise(run_dir: Path, *, max_epochs: int, n_folds: int, low: float) -> di
             "winner_spread": spread(winner),
             "default_score": default and (default.get("mean") or {}).get(objective)
             if default and default.get("status") == "COMPLETED" else None,
-            "default_spread": spread(default),
+            "default_spread": spread(default)
+            if default and default.get("status") == "COMPLETED" else None,
             "max_epochs": max_epochs}
 
 

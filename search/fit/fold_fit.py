@@ -253,6 +253,11 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
             When it stops the fold, the partial curve is saved to ``pruned_fold<k>.json`` and
             ``TrialStopped`` is raised.
 
+    A fold the ladder suspended at a rung (``suspended_fold<k>.json`` and its weights, kept by
+    an earlier fit) continues from there: the rung's weights and optimizer state, the epochs
+    already trained as ``initial_epoch``, and its curve so far before this fit's. Its best
+    epoch is chosen among the continued epochs (the weights early stopping restores).
+
     A continued Hyperband round starts from the previous round's restored weights, which are
     its ``best_epoch`` (not ``tuner/initial_epoch`` when that round stopped early or restored
     an earlier epoch). The round trains ``epochs - initial_epoch`` more epochs counted from
@@ -264,8 +269,8 @@ def fit_fold(*, hypermodel, hp, trial_id: str, trial_dir: Path, family_dir: Path
 
     Raises:
         keras_tuner.errors.FailedTrialError: over-budget model, NaN loss, missing carry weights.
-        search.schedule.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung, or
-        cost).
+        search.schedule.fold_judge.TrialStopped: the judge stopped the fold (pruned at a rung,
+        cost, or suspended at a rung: its state is then kept to continue from).
     """
     full_objective, objective = objective, probes.epoch_metric(objective)
     fseed = fold_seed(seed, fold)
