@@ -57,12 +57,16 @@ def suspended_fold_weights(trial_dir: Path, fold: int) -> Path:
     return Path(trial_dir) / f"suspended_fold{fold}.weights.h5"
 
 
+def _record_with_weights(record_path: Path, weights_path: Path) -> dict[str, Any] | None:
+    """The record at ``record_path`` when it and its weights are both on disk, else None."""
+    record = read_json(record_path)
+    return record if record is not None and weights_path.exists() else None
+
+
 def load_suspended_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
     """The suspended fold's record if its state is whole on disk, else None."""
-    record = read_json(suspended_fold_json(trial_dir, fold))
-    if record is not None and suspended_fold_weights(trial_dir, fold).exists():
-        return record
-    return None
+    return _record_with_weights(suspended_fold_json(trial_dir, fold),
+                                suspended_fold_weights(trial_dir, fold))
 
 
 def drop_suspended_fold(trial_dir: Path, fold: int) -> None:
@@ -73,10 +77,7 @@ def drop_suspended_fold(trial_dir: Path, fold: int) -> None:
 
 def load_finished_fold(trial_dir: Path, fold: int) -> dict[str, Any] | None:
     """The fold's record if the fold finished (record and weights on disk), else None."""
-    record = read_json(fold_json(trial_dir, fold))
-    if record is not None and fold_weights(trial_dir, fold).exists():
-        return record
-    return None
+    return _record_with_weights(fold_json(trial_dir, fold), fold_weights(trial_dir, fold))
 
 
 def check_free_space(path: Path, n_params: int) -> None:
