@@ -1,7 +1,8 @@
 """Does data loading keep the accelerator busy? Batches/s of the input pipeline vs step time.
 
-The search feeds every fold from ``data_pipeline.ArrayBatches`` (a ``keras.utils.PyDataset``
-over in-memory uint8 arrays). Augmentation, when a trial turns it on, is the model's own first
+The search used to feed every fold from ``data_pipeline.ArrayBatches`` (a
+``keras.utils.PyDataset`` over in-memory uint8 arrays); it now hands the arrays to Keras' own
+array adapter, whose whole epochs ``benchmarks/fit_feed.py`` times against the ``PyDataset``. Augmentation, when a trial turns it on, is the model's own first
 layers (random layers active in training only), so it runs inside the compiled train step;
 before, it ran eagerly per batch inside ``__getitem__`` (``ArrayBatches(augment=...)``, kept as
 the baseline). This script measures, on the current backend and device:

@@ -17,13 +17,13 @@ from data_pipeline.groups import acquisition_batch, patient_id
 from data_pipeline.shifts import SHIFT_NAMES, shifted_sets
 from data_pipeline.splits import TestSplit, load_split, save_split, split_train_test
 from data_pipeline.synthetic import default_data_dir, generate_synthetic
-from data_pipeline.weights import class_weights, initial_bias
+from data_pipeline.weights import class_weights, initial_bias, sample_weights
 
 __all__ = [
     "SHIFT_NAMES", "ArrayBatches", "DataError", "Dataset", "TestSplit", "UserError", "check_folds",
     "class_weights", "data_fingerprint", "default_data_dir", "discover", "generate_synthetic",
     "initial_bias", "load_dataset", "load_split", "make_augmentation", "acquisition_batch", "shifted_sets", "make_folds", "patient_id",
-    "save_split", "split_train_test",
+    "sample_weights", "save_split", "split_train_test",
 ]
 
 

@@ -20,6 +20,20 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
     return {int(c): float(y.size / (len(classes) * n)) for c, n in zip(classes, counts)}
 
 
+def sample_weights(y: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:
+    """Per-image float32 weights ``class_weight[y_i]`` (0 for a label the dict lacks).
+
+    ``fit(sample_weight=...)`` takes them on every Keras backend, where ``fit(class_weight=...)``
+    is refused for some inputs on some backends.
+    """
+    y = np.asarray(y).astype(np.int64).ravel()
+    lut = np.zeros(int(y.max(initial=0)) + 1, dtype=np.float32)
+    for c, w in class_weight.items():
+        if 0 <= int(c) < lut.size:
+            lut[int(c)] = w
+    return lut[y]
+
+
 def initial_bias(y: np.ndarray) -> float:
     """The notes' initial output bias ``log(pos / neg)`` for a sigmoid output.
 

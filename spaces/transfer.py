@@ -229,7 +229,7 @@ class TransferHyperModel(BaseHyperModel):
         start = initial_epoch
         best = None
         if start < boundary:
-            h = model.fit(train, validation_data=val, epochs=boundary, initial_epoch=start,
+            h = model.fit(**train, validation_data=val, epochs=boundary, initial_epoch=start,
                           callbacks=callbacks + _schedule(values, 1.0), verbose=verbose,
                           **kwargs)
             _extend(history, h.history)
@@ -250,7 +250,7 @@ class TransferHyperModel(BaseHyperModel):
         if start < epochs:
             ratio = float(values["fine_tune_lr_ratio"] or 1.0)
             self.start_fine_tuning(model, values)
-            h = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=start,
+            h = model.fit(**train, validation_data=val, epochs=epochs, initial_epoch=start,
                           callbacks=callbacks + _schedule(values, ratio), verbose=verbose,
                           **kwargs)
             _extend(history, h.history)

@@ -51,6 +51,42 @@ def test_fit_applies_schedule_augmentation_and_class_weights():
         hm.fit(hp, model, x, y, validation_data=(x, y), epochs=1, batch_size=8)
 
 
+
+def test_fit_feeds_keras_the_arrays_with_class_weights_and_a_seeded_order():
+    from spaces.common import BaseHyperModel
+
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    y = np.array([0] * 8 + [1] * 2)
+    values = {"batch_size": 4, "class_weights": True}
+    train, val = BaseHyperModel.fit_batches(values, x, y, (x[:3], y[:3]), seed=3, kwargs={})
+    # The uint8 images go to Keras' array adapter as they are (no float copy, no generator).
+    assert train["x"].dtype == np.uint8 and train["shuffle"] and train["batch_size"] == 4
+    assert np.allclose(train["sample_weight"], [10 / 16] * 8 + [10 / 4] * 2)
+    assert train["validation_batch_size"] == 4 and val[1].dtype == np.float32
+    values["class_weights"] = False
+    assert "sample_weight" not in BaseHyperModel.fit_batches(values, x, y, None, None, {})[0]
+
+    def first_epoch_losses(seed):
+        # One image per batch and distinct images: the running loss after each step depends on
+        # the order Keras fed them, so equal sequences mean the same order.
+        hm = ANNHyperModel((1, 1, 1), class_counts=[5, 5])
+        hp = kt.HyperParameters()
+        hp.values.update({"batch_size": 1, "dense_units": 16, "dense_layers": 1})
+        keras.utils.set_random_seed(0)
+        model = hm.build(hp)
+        seen = []
+
+        class Losses(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                seen.append(round(float(logs["loss"]), 5))
+
+        hm.fit(hp, model, x, np.arange(10) % 2, validation_data=None, epochs=1,
+               callbacks=[Losses()], seed=seed)
+        return seen
+
+    assert first_epoch_losses(1) == first_epoch_losses(1)
+    assert first_epoch_losses(1) != first_epoch_losses(2)
+
 def test_budget_rejects_big_model():
     hm = ANNHyperModel(SHAPE, max_params=10_000)
     with pytest.raises(kt.errors.FailedTrialError, match=r"over the limit of 10,000.*--max-params"):

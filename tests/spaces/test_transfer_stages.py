@@ -24,7 +24,7 @@ class FakeModel:
     def __init__(self, seen: dict[int, str]) -> None:
         self.seen, self.stage, self.stop_training = seen, "head", False
 
-    def fit(self, train, *, validation_data, epochs, initial_epoch, callbacks, verbose,
+    def fit(self, x=None, y=None, *, validation_data, epochs, initial_epoch, callbacks, verbose,
             **kwargs):
         epochs_run = list(range(initial_epoch, epochs))
         for e in epochs_run:
