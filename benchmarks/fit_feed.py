@@ -2,8 +2,8 @@
 
 ``benchmarks/data_feed.py`` times the loader alone, where ``data_pipeline.ArrayBatches`` produces
 batches far faster than a model consumes them. This script times what a search pays: whole
-epochs of ``model.fit`` (training plus the clean validation pass), in one process, for the
-same model and data fed two ways:
+epochs of ``model.fit`` (training plus the clean validation pass) for the same model and data
+fed two ways:
 
 - ``pydataset``: the former path, ``ArrayBatches`` for training and validation (a Python batch
   generator that Keras wraps and prefetches in a thread);
@@ -16,9 +16,9 @@ fresh process: once a ``PyDataset`` has fed a fit, later fits in the same proces
 pace whatever feeds them (measured: a first ``PyDataset`` fit left the array fits after it at
 the same ~18 s per epoch), so a same-process comparison would hide the difference. The two
 paths alternate (``--repeats`` times each) so a drift of the machine hits both. The first epoch
-of each fit (tracing) is left out. Images are the shared training folder's at ``--image-size`` when it is
-there, else random pixels (the cost does not depend on their content). The record says the
-machine and its load (``benchmarks/quiet.py``): a loaded run is flagged, not a figure.
+of each fit (tracing) is left out. Images are the shared training folder's at ``--image-size``
+when it is there, else random pixels (the cost does not depend on their content). The record
+says the machine and its load (``benchmarks/quiet.py``): a loaded run is flagged, not a figure.
 
     .venv/bin/python benchmarks/fit_feed.py --epochs 4 --repeats 2 --write runs/fit_feed.json
 """
@@ -61,26 +61,6 @@ def load_images(data: Path, size: int, n_train: int, n_val: int
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:], "random pixels"
 
 
-class _EpochTimer:
-    """Wall seconds of every epoch of one fit (a Keras callback, built lazily)."""
-
-    def __new__(cls):
-        import keras
-
-        class Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds: list[float] = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._t0 = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._t0)
-
-        return Timer()
-
-
 def epoch_seconds(path: str, hm: Any, hp: Any, data: tuple, epochs: int) -> list[float]:
     """Seconds of epochs 2..``epochs`` of one fit of the default model fed by ``path``."""
     import keras
@@ -90,7 +70,16 @@ def epoch_seconds(path: str, hm: Any, hp: Any, data: tuple, epochs: int) -> list
     x_tr, y_tr, x_va, y_va = data
     keras.utils.set_random_seed(0)
     model = hm.build(hp)
-    timer = _EpochTimer()
+    seconds: list[float] = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.t0)
+
+    timer = EpochTimer()
     if path == "arrays":
         hm.fit(hp, model, x_tr, y_tr, validation_data=(x_va, y_va), epochs=epochs,
                callbacks=[timer], seed=0)
@@ -101,7 +90,7 @@ def epoch_seconds(path: str, hm: Any, hp: Any, data: tuple, epochs: int) -> list
                   epochs=epochs, callbacks=[timer], verbose=0)
     del model
     keras.backend.clear_session()
-    return timer.seconds[1:]
+    return seconds[1:]
 
 
 def one_fit(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", default=str(ROOT / "benchmarks" / "reference_space.toml"))
     p.add_argument("--family", default="cnn", choices=["cnn", "ann"])
     p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--train-images", type=int, default=2956, help="a reference fold's training part")
+    p.add_argument("--train-images", type=int, default=2956,
+                   help="a reference fold's training part")
     p.add_argument("--val-images", type=int, default=1478)
     p.add_argument("--epochs", type=int, default=4, help="per fit; the first is left out")
     p.add_argument("--repeats", type=int, default=2, help="fits per path, alternating")

@@ -290,7 +290,7 @@ class BaseHyperModel(kt.HyperModel):
         import keras
 
         values = register_values(hp, self.space, self.family)
-        train, validation_data = self.fit_batches(values, x, y, validation_data, seed, kwargs)
+        train, validation_data = self.fit_inputs(values, x, y, validation_data, seed, kwargs)
         callbacks = list(callbacks or [])
         schedule = make_schedule(values)
         if schedule is not None:
@@ -300,7 +300,7 @@ class BaseHyperModel(kt.HyperModel):
                          **kwargs)
 
     @staticmethod
-    def fit_batches(values: dict[str, Any], x: Any, y: Any, validation_data: Any,
+    def fit_inputs(values: dict[str, Any], x: Any, y: Any, validation_data: Any,
                     seed: int | None, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         """The training inputs of :meth:`fit` (shared by every family).
 

@@ -221,7 +221,7 @@ class TransferHyperModel(BaseHyperModel):
         import keras
 
         values = register_values(hp, self.space, self.family)
-        train, val = self.fit_batches(values, x, y, validation_data, seed, kwargs)
+        train, val = self.fit_inputs(values, x, y, validation_data, seed, kwargs)
         callbacks = list(callbacks or [])
         stop = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
         boundary = self.head_epochs(values, epochs)

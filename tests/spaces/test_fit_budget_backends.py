@@ -58,13 +58,13 @@ def test_fit_feeds_keras_the_arrays_with_class_weights_and_a_seeded_order():
     x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
     y = np.array([0] * 8 + [1] * 2)
     values = {"batch_size": 4, "class_weights": True}
-    train, val = BaseHyperModel.fit_batches(values, x, y, (x[:3], y[:3]), seed=3, kwargs={})
+    train, val = BaseHyperModel.fit_inputs(values, x, y, (x[:3], y[:3]), seed=3, kwargs={})
     # The uint8 images go to Keras' array adapter as they are (no float copy, no generator).
     assert train["x"].dtype == np.uint8 and train["shuffle"] and train["batch_size"] == 4
     assert np.allclose(train["sample_weight"], [10 / 16] * 8 + [10 / 4] * 2)
     assert train["validation_batch_size"] == 4 and val[1].dtype == np.float32
     values["class_weights"] = False
-    assert "sample_weight" not in BaseHyperModel.fit_batches(values, x, y, None, None, {})[0]
+    assert "sample_weight" not in BaseHyperModel.fit_inputs(values, x, y, None, None, {})[0]
 
     def first_epoch_losses(seed):
         # One image per batch and distinct images: the running loss after each step depends on
