@@ -17,6 +17,11 @@ configuration stopped for its cost (``cxr_censored``, ``search.tuners.oracle_bas
   first rung (:func:`search_end_reason`). When it cannot get there, the search stops and says
   so: a configuration that cannot reach a rung cannot be judged, and its time is better kept.
   That configuration stays queued and resumable, like a trial the budget cuts.
+* **Finish reserve.** While no configuration has finished every fold, the search keeps the time
+  the rungs' leader needs to finish (:func:`reserve_reason`): once drawing one more
+  configuration would leave less than that, it resumes the leader and finishes it, so a
+  time-budgeted search hands over at least one configuration trained on every fold. A leader
+  whose own pace says it cannot finish in the time left is passed over for the next one.
 * **Budget cut.** A trial the budget cuts (``search.schedule.budget``) is never stopped by a rule:
 it
   stays ``RUNNING`` and resumable, its finished folds kept, whatever rungs it passed.
@@ -30,6 +35,9 @@ a promoted configuration was discarded for good, and the tuners learnt that "exp
 from __future__ import annotations
 
 DEFAULT_MAX_TRIAL_SHARE = 0.25
+# The finish reserve's safety factor on a leader's own-pace estimate (epochs vary by a tenth or
+# so between folds on a quiet machine; early stopping only makes the estimate too high).
+RESERVE_MARGIN = 1.1
 
 
 def share_reason(*, spent_s: float, budget_s: float | None, share: float, judged: bool,
@@ -72,3 +80,30 @@ def search_end_reason(*, left_s: float | None, first_rung_s: float | None) -> st
             f"configuration needs about {first_rung_s / 60:.1f} min to reach its first ladder "
             "rung (the median of this search's configurations), so it could not be judged. "
             "Run the same command with a larger --time-budget to go on; nothing is lost")
+
+
+def reserve_reason(*, left_s: float | None, finish_s: float | None, first_rung_s: float | None,
+                   trial_id: str) -> str | None:
+    """Why the search finishes ``trial_id`` now instead of drawing a new configuration, or None.
+
+    True when drawing one more configuration (about ``first_rung_s`` to reach its first rung)
+    would leave less than ``RESERVE_MARGIN`` times ``finish_s``, the leader's own-pace estimate
+    to train every fold (``search.schedule.ladder.seconds_to_finish``). The caller asks only
+    while no configuration has finished and only for a leader that can still finish
+    (``finish_s <= left_s``).
+
+    Args:
+        left_s: Seconds the time budget has left (None: no budget, no reserve).
+        finish_s: Seconds the leader needs to finish (None: unknown, no reserve).
+        first_rung_s: Median seconds a configuration took to reach its first rung (None: 0).
+        trial_id: The leader (named in the reason).
+    """
+    if left_s is None or finish_s is None or finish_s > left_s:
+        return None
+    if left_s - (first_rung_s or 0.0) >= RESERVE_MARGIN * finish_s:
+        return None
+    return (f"finishing trial {trial_id} now: it leads its ladder rung and needs about "
+            f"{finish_s / 60:.1f} min at its own pace to train every fold, and "
+            f"{max(0.0, left_s) / 60:.1f} min of the time budget are left; no configuration "
+            "has finished yet, so the rest of the budget goes to finishing one before new "
+            "configurations are drawn")

@@ -278,17 +278,17 @@ class Standing:
         return max(self.rungs) if self.rungs else None
 
 
-def pick_promotion(standings: Iterable[Standing], direction: str, *, finishing: bool = False,
-                   eta: int = ETA) -> str | None:
-    """The suspended configuration to resume next, or None to draw a new one.
+def promotion_order(standings: Iterable[Standing], direction: str, *, finishing: bool = False,
+                    eta: int = ETA) -> list[str]:
+    """The suspended configurations that may go on now, the one to resume first first.
 
     A suspended configuration may go on when it ranks in the top ``1/eta`` of every
     configuration of its bracket that reached its rung, and at least ``eta`` did (while new
     configurations still arrive, a smaller field says nothing). ``finishing`` (no new
     configuration can reach a rung) drops the field's minimum: the rung's leaders are finished
-    instead of waiting for peers that will not come. Among those that may go on, the highest
-    rung first (finishing a leader is worth more than starting its rivals), then the best value,
-    then the lowest trial id.
+    instead of waiting for peers that will not come. Order: the highest rung first (finishing a
+    leader is worth more than starting its rivals), then the best value, then the lowest trial
+    id.
 
     Args:
         standings: Every configuration the oracle knows (suspended or not).
@@ -308,4 +308,37 @@ def pick_promotion(standings: Iterable[Standing], direction: str, *, finishing: 
         v = verdict(s.rungs[rung], peers, direction, eta)
         if v.promoted and (finishing or not must_wait(v.field, eta)):
             ready.append((-rung, sign * s.rungs[rung], s.trial_id))
-    return min(ready)[2] if ready else None
+    return [tid for *_, tid in sorted(ready)]
+
+
+def pick_promotion(standings: Iterable[Standing], direction: str, *, finishing: bool = False,
+                   eta: int = ETA) -> str | None:
+    """The suspended configuration to resume next (the first of :func:`promotion_order`), or
+    None to draw a new one."""
+    order = promotion_order(standings, direction, finishing=finishing, eta=eta)
+    return order[0] if order else None
+
+
+def seconds_to_finish(cv: dict[str, Any], folds: int, max_epochs: int) -> float | None:
+    """Wall seconds a suspended configuration needs to train every fold to ``max_epochs``.
+
+    An upper bound: its own pace so far (the trial's wall seconds over the epochs it trained,
+    so building, validation and probes are included) times the epochs left at full length
+    (early stopping may end a fold sooner). None before it trained an epoch.
+
+    Args:
+        cv: The configuration's ``cv.json`` record.
+        folds: Folds of the search.
+        max_epochs: Epochs of a full fold.
+    """
+    done = cv.get("folds") or []
+    entries = rung_entries(cv)
+    top = entries[max(entries)] if entries else {}
+    in_fold = (int(top["epoch"]) if top.get("epoch") is not None
+               and int(top.get("fold", 0)) == len(done) else 0)
+    epochs = sum(int(f.get("epochs_trained", 0)) - int(f.get("initial_epoch", 0))
+                 for f in done) + in_fold
+    spent = float(cv.get("duration_s") or 0.0)
+    if epochs <= 0 or spent <= 0:
+        return None
+    return spent / epochs * max(0, (folds - len(done)) * max_epochs - in_fold)

@@ -95,12 +95,37 @@ class CVTuner(kt.Tuner):
         # could reach a rung in the time left.
         self.oracle.ladder_brackets = ladder_brackets
         self.oracle.finishing = self._finishing
+        self.oracle.reserve = self._reserve
 
     def _finishing(self) -> bool:
         """True when a new configuration could not reach its first rung in the time left."""
         return cost.search_end_reason(
             left_s=self.budget.remaining_s,
             first_rung_s=ladder.seconds_to_first_rung(family_records(self.family_dir))) is not None
+
+    def _reserve(self, standings: list[ladder.Standing]) -> str | None:
+        """The suspended leader to finish now so that one configuration finishes within the
+        time budget (``search.schedule.cost.reserve_reason``), or None to go on drawing."""
+        left = self.budget.remaining_s
+        if left is None:
+            return None
+        records = family_records(self.family_dir)
+        if any(r.get("status") == "COMPLETED" for r in records):
+            return None
+        by_id = {str(r.get("trial_id")): r for r in records}
+        for trial_id in ladder.promotion_order(standings, self.oracle.objective.direction,
+                                               finishing=True):
+            need = ladder.seconds_to_finish(by_id.get(trial_id) or {}, len(self.data.folds),
+                                            self.max_epochs)
+            if need is None or need > left:
+                continue  # it could not finish in time: the next leader may
+            why = cost.reserve_reason(left_s=left, finish_s=need, trial_id=trial_id,
+                                      first_rung_s=ladder.seconds_to_first_rung(records))
+            if why:
+                self.progress.line(f"[{self.family}] {why}")
+                return trial_id
+            return None
+        return None
 
     def _refusal(self, values: dict[str, Any]) -> str | None:
         hp = self.oracle.hyperparameters.copy()

@@ -123,6 +123,9 @@ class CappedOracleMixin:
     # () -> True when a new configuration can no longer reach a rung in the time left (set by
     # the tuner, which knows the budget): the rungs' leaders are then finished, not left waiting.
     finishing: Callable[[], bool] | None = None
+    # standings -> the suspended trial to finish now to keep time for one finished
+    # configuration (search.schedule.cost, "Finish reserve"), or None. Set by the tuner.
+    reserve: Callable[[list], str | None] | None = None
     # Ids of the suspended trials resumed, in order (saved in oracle.json).
     resumed: list[str]
 
@@ -159,6 +162,9 @@ class CappedOracleMixin:
                      if t.status == trial_module.TrialStatus.COMPLETED]
         if not any(s.suspended for s in standings):
             return None
+        kept = self.reserve(standings) if self.reserve else None
+        if kept is not None:
+            return kept
         finishing = self._capped() or self.refused_out or bool(self.finishing and self.finishing())
         return ladder.pick_promotion(standings, self.objective.direction, finishing=finishing)
 

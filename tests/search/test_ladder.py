@@ -246,6 +246,57 @@ def test_search_end_reason_and_seconds_to_the_first_rung(tmp_path):
     assert "search ended" in why and "--time-budget" in why
 
 
+def test_seconds_to_finish_is_the_leaders_own_pace_times_the_epochs_left():
+    # Suspended at epoch 6 of fold 1 after 60 s: 10 s an epoch, 3 x 30 - 6 epochs to go.
+    at_epoch = {"duration_s": 60.0, "folds": [],
+                "ladder": {"rungs": [{"rung": 0, "fold": 0, "epoch": 2, "value": 0.9},
+                                     {"rung": 1, "fold": 0, "epoch": 6, "value": 0.95}]}}
+    assert ladder.seconds_to_finish(at_epoch, 3, 30) == pytest.approx(840.0)
+    # Suspended at the end of fold 1, early-stopped at epoch 20 after 400 s: two folds to go.
+    at_end = {"duration_s": 400.0, "folds": [{"epochs_trained": 20, "initial_epoch": 0}],
+              "ladder": {"rungs": [{"rung": 2, "fold": 0, "epoch": None, "value": 0.98}]}}
+    assert ladder.seconds_to_finish(at_end, 3, 30) == pytest.approx(1200.0)
+    assert ladder.seconds_to_finish({"duration_s": 5.0}, 3, 30) is None  # no epoch yet
+
+
+def test_the_finish_reserve_starts_when_one_more_draw_would_leave_too_little():
+    kw = dict(first_rung_s=60.0, trial_id="0000")
+    assert cost.reserve_reason(left_s=None, finish_s=800.0, **kw) is None  # no budget
+    assert cost.reserve_reason(left_s=1200.0, finish_s=800.0, **kw) is None  # room to draw
+    assert cost.reserve_reason(left_s=600.0, finish_s=800.0, **kw) is None  # cannot finish
+    why = cost.reserve_reason(left_s=900.0, finish_s=800.0, **kw)
+    assert why.startswith("finishing trial 0000 now") and "13.3 min" in why
+
+
+def test_the_order_of_promotion_puts_the_highest_rung_then_the_best_first():
+    field = [_standing("0000", {0: 0.9, 1: 0.95}, True), _standing("0001", {0: 0.97}, True),
+             _standing("0002", {0: 0.5}), _standing("0003", {0: 0.99}, True)]
+    assert ladder.promotion_order(field, "max", finishing=True) == ["0000", "0003", "0001"]
+    assert ladder.promotion_order(field, "max") == ["0003", "0001"]  # rung 1: 0000 alone
+    assert ladder.pick_promotion(field, "max") == "0003"
+
+
+def test_a_budgeted_search_keeps_time_to_finish_its_leader(
+        tmp_path, synthetic_root, monkeypatch):
+    # Pretend the leader needs all but a minute of the budget: the search finishes it as soon
+    # as it is suspended instead of drawing, then draws again once one has finished.
+    monkeypatch.setattr(ladder, "seconds_to_finish",
+                        lambda cv, folds, max_epochs: 3540.0 if cv.get("folds") is not None
+                        else None)
+    cfg = tiny_config(tmp_path, synthetic_root, max_trials=2, max_epochs=3, patience=3,
+                      ladder=True, first_rung=1, time_budget_min=60.0)
+    fam = run_search_job(cfg)["families"]["ann"]
+    family_dir = Path(cfg.run_dir) / "ann"
+    starts = [(e["trial_id"], e["fold"]) for e in fit_events(family_dir)
+              if e["event"] == "start"]
+    assert starts[:2] == [("0000", 0), ("0000", 0)]  # suspended alone, then finished at once
+    assert ("0001", 0) in starts[2:]  # one finished: the search draws again
+    assert cv_records(family_dir)["trial_0000"]["status"] == "COMPLETED"
+    assert fam["trials_completed"] >= 1
+    log = (Path(cfg.run_dir) / "search.log").read_text()
+    assert "finishing trial 0000 now" in log and "no configuration has finished yet" in log
+
+
 # -- outcomes reaching the tuners -----------------------------------------------------------------
 def test_a_cost_stop_reaches_the_oracles_as_censored(tmp_path):
     from search.store.fold_records import oracle_metrics
