@@ -33,8 +33,10 @@ successive halving, ASHA; Li et al. 2020, Optuna's ``SuccessiveHalvingPruner``):
   before every new draw) once at least ``eta`` configurations reached its rung and it ranks in
   their top ``1/eta``, the highest rung first, as ASHA promotes; at the search's end (no new
   configuration can reach a rung: the trial cap, or too little time left) it resumes the
-  leaders of the rungs whatever the field. A resumed configuration continues from the rung,
-  never from scratch. Without this, a lone first configuration (the space's defaults) is
+  leaders of the rungs whatever the field. Under ``--time-budget``, while no configuration has
+  finished, the tuner also keeps the time the leader needs to finish (``search.schedule.cost``,
+  "Finish reserve"; :func:`seconds_to_finish`) and resumes it before that time is gone. A
+  resumed configuration continues from the rung, never from scratch. Without this, a lone first configuration (the space's defaults) is
   promoted at every rung and trains every fold before anything else is looked at: measured on
   the reference settings, it filled the whole 30-minute budget (``benchmarks/RESULTS.md``).
   Hyperband rounds are not suspended: a round already starts a batch of configurations
