@@ -21,7 +21,10 @@ configuration stopped for its cost (``cxr_censored``, ``search.tuners.oracle_bas
   the rungs' leader needs to finish (:func:`reserve_reason`): once drawing one more
   configuration would leave less than that, it resumes the leader and finishes it, so a
   time-budgeted search hands over at least one configuration trained on every fold. A leader
-  whose own pace says it cannot finish in the time left is passed over for the next one.
+  whose own pace says it cannot finish in the time left is passed over for the next one. The
+  reserve is also asked at every rung a configuration passes (:func:`hold_reason`): one whose
+  next stretch (to its next rung, or its other folds) would eat into the leader's time waits
+  there, suspended and resumable, instead of going on, unless it is the leader itself.
 * **Budget cut.** A trial the budget cuts (``search.schedule.budget``) is never stopped by a rule:
 it
   stays ``RUNNING`` and resumable, its finished folds kept, whatever rungs it passed.
@@ -107,3 +110,26 @@ def reserve_reason(*, left_s: float | None, finish_s: float | None, first_rung_s
             f"{max(0.0, left_s) / 60:.1f} min of the time budget are left; no configuration "
             "has finished yet, so the rest of the budget goes to finishing one before new "
             "configurations are drawn")
+
+
+def hold_reason(*, left_s: float | None, continue_s: float, finish_s: float,
+                trial_id: str) -> str | None:
+    """Why a configuration that passed a rung waits there instead of going on, or None.
+
+    It waits when its next stretch (``continue_s``, at its own pace) would leave less than
+    ``RESERVE_MARGIN`` times ``finish_s``, what leader ``trial_id`` needs to finish every fold.
+    The caller asks only while no configuration has finished, for a leader that can still
+    finish (``finish_s <= left_s``) and is not the configuration asking.
+
+    Args:
+        left_s: Seconds the time budget has left (None: no budget, no reserve).
+        continue_s: Seconds the asking configuration needs to reach its next rung.
+        finish_s: Seconds the leader needs to finish.
+        trial_id: The leader (named in the reason).
+    """
+    if left_s is None or finish_s > left_s or left_s - continue_s >= RESERVE_MARGIN * finish_s:
+        return None
+    return (f"waits here: going on (about {continue_s / 60:.1f} min) would leave too little of "
+            f"the {max(0.0, left_s) / 60:.1f} min left to finish trial {trial_id}, the leader "
+            f"(about {finish_s / 60:.1f} min at its own pace), and no configuration has finished "
+            "yet; it goes on from here once one has")

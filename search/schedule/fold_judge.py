@@ -68,6 +68,12 @@ class TrialJudge:
             family: a frozen-backbone epoch and a fine-tuning epoch are not the same budget,
             and head lengths differ between configurations), which are first judged at the
             end of their first fold, when every configuration has had both stages.
+        folds: Folds of the search (the epochs a trial has left, for ``hold``).
+        hold: The finish reserve's question at a rung the trial passes (``search.schedule.cost``,
+            "Finish reserve"): ``(trial id, rung index, value, seconds to its next rung,
+            seconds to finish every fold)`` -> why it must wait there so that the leader can
+            still finish in the time left, or None to go on. Only asked where suspension
+            applies.
         clock: Monotonic clock (injectable for tests).
     """
 
@@ -77,7 +83,8 @@ class TrialJudge:
                  time_budget=None, max_share: float = cost.DEFAULT_MAX_TRIAL_SHARE,
                  has_peers: bool = False, passed: set[int] | None = None, judged: bool = False,
                  on_rung: Callable[[dict[str, Any]], None] | None = None,
-                 suspend: bool = False, in_fold: bool = True,
+                 suspend: bool = False, in_fold: bool = True, folds: int = 1,
+                 hold: Callable[[str, int, float, float, float], str | None] | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.family_dir, self.trial_id = Path(family_dir), str(trial_id)
         self.objective, self.direction = objective, direction
@@ -90,6 +97,9 @@ class TrialJudge:
         self.passed = set(passed or ())
         self.judged = judged
         self.suspend = suspend
+        self.folds, self.round_epochs, self.hold = folds, round_epochs, hold
+        # Epochs trained in this session (all folds): with spent_s, the trial's own pace.
+        self.session_epochs = 0
         # The rung entry where the trial was suspended (None: it was not).
         self.suspended: dict[str, Any] | None = None
         self.on_rung = on_rung or (lambda entry: None)
@@ -134,13 +144,28 @@ class TrialJudge:
         waits = (self.suspend and judged_here and rung.index not in self.passed
                  and ladder.must_wait(v.field))
         promoted = not waits and (v.promoted or not judged_here or rung.index in self.passed)
+        held = None
+        if (promoted and self.suspend and self.hold is not None and judged_here
+                and rung.index not in self.passed):
+            costs = self._costs(rung)
+            if costs is not None:
+                held = self.hold(self.trial_id, rung.index, float(value), *costs)
+        if held:
+            waits, promoted = True, False
         entry = {"rung": rung.index, "fold": rung.fold, "epoch": rung.epoch,
                  "value": float(value), "rank": v.rank, "field": v.field, "keep": v.keep,
                  "promoted": promoted, "judged": judged_here,
                  "seconds": round(self.spent_s, 3)}
         if waits:
             entry["suspended"] = True
+        if held:
+            entry["held"] = True
         self.on_rung(entry)
+        if held:
+            self.suspended = entry
+            return (f"suspended at {rung.describe()} (ladder rung {rung.index + 1}): "
+                    f"{self.objective} {value:.4f} ranks {v.rank} of {v.field}, in the top "
+                    f"{v.keep}, but {held}")
         if waits:
             self.suspended = entry
             return (f"suspended at {rung.describe()} (ladder rung {rung.index + 1}): "
@@ -152,6 +177,21 @@ class TrialJudge:
             self.judged = self.judged or (judged_here and v.field > 1)
             return None
         return ladder.reason(v, rung, value, self.objective)
+
+    def _costs(self, rung: ladder.Rung) -> tuple[float, float] | None:
+        """Seconds this trial needs, at its pace in this session, to reach its next rung and to
+        finish every fold from ``rung``; None before it trained an epoch."""
+        if self.session_epochs <= 0:
+            return None
+        pace = self.spent_s / self.session_epochs
+        later_folds = (self.folds - rung.fold - 1) * self.round_epochs
+        if rung.epoch is None:  # a fold's end: the next fold's end, or every fold left
+            nxt = self.round_epochs if self.fold_end_rung(rung.fold + 1) else later_folds
+            return pace * nxt, pace * later_folds
+        nxt = min((e for e in self.in_fold_rungs(rung.fold) if e > rung.epoch),
+                  default=self.round_epochs)
+        return (pace * (nxt - rung.epoch),
+                pace * (self.round_epochs - rung.epoch + later_folds))
 
     def at_fold_end(self, fold: int, value: float | None) -> str | None:
         """The fold-end rung of ``fold`` (the fold's objective at its restored weights): why
@@ -188,6 +228,7 @@ class TrialJudge:
 
             def on_epoch_end(self, epoch, logs=None):
                 self.epochs += 1
+                judge.session_epochs += 1
                 if self.model.stop_training or judge.stop is not None:
                     return  # early stopping (or a signal) already ended the fold: keep it
                 if self.epochs >= round_epochs:

@@ -280,6 +280,15 @@ class Standing:
         return max(self.rungs) if self.rungs else None
 
 
+def standings_of(records: Iterable[dict[str, Any]]) -> list[Standing]:
+    """The standings of the single-budget configurations in ``records`` (``cv.json``), as the
+    oracle knows them: their bracket, rung values and whether they wait (``SUSPENDED``)."""
+    return [Standing(str(cv.get("trial_id")), int((cv.get("ladder") or {}).get("bracket", 0)),
+                     {k: float(e["value"]) for k, e in rung_entries(cv).items()},
+                     cv.get("status") == "SUSPENDED")
+            for cv in records if budget_of(cv) is None and cv.get("trial_id") is not None]
+
+
 def promotion_order(standings: Iterable[Standing], direction: str, *, finishing: bool = False,
                     eta: int = ETA) -> list[str]:
     """The suspended configurations that may go on now, the one to resume first first.

@@ -103,6 +103,25 @@ class CVTuner(kt.Tuner):
             left_s=self.budget.remaining_s,
             first_rung_s=ladder.seconds_to_first_rung(family_records(self.family_dir))) is not None
 
+    def _finishable_leader(self, records: list[dict[str, Any]],
+                           standings: list[ladder.Standing], left_s: float,
+                           own: tuple[str, float] | None = None) -> tuple[str, float] | None:
+        """The finish reserve's leader: the first of the rungs' leaders (highest rung, then
+        best) that can still finish every fold in ``left_s`` at its own pace, with the seconds
+        it needs; None once a configuration has finished. ``own``: the asking trial's id and
+        its own estimate (its record is mid-fold)."""
+        if any(r.get("status") == "COMPLETED" for r in records):
+            return None
+        by_id = {str(r.get("trial_id")): r for r in records}
+        for trial_id in ladder.promotion_order(standings, self.oracle.objective.direction,
+                                               finishing=True):
+            need = (own[1] if own and trial_id == own[0] else
+                    ladder.seconds_to_finish(by_id.get(trial_id) or {}, len(self.data.folds),
+                                             self.max_epochs))
+            if need is not None and need <= left_s:
+                return trial_id, need
+        return None
+
     def _reserve(self, standings: list[ladder.Standing]) -> str | None:
         """The suspended leader to finish now so that one configuration finishes within the
         time budget (``search.schedule.cost.reserve_reason``), or None to go on drawing."""
@@ -110,22 +129,36 @@ class CVTuner(kt.Tuner):
         if left is None:
             return None
         records = family_records(self.family_dir)
-        if any(r.get("status") == "COMPLETED" for r in records):
+        leader = self._finishable_leader(records, standings, left)
+        if leader is None:
             return None
-        by_id = {str(r.get("trial_id")): r for r in records}
-        for trial_id in ladder.promotion_order(standings, self.oracle.objective.direction,
-                                               finishing=True):
-            need = ladder.seconds_to_finish(by_id.get(trial_id) or {}, len(self.data.folds),
-                                            self.max_epochs)
-            if need is None or need > left:
-                continue  # it could not finish in time: the next leader may
-            why = cost.reserve_reason(left_s=left, finish_s=need, trial_id=trial_id,
-                                      first_rung_s=ladder.seconds_to_first_rung(records))
-            if why:
-                self.progress.line(f"[{self.family}] {why}")
-                return trial_id
-            return None
+        why = cost.reserve_reason(left_s=left, finish_s=leader[1], trial_id=leader[0],
+                                  first_rung_s=ladder.seconds_to_first_rung(records))
+        if why:
+            self.progress.line(f"[{self.family}] {why}")
+            return leader[0]
         return None
+
+    def _hold(self, trial_id: str, rung: int, value: float, continue_s: float,
+              finish_s: float) -> str | None:
+        """Asked by the judge at a rung ``trial_id`` passes: why it waits there so that the
+        leader can still finish (``search.schedule.cost.hold_reason``), or None to go on."""
+        left = self.budget.remaining_s
+        if left is None:
+            return None
+        records = family_records(self.family_dir)
+        standings = [s for s in ladder.standings_of(records) if s.trial_id != str(trial_id)]
+        mine = {k: float(e["value"]) for k, e in
+                ladder.rung_entries(self.read_cv(trial_id) or {}).items()}
+        standings.append(ladder.Standing(str(trial_id),
+                                         ladder.bracket_of(trial_id, self.ladder_brackets),
+                                         {**mine, rung: value}, suspended=True))
+        leader = self._finishable_leader(records, standings, left,
+                                         own=(str(trial_id), finish_s))
+        if leader is None or leader[0] == str(trial_id):
+            return None  # nothing to keep time for, or it is the one to finish: it goes on
+        return cost.hold_reason(left_s=left, continue_s=continue_s, finish_s=leader[1],
+                                trial_id=leader[0])
 
     def _refusal(self, values: dict[str, Any]) -> str | None:
         hp = self.oracle.hyperparameters.copy()
@@ -307,6 +340,8 @@ class CVTuner(kt.Tuner):
             # Hyperband rounds start a batch together; the one-budget tuners meet the lone
             # first configuration at every rung (search.schedule.ladder, "Suspension").
             suspend=budget is None,
+            # The finish reserve (search.schedule.cost): keep the leader's time at each rung.
+            folds=len(self.data.folds), hold=self._hold,
             # A two-stage fit (spaces.transfer: head, then fine-tuning) is judged from the end
             # of its first fold, when every configuration has had both stages.
             in_fold=not hasattr(getattr(self.hypermodel, "inner", self.hypermodel),

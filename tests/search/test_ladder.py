@@ -276,6 +276,72 @@ def test_the_order_of_promotion_puts_the_highest_rung_then_the_best_first():
     assert ladder.pick_promotion(field, "max") == "0003"
 
 
+def test_a_configuration_that_passes_a_rung_waits_when_going_on_would_eat_the_reserve():
+    kw = dict(finish_s=800.0, trial_id="0000")
+    assert cost.hold_reason(left_s=None, continue_s=500.0, **kw) is None  # no budget
+    assert cost.hold_reason(left_s=2000.0, continue_s=500.0, **kw) is None  # room for both
+    assert cost.hold_reason(left_s=700.0, continue_s=10.0, **kw) is None  # leader cannot finish
+    why = cost.hold_reason(left_s=1200.0, continue_s=500.0, **kw)
+    assert why.startswith("waits here") and "trial 0000" in why
+
+
+def test_the_judge_suspends_a_passing_trial_the_reserve_holds(tmp_path):
+    for i in range(3):
+        _peer(tmp_path, f"000{i}", {0: 0.5})
+    now = [0.0]
+    asked = []
+
+    def hold(trial_id, rung, value, continue_s, finish_s):
+        asked.append((trial_id, rung, value, continue_s, finish_s))
+        return "waits here: the leader's time" if value < 0.95 else None
+
+    judge, seen = _judge(tmp_path, "0003", suspend=True, folds=3, hold=hold,
+                         round_epochs=30, clock=lambda: now[0])
+    judge.session_epochs, now[0] = 2, 20.0  # 10 s an epoch
+    reason = judge.judge_rung(judge.rungs[0], 0.9)  # top of four at epoch 2: passes, is held
+    assert asked == [("0003", 0, 0.9, 40.0, 880.0)]  # to epoch 6; 28 + 2 x 30 epochs left
+    assert reason.startswith("suspended at fold 1 at epoch 2") and "the leader's time" in reason
+    assert seen[-1]["held"] and seen[-1]["suspended"] and not seen[-1]["promoted"]
+    assert judge.suspended is seen[-1]
+    judge, seen = _judge(tmp_path, "0004", suspend=True, folds=3, hold=hold,
+                         clock=lambda: now[0])
+    judge.session_epochs = 2
+    assert judge.judge_rung(judge.rungs[0], 0.97) is None and seen[-1]["promoted"]
+    judge, _ = _judge(tmp_path, "0005", suspend=False, folds=3, hold=hold)
+    judge.session_epochs = 2
+    assert judge.judge_rung(judge.rungs[0], 0.9) is None  # a Hyperband round: never held
+
+
+def test_the_reserve_holds_for_the_leader_and_never_holds_the_leader(tmp_path):
+    import types
+
+    from search.tuners.cv_tuner import CVTuner
+
+    # 0000 waits at the end of fold 1 (its pace: 10 s an epoch, 60 epochs left: 600 s).
+    _peer(tmp_path, "0000", {0: 0.93, 1: 0.95, 2: 0.98}, status="SUSPENDED")
+    leader = json.loads((tmp_path / "trial_0000" / "cv.json").read_text())
+    leader.update(duration_s=300.0, folds=[{"epochs_trained": 30, "initial_epoch": 0}])
+    leader["ladder"]["rungs"][-1].update(fold=0, epoch=None)
+    (tmp_path / "trial_0000" / "cv.json").write_text(json.dumps(leader))
+    for i, v in enumerate((0.6, 0.7), 1):
+        _peer(tmp_path, f"000{i}", {0: v}, status="PRUNED")
+    tuner = types.SimpleNamespace(
+        budget=_Budget(30, 1000.0), family_dir=tmp_path, max_epochs=30, ladder_brackets=1,
+        data=types.SimpleNamespace(folds=[None] * 3), read_cv=lambda tid: None,
+        oracle=types.SimpleNamespace(objective=types.SimpleNamespace(direction="max")))
+    tuner._finishable_leader = types.MethodType(CVTuner._finishable_leader, tuner)
+    hold = types.MethodType(CVTuner._hold, tuner)
+    why = hold("0003", 0, 0.99, 500.0, 2000.0)  # 1000 - 500 < 1.1 x 600: it waits
+    assert why.startswith("waits here") and "trial 0000" in why
+    assert hold("0003", 0, 0.99, 100.0, 2000.0) is None  # 900 s left after it: room for both
+    assert hold("0003", 2, 0.99, 500.0, 900.0) is None  # it leads the top rung: it goes on
+    tuner.budget = _Budget(30, 500.0)
+    assert hold("0003", 0, 0.99, 400.0, 2000.0) is None  # 0000 cannot finish: nothing to keep
+    tuner.budget = _Budget(30, 1000.0)
+    _peer(tmp_path, "0004", {0: 0.9})  # COMPLETED: one has finished, the reserve is off
+    assert hold("0003", 0, 0.99, 500.0, 2000.0) is None
+
+
 def test_a_budgeted_search_keeps_time_to_finish_its_leader(
         tmp_path, synthetic_root, monkeypatch):
     # Pretend the leader needs all but a minute of the budget: the search finishes it as soon
