@@ -18,8 +18,10 @@ configuration stopped for its cost (``cxr_censored``, ``search.tuners.oracle_bas
   so: a configuration that cannot reach a rung cannot be judged, and its time is better kept.
   That configuration stays queued and resumable, like a trial the budget cuts.
 * **Finish reserve.** While no configuration has finished every fold, the search keeps the time
-  the rungs' leader needs to finish (:func:`reserve_reason`): once drawing one more
-  configuration would leave less than that, it resumes the leader and finishes it, so a
+  the leader needs to finish (:func:`reserve_reason`; the leader: the configuration waiting
+  at the highest rung with the best value there that can still finish at its own pace,
+  ``search.schedule.ladder.finish_order``): once drawing one more configuration would leave
+  less than that, it resumes the leader and finishes it, so a
   time-budgeted search hands over at least one configuration trained on every fold. A leader
   whose own pace says it cannot finish in the time left is passed over for the next one. The
   reserve is also asked at every rung a configuration passes (:func:`hold_reason`): one whose

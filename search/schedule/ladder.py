@@ -330,6 +330,18 @@ def pick_promotion(standings: Iterable[Standing], direction: str, *, finishing: 
     return order[0] if order else None
 
 
+def finish_order(standings: Iterable[Standing], direction: str) -> list[str]:
+    """Every suspended configuration, the best-evidenced first: the highest rung, then the best
+    value there, then the lowest trial id. The finish reserve (``search.schedule.cost``) takes
+    the first of them that can still finish, whatever its rank at the rung: when the rung's
+    leader cannot finish in the time left, the next best that can is worth more than none."""
+    sign = -1.0 if direction == "max" else 1.0
+    ready = sorted((-s.top_rung, sign * s.rungs[s.top_rung], s.trial_id) for s in standings
+                   if s.suspended and s.top_rung is not None
+                   and math.isfinite(s.rungs[s.top_rung]))
+    return [tid for *_, tid in ready]
+
+
 def seconds_to_finish(cv: dict[str, Any], folds: int, max_epochs: int) -> float | None:
     """Wall seconds a suspended configuration needs to train every fold to ``max_epochs``.
 

@@ -106,15 +106,14 @@ class CVTuner(kt.Tuner):
     def _finishable_leader(self, records: list[dict[str, Any]],
                            standings: list[ladder.Standing], left_s: float,
                            own: tuple[str, float] | None = None) -> tuple[str, float] | None:
-        """The finish reserve's leader: the first of the rungs' leaders (highest rung, then
-        best) that can still finish every fold in ``left_s`` at its own pace, with the seconds
-        it needs; None once a configuration has finished. ``own``: the asking trial's id and
+        """The finish reserve's leader: the first suspended configuration (highest rung, then
+        best: ``ladder.finish_order``) that can still finish every fold in ``left_s`` at its
+        own pace, with the seconds it needs; None once a configuration has finished. ``own``: the asking trial's id and
         its own estimate (its record is mid-fold)."""
         if any(r.get("status") == "COMPLETED" for r in records):
             return None
         by_id = {str(r.get("trial_id")): r for r in records}
-        for trial_id in ladder.promotion_order(standings, self.oracle.objective.direction,
-                                               finishing=True):
+        for trial_id in ladder.finish_order(standings, self.oracle.objective.direction):
             need = (own[1] if own and trial_id == own[0] else
                     ladder.seconds_to_finish(by_id.get(trial_id) or {}, len(self.data.folds),
                                              self.max_epochs))

@@ -271,6 +271,9 @@ def test_the_finish_reserve_starts_when_one_more_draw_would_leave_too_little():
 def test_the_order_of_promotion_puts_the_highest_rung_then_the_best_first():
     field = [_standing("0000", {0: 0.9, 1: 0.95}, True), _standing("0001", {0: 0.97}, True),
              _standing("0002", {0: 0.5}), _standing("0003", {0: 0.99}, True)]
+    ranked_out = _standing("0004", {0: 0.6, 1: 0.5}, True)  # last of two at rung 1
+    assert ladder.finish_order(field + [ranked_out], "max") == [
+        "0000", "0004", "0003", "0001"]  # the reserve's order: every waiting one, by rung
     assert ladder.promotion_order(field, "max", finishing=True) == ["0000", "0003", "0001"]
     assert ladder.promotion_order(field, "max") == ["0003", "0001"]  # rung 1: 0000 alone
     assert ladder.pick_promotion(field, "max") == "0003"
@@ -335,6 +338,8 @@ def test_the_reserve_holds_for_the_leader_and_never_holds_the_leader(tmp_path):
     assert why.startswith("waits here") and "trial 0000" in why
     assert hold("0003", 0, 0.99, 100.0, 2000.0) is None  # 900 s left after it: room for both
     assert hold("0003", 2, 0.99, 500.0, 900.0) is None  # it leads the top rung: it goes on
+    # It leads the top rung but cannot finish in time: the next best there can, so it waits.
+    assert hold("0003", 2, 0.99, 500.0, 1500.0).startswith("waits here")
     tuner.budget = _Budget(30, 500.0)
     assert hold("0003", 0, 0.99, 400.0, 2000.0) is None  # 0000 cannot finish: nothing to keep
     tuner.budget = _Budget(30, 1000.0)
