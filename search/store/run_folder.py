@@ -62,6 +62,9 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
             if key == "space" and isinstance(a, dict) and isinstance(b, dict):
                 diffs.extend(space_differences(a, b))
+            elif key == "space":  # one side has no space: say so, never dump the other
+                diffs.append(f"--space: saved {_space_text(saved.get(key))}, now "
+                             f"{_space_text(current.get(key))}")
             else:
                 diffs.append(f"{option_name(key)}: saved {cli_value(a)}, now {cli_value(b)}")
     return diffs
@@ -145,6 +148,16 @@ def space_differences(saved: dict[str, Any], current: dict[str, Any],
     return lines
 
 
+def _space_text(space: Any) -> str:
+    """A search space in a sentence (``the space of a.toml: 24 cnn, 20 ann dimensions``)."""
+    if not isinstance(space, dict):
+        return cli_value(space)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in _space_dims(space).items()
+                       if isinstance(v, dict))
+    source = space.get("source")
+    return f"the space {'of ' + str(source) if source else 'given'} ({counts} dimensions)"
+
+
 def _dim_text(dim: Any) -> str:
     if dim is None:
         return "(absent)"
@@ -196,6 +209,13 @@ def check_resume(run_dir: Path, run: dict[str, Any], config: dict[str, Any],
     Raises:
         SearchError: naming each difference and the two ways out.
     """
+    if not isinstance(run.get("config"), dict) or not run["config"]:
+        raise SearchError(
+            f"The run folder {run_dir} has a {RUN_JSON} that records no search settings (a "
+            "search was stopped before it saved them, or the folder was moved or deleted "
+            "while a search ran), so nothing says which settings its trials used and it "
+            "cannot be resumed. Add --overwrite to delete that run folder and start afresh, "
+            "or choose a new --run-dir.")
     diffs = config_differences(run.get("config", {}), config)
     saved_fp = run.get("data_files_fingerprint")
     data_diffs = []

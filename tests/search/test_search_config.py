@@ -43,6 +43,18 @@ def test_bad_values_are_refused(field, value, word):
         validate(SearchConfig(**{field: value}))
 
 
+def test_a_run_json_without_settings_is_refused_in_one_short_paragraph(tmp_path):
+    space = {"source": "b.toml", "cnn": {"x": {"type": "int"}, "y": {"type": "int"}}}
+    with pytest.raises(SearchError) as err:  # written by a search stopped before its config
+        rf.check_resume(tmp_path, {"status": "interrupted"}, {"folds": 3, "space": space}, "a")
+    text = str(err.value)
+    assert "records no search settings" in text and "--overwrite" in text and len(text) < 600
+    # One side without a space names both in a phrase; it never dumps the dimensions.
+    diffs = rf.config_differences({"folds": 3}, {"folds": 3, "space": space})
+    assert diffs == ["--space: saved not given (the default), now the space of b.toml "
+                     "(2 cnn dimensions)"]
+
+
 def test_resume_refused_names_difference_and_ways_out(tmp_path):
     saved = {"config": {"folds": 3, "tuner": "hyperband", "objective": "val_auc",
                         "space": {"source": "a.toml", "cnn": {"x": 1}}},
