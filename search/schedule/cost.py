@@ -107,8 +107,9 @@ def reserve_reason(*, left_s: float | None, finish_s: float | None, first_rung_s
         return None
     if left_s - (first_rung_s or 0.0) >= RESERVE_MARGIN * finish_s:
         return None
-    return (f"finishing trial {trial_id} now: it leads its ladder rung and needs about "
-            f"{finish_s / 60:.1f} min at its own pace to train every fold, and "
+    return (f"finishing trial {trial_id} now: of the configurations waiting at a ladder rung it "
+            "is the best placed that can still finish (highest rung, then best value), and it "
+            f"needs about {finish_s / 60:.1f} min at its own pace to train every fold, and "
             f"{max(0.0, left_s) / 60:.1f} min of the time budget are left; no configuration "
             "has finished yet, so the rest of the budget goes to finishing one before new "
             "configurations are drawn")
