@@ -184,14 +184,9 @@ class TrialJudge:
         if self.session_epochs <= 0:
             return None
         pace = self.spent_s / self.session_epochs
-        later_folds = (self.folds - rung.fold - 1) * self.round_epochs
-        if rung.epoch is None:  # a fold's end: the next fold's end, or every fold left
-            nxt = self.round_epochs if self.fold_end_rung(rung.fold + 1) else later_folds
-            return pace * nxt, pace * later_folds
-        nxt = min((e for e in self.in_fold_rungs(rung.fold) if e > rung.epoch),
-                  default=self.round_epochs)
-        return (pace * (nxt - rung.epoch),
-                pace * (self.round_epochs - rung.epoch + later_folds))
+        to_next, to_finish = ladder.stretch_epochs(self.rungs, rung, self.folds,
+                                                   self.round_epochs)
+        return pace * to_next, pace * to_finish
 
     def at_fold_end(self, fold: int, value: float | None) -> str | None:
         """The fold-end rung of ``fold`` (the fold's objective at its restored weights): why

@@ -342,6 +342,42 @@ def finish_order(standings: Iterable[Standing], direction: str) -> list[str]:
     return [tid for *_, tid in ready]
 
 
+def stretch_epochs(ladder_rungs: list[Rung], rung: Rung, folds: int,
+                   round_epochs: int) -> tuple[int, int]:
+    """Epochs from ``rung`` to the next rung of ``ladder_rungs`` (or through the other folds
+    after the last rung) and to the end of every fold: what a configuration passing ``rung``
+    trains next, and what it needs to finish."""
+    later_folds = (folds - rung.fold - 1) * round_epochs
+    if rung.epoch is None:  # a fold's end: the next fold's end, or every fold left
+        has_next = any(r.fold == rung.fold + 1 and r.epoch is None for r in ladder_rungs)
+        return (round_epochs if has_next else later_folds), later_folds
+    nxt = min((r.epoch for r in ladder_rungs
+               if r.fold == rung.fold and r.epoch is not None and r.epoch > rung.epoch),
+              default=round_epochs)
+    return nxt - rung.epoch, round_epochs - rung.epoch + later_folds
+
+
+def _progress(cv: dict[str, Any]) -> tuple[int, int, int]:
+    """(folds finished, epochs into the open fold at its last rung, epochs trained) of a
+    ``cv.json`` record."""
+    done = cv.get("folds") or []
+    entries = rung_entries(cv)
+    top = entries[max(entries)] if entries else {}
+    in_fold = (int(top["epoch"]) if top.get("epoch") is not None
+               and int(top.get("fold", 0)) == len(done) else 0)
+    epochs = sum(int(f.get("epochs_trained", 0)) - int(f.get("initial_epoch", 0))
+                 for f in done) + in_fold
+    return len(done), in_fold, epochs
+
+
+def pace_of(cv: dict[str, Any]) -> float | None:
+    """A configuration's wall seconds per epoch so far (building, validation and probes
+    included), from its ``cv.json``; None before it trained an epoch."""
+    epochs = _progress(cv)[2]
+    spent = float(cv.get("duration_s") or 0.0)
+    return spent / epochs if epochs > 0 and spent > 0 else None
+
+
 def seconds_to_finish(cv: dict[str, Any], folds: int, max_epochs: int) -> float | None:
     """Wall seconds a suspended configuration needs to train every fold to ``max_epochs``.
 
@@ -354,14 +390,8 @@ def seconds_to_finish(cv: dict[str, Any], folds: int, max_epochs: int) -> float 
         folds: Folds of the search.
         max_epochs: Epochs of a full fold.
     """
-    done = cv.get("folds") or []
-    entries = rung_entries(cv)
-    top = entries[max(entries)] if entries else {}
-    in_fold = (int(top["epoch"]) if top.get("epoch") is not None
-               and int(top.get("fold", 0)) == len(done) else 0)
-    epochs = sum(int(f.get("epochs_trained", 0)) - int(f.get("initial_epoch", 0))
-                 for f in done) + in_fold
-    spent = float(cv.get("duration_s") or 0.0)
-    if epochs <= 0 or spent <= 0:
+    pace = pace_of(cv)
+    if pace is None:
         return None
-    return spent / epochs * max(0, (folds - len(done)) * max_epochs - in_fold)
+    done, in_fold, _ = _progress(cv)
+    return pace * max(0, (folds - done) * max_epochs - in_fold)

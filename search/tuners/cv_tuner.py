@@ -96,6 +96,7 @@ class CVTuner(kt.Tuner):
         self.oracle.ladder_brackets = ladder_brackets
         self.oracle.finishing = self._finishing
         self.oracle.reserve = self._reserve
+        self.oracle.held = self._held
 
     def _finishing(self) -> bool:
         """True when a new configuration could not reach its first rung in the time left."""
@@ -158,6 +159,24 @@ class CVTuner(kt.Tuner):
             return None  # nothing to keep time for, or it is the one to finish: it goes on
         return cost.hold_reason(left_s=left, continue_s=continue_s, finish_s=leader[1],
                                 trial_id=leader[0])
+
+    def _held(self, trial_id: str) -> bool:
+        """True when resuming suspended ``trial_id`` now would leave the finish reserve's leader
+        too little time (``_hold`` for its next stretch at its own pace): it keeps waiting."""
+        if self.budget.remaining_s is None or self.first_rung is None:
+            return False
+        cv = self.read_cv(trial_id) or {}
+        entries, pace = ladder.rung_entries(cv), ladder.pace_of(cv)
+        if not entries or pace is None:
+            return False
+        top = max(entries)
+        rungs = ladder.rungs(self.max_epochs, first=self.first_rung)
+        if top >= len(rungs):
+            return False
+        to_next, to_finish = ladder.stretch_epochs(rungs, rungs[top], len(self.data.folds),
+                                                   self.max_epochs)
+        return self._hold(trial_id, top, float(entries[top]["value"]), pace * to_next,
+                          pace * to_finish) is not None
 
     def _refusal(self, values: dict[str, Any]) -> str | None:
         hp = self.oracle.hyperparameters.copy()

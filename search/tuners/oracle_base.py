@@ -126,6 +126,9 @@ class CappedOracleMixin:
     # standings -> the suspended trial to finish now to keep time for one finished
     # configuration (search.schedule.cost, "Finish reserve"), or None. Set by the tuner.
     reserve: Callable[[list], str | None] | None = None
+    # trial id -> True when resuming that suspended trial now would eat the finish reserve
+    # (its next stretch leaves the leader too little): it keeps waiting. Set by the tuner.
+    held: Callable[[str], bool] | None = None
     # Ids of the suspended trials resumed, in order (saved in oracle.json).
     resumed: list[str]
 
@@ -166,7 +169,11 @@ class CappedOracleMixin:
         if kept is not None:
             return kept
         finishing = self._capped() or self.refused_out or bool(self.finishing and self.finishing())
-        return ladder.pick_promotion(standings, self.objective.direction, finishing=finishing)
+        for trial_id in ladder.promotion_order(standings, self.objective.direction,
+                                               finishing=finishing):
+            if self.held is None or not self.held(trial_id):
+                return trial_id
+        return None
 
     def _resume(self, trial_id: str, tuner_id):
         """Hands a suspended trial to ``tuner_id`` again, as KerasTuner hands out a retried one;

@@ -195,6 +195,22 @@ def test_the_oracle_resumes_a_suspended_trial_under_its_id_and_keeps_it_out_of_t
     assert oracle.create_trial("tuner0").status == "STOPPED"  # 0001 is last of three
 
 
+def test_the_oracle_does_not_resume_a_trial_the_reserve_holds(tmp_path):
+    from search.tuners.oracle_base import SUSPENDED_METRIC
+
+    oracle = toy_oracle("random", tmp_path, max_trials=8)
+    first = finish_trial(oracle, {"val_auc": 0.9, "cxr_rung0": 0.9, SUSPENDED_METRIC: 1.0})
+    second = finish_trial(oracle, {"val_auc": 0.8, "cxr_rung0": 0.8, SUSPENDED_METRIC: 1.0})
+    finish_trial(oracle, {"val_auc": 0.7, "cxr_rung0": 0.7, "cxr_pruned": 1.0})
+    oracle.held = lambda trial_id: trial_id == first.trial_id  # the top of three, held
+    fourth = oracle.create_trial("tuner0")
+    assert fourth.trial_id not in (first.trial_id, second.trial_id)  # a new draw instead
+    oracle.update_trial(fourth.trial_id, {"val_auc": 0.6, "cxr_rung0": 0.6, "cxr_pruned": 1.0})
+    fourth.status = "COMPLETED"
+    oracle.end_trial(fourth)
+    assert oracle.create_trial("tuner0").trial_id == second.trial_id  # top 2 of 4, not held
+
+
 def test_a_resumed_trial_cut_by_a_stop_is_queued_again_after_a_reload(tmp_path):
     from search.tuners.oracle_base import SUSPENDED_METRIC
 
@@ -340,6 +356,22 @@ def test_the_reserve_holds_for_the_leader_and_never_holds_the_leader(tmp_path):
     assert hold("0003", 2, 0.99, 500.0, 900.0) is None  # it leads the top rung: it goes on
     # It leads the top rung but cannot finish in time: the next best there can, so it waits.
     assert hold("0003", 2, 0.99, 500.0, 1500.0).startswith("waits here")
+    # The oracle asks the same of a suspended trial before resuming it (its pace: 30 s an
+    # epoch; 24 epochs to the end of fold 1 leave 280 s, less than 1.1 x 600 s).
+    _peer(tmp_path, "0005", {0: 0.97, 1: 0.99}, status="SUSPENDED")
+    waiting = json.loads((tmp_path / "trial_0005" / "cv.json").read_text())
+    waiting.update(duration_s=180.0, folds=[])
+    for e, epoch in zip(waiting["ladder"]["rungs"], (2, 6)):
+        e.update(fold=0, epoch=epoch)
+    (tmp_path / "trial_0005" / "cv.json").write_text(json.dumps(waiting))
+    tuner.first_rung = 2
+    tuner.read_cv = lambda tid: (json.loads(f.read_text()) if (
+        f := tmp_path / f"trial_{tid}" / "cv.json").exists() else None)
+    tuner._hold = hold
+    assert types.MethodType(CVTuner._held, tuner)("0005") is True
+    tuner.budget = _Budget(30, 3000.0)
+    assert types.MethodType(CVTuner._held, tuner)("0005") is False  # room for both
+    tuner.budget = _Budget(30, 1000.0)
     tuner.budget = _Budget(30, 500.0)
     assert hold("0003", 0, 0.99, 400.0, 2000.0) is None  # 0000 cannot finish: nothing to keep
     tuner.budget = _Budget(30, 1000.0)
