@@ -91,8 +91,9 @@ def reserve_reason(*, left_s: float | None, finish_s: float | None, first_rung_s
                    trial_id: str) -> str | None:
     """Why the search finishes ``trial_id`` now instead of drawing a new configuration, or None.
 
-    True when drawing one more configuration (about ``first_rung_s`` to reach its first rung)
-    would leave less than ``RESERVE_MARGIN`` times ``finish_s``, the leader's own-pace estimate
+    True when drawing one more configuration (up to ``first_rung_s`` to reach its first rung,
+    where the search asks again: ``search.schedule.ladder.slowest_first_rung``) would leave
+    less than ``RESERVE_MARGIN`` times ``finish_s``, the leader's own-pace estimate
     to train every fold (``search.schedule.ladder.seconds_to_finish``). The caller asks only
     while no configuration has finished and only for a leader that can still finish
     (``finish_s <= left_s``).
@@ -100,7 +101,7 @@ def reserve_reason(*, left_s: float | None, finish_s: float | None, first_rung_s
     Args:
         left_s: Seconds the time budget has left (None: no budget, no reserve).
         finish_s: Seconds the leader needs to finish (None: unknown, no reserve).
-        first_rung_s: Median seconds a configuration took to reach its first rung (None: 0).
+        first_rung_s: The longest a configuration took to reach its first rung (None: 0).
         trial_id: The leader (named in the reason).
     """
     if left_s is None or finish_s is None or finish_s > left_s:

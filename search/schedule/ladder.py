@@ -252,6 +252,16 @@ def seconds_to_first_rung(records: Iterable[dict[str, Any]],
     return seen[mid] if len(seen) % 2 else (seen[mid - 1] + seen[mid]) / 2
 
 
+def slowest_first_rung(records: Iterable[dict[str, Any]]) -> float | None:
+    """The longest wall seconds a single-budget configuration took to reach its first rung, or
+    None before any did. The finish reserve plans with it: the search asks again only when a
+    new configuration reaches its first rung, and the dearest draws take several times the
+    median to get there."""
+    seen = [float(e["seconds"]) for cv in records if budget_of(cv) is None
+            for e in [rung_entries(cv).get(0)] if e and e.get("seconds") is not None]
+    return max(seen) if seen else None
+
+
 def must_wait(field: int, eta: int = ETA) -> bool:
     """True when a rung of ``field`` configurations (the judged one included) is too small to
     rank anyone into a top ``1/eta``: the configuration is suspended there, not judged."""

@@ -133,7 +133,7 @@ class CVTuner(kt.Tuner):
         if leader is None:
             return None
         why = cost.reserve_reason(left_s=left, finish_s=leader[1], trial_id=leader[0],
-                                  first_rung_s=ladder.seconds_to_first_rung(records))
+                                  first_rung_s=ladder.slowest_first_rung(records))
         if why:
             self.progress.line(f"[{self.family}] {why}")
             return leader[0]

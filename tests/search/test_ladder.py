@@ -255,6 +255,12 @@ def test_search_end_reason_and_seconds_to_the_first_rung(tmp_path):
     records = family_records(tmp_path)
     assert ladder.seconds_to_first_rung(records) == 10.0
     assert ladder.seconds_to_first_rung(records, budget=(10, 0)) is None
+    _peer(tmp_path, "0003", {0: 0.9})
+    slow = json.loads((tmp_path / "trial_0003" / "cv.json").read_text())
+    slow["ladder"]["rungs"][0]["seconds"] = 95.0  # a dear draw
+    (tmp_path / "trial_0003" / "cv.json").write_text(json.dumps(slow))
+    assert ladder.slowest_first_rung(family_records(tmp_path)) == 95.0
+    assert ladder.slowest_first_rung([]) is None
     assert cost.search_end_reason(left_s=None, first_rung_s=10.0) is None
     assert cost.search_end_reason(left_s=60.0, first_rung_s=None) is None
     assert cost.search_end_reason(left_s=60.0, first_rung_s=10.0) is None
