@@ -109,8 +109,8 @@ class CVTuner(kt.Tuner):
                            own: tuple[str, float] | None = None) -> tuple[str, float] | None:
         """The finish reserve's leader: the first suspended configuration (highest rung, then
         best: ``ladder.finish_order``) that can still finish every fold in ``left_s`` at its
-        own pace, with the seconds it needs; None once a configuration has finished. ``own``: the asking trial's id and
-        its own estimate (its record is mid-fold)."""
+        own pace, with the seconds it needs; None once a configuration has finished.
+        ``own``: the asking trial's id and its own estimate (its record is mid-fold)."""
         if any(r.get("status") == "COMPLETED" for r in records):
             return None
         by_id = {str(r.get("trial_id")): r for r in records}
