@@ -35,6 +35,7 @@ def main() -> int:
     import keras_tuner as kt
 
     from search import distributed as dist
+    from search.store import kt_files
 
     fold_s, folds = args.fold_s, args.folds
 
@@ -69,6 +70,9 @@ def main() -> int:
 
     role = dist.resolve_role(args.role, args.oracle, args.tuner_id)
     dist.install()
+    # The real CVTuner saves KerasTuner's JSON files atomically; without this the chief killed
+    # mid-save leaves an empty chief.json, and its restart dies on a JSONDecodeError (seen in CI).
+    kt_files.install_atomic_saves()
     run_dir = Path(args.run_dir)
     if role is not None and not role.is_chief:
         dist.wait_for_oracle(role.host, role.port)
