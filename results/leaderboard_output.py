@@ -63,13 +63,25 @@ def write_leaderboard(run_dir: str | Path, *, family: str = "both", top_k: int |
         check_output_file(out_path)
     notes: list[str] = []
     rows = build_leaderboard(run_dir, family, notes=notes)
-    objective, direction = run_objective(run_dir)
     selected = _with_ensemble_weights(run_dir, rows, notes)
     shown = select_rows(rows, top_k=top_k, include_all=include_all)
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("COMPLETED", "RUNNING", "FAILED")}
-    echo(f"{run_dir}: objective {objective} ({direction}); "
+    # Each family is ranked by its own objective (--objective auto), so each table shows the
+    # column it was ranked by: one table under the run's objective showed the ANN's geometric
+    # probe beside a rank that came from its photometric one.
+    families = list(dict.fromkeys(str(r["model"]) for r in shown)) or [family]
+    objectives = {fam: run_objective(run_dir, fam) for fam in families}
+    if len(set(objectives.values())) == 1:
+        said = "{} ({})".format(*objectives[families[0]])
+    else:
+        said = ", ".join(f"{o} ({d}) for {fam}" for fam, (o, d) in objectives.items())
+    echo(f"{run_dir}: objective {said}; "
          + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
-    echo(format_table(shown, objective))
+    if len(set(objectives.values())) == 1:
+        echo(format_table(shown, objectives[families[0]][0]))
+    else:
+        for fam in families:
+            echo(format_table([r for r in shown if str(r["model"]) == fam], objectives[fam][0]))
     if not include_all and (counts["RUNNING"] or counts["FAILED"]):
         echo("(running and failed trials hidden; --all lists them with their reason)")
     for line in selected:

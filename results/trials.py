@@ -139,6 +139,11 @@ def read_trial(trial_dir: Path, family: str, *, search_active: bool = False,
     elif kt_status in ("FAILED", "INVALID"):
         status = FAILED
         record["reason"] = record["reason"] or (state.get("message") or f"KerasTuner status {kt_status}")
+    elif cv_status == RUNNING:
+        # A configuration resumed from a ladder rung and then cut (by the budget, a kill):
+        # KerasTuner's trial.json still holds the rung's score from when it waited there, but
+        # cv.json, written at every rung and fold, says it is unfinished (and resumable).
+        status = RUNNING
     elif kt_status == "COMPLETED":
         # Finished, but cv.json is missing or unreadable: rebuild from the fold files, or fall
         # back to KerasTuner's own score.

@@ -315,3 +315,44 @@ def test_a_family_the_run_did_not_search_gets_a_command_that_works(tmp_path: Pat
         build_leaderboard(run_dir, "cnn")
     msg = str(err.value)
     assert "searched --model transfer" in msg and f"--run-dir {run_dir} --model cnn" not in msg
+
+
+def test_resumed_then_cut_configuration_is_running_not_its_rung_score(fake_run_dir: Path) -> None:
+    # A configuration that waited at a ladder rung (KerasTuner recorded it COMPLETED with the
+    # rung's score), was resumed, and was cut by the budget: cv.json says RUNNING.
+    tdir = fake_run_dir / "ann" / "trial_0002"
+    cv = json.loads((tdir / "cv.json").read_text())
+    cv.update(status="RUNNING", mean={}, std={}, folds=[])
+    (tdir / "cv.json").write_text(json.dumps(cv))
+    for fold in tdir.glob("fold*.json"):
+        fold.unlink()
+    assert json.loads((tdir / "trial.json").read_text())["status"] == "COMPLETED"
+    notes: list[str] = []
+    by_id = {r["trial_id"]: r for r in build_leaderboard(fake_run_dir, "ann", notes=notes)}
+    assert by_id["0002"]["status"] == "RUNNING" and by_id["0002"]["rank"] is None
+    assert not any("KerasTuner's score" in n for n in notes)
+    assert [by_id[t]["rank"] for t in ("0000", "0001")] == [1, 2]
+
+
+def test_each_family_table_shows_the_objective_it_is_ranked_by(fake_run_dir: Path) -> None:
+    from results.leaderboard_output import write_leaderboard
+
+    run = json.loads((fake_run_dir / "run.json").read_text())
+    run["config"]["objectives"] = {"cnn": "val_auc", "ann": "val_auc_photometric"}
+    (fake_run_dir / "run.json").write_text(json.dumps(run))
+    for cv_path in (fake_run_dir / "ann").glob("trial_*/cv.json"):
+        cv = json.loads(cv_path.read_text())
+        # The photometric probe ranks the ANN trials the other way round from clean val_auc.
+        for entry in [cv["mean"], *cv["folds"]]:
+            entry["val_auc_photometric"] = 1.5 - entry["val_auc"]
+        cv_path.write_text(json.dumps(cv))
+    lines: list[str] = []
+    write_leaderboard(fake_run_dir, top_k=5, plots=False, echo=lines.append)
+    text = "\n".join(lines)
+    assert "val_auc (max) for cnn, val_auc_photometric (max) for ann" in lines[0]
+    ann_table = text[text.index("val_auc_photometric mean+-std"):]
+    ann_rows = [line.split() for line in ann_table.splitlines()[1:] if " ann " in line]
+    # Ranked by the photometric probe, and that is the column shown: 0001 (0.74) first.
+    assert [(r[0], r[2], r[4]) for r in ann_rows] == [("1", "0001", "0.7400"),
+                                                      ("2", "0000", "0.6800"),
+                                                      ("3", "0002", "0.6300")]
