@@ -358,6 +358,8 @@ def _done_text(run_dir: Path, config: SearchConfig) -> str:
         done = sum(c.get("status") == "COMPLETED" for c in cvs)
         failed = sum(c.get("status") == "FAILED" for c in cvs)
         waiting = sum(c.get("status") == "SUSPENDED" for c in cvs)
+        # Cut mid-fold (by the budget, a stop): the count adds up to the trials only with them.
+        cut = sum(c.get("status") == "RUNNING" for c in cvs)
         pruned = [c for c in cvs if c.get("status") == "PRUNED" and not c.get("censored")]
         censored = sum(c.get("status") == "PRUNED" and bool(c.get("censored")) for c in cvs)
         folds = sum(len(list(p.parent.glob("fold*.json"))) for p in
@@ -367,6 +369,8 @@ def _done_text(run_dir: Path, config: SearchConfig) -> str:
                      + (f"{censored} stopped for cost (censored), " if censored else "")
                      + (f"{waiting} suspended at a ladder rung (a resume may finish them), "
                         if waiting else "")
+                     + (f"{cut} cut mid-fold (a resume goes on from its last finished fold "
+                        "or rung), " if cut else "")
                      + f"{failed} failed, {folds} fold(s) trained")
     return "; ".join(parts) + "."
 

@@ -611,3 +611,20 @@ def test_the_ladder_is_described_before_a_search_starts():
     assert ladder.describe(ladder.rungs(3, first=2), brackets=2) == (
         "the end of fold 1; the top third at each rung goes on to the other folds (2 brackets: "
         "bracket b is first judged at rung b + 1)")
+
+
+def test_the_end_of_search_summary_counts_every_trial(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from search.engine import _done_text
+
+    statuses = ["COMPLETED", "PRUNED", "PRUNED", "SUSPENDED", "RUNNING"]
+    for i, status in enumerate(statuses):
+        tdir = tmp_path / "cnn" / f"trial_{i:04d}"
+        tdir.mkdir(parents=True)
+        (tdir / "cv.json").write_text(json.dumps({"status": status}))
+    text = _done_text(tmp_path, SimpleNamespace(families=["cnn"]))
+    # 5 trials: 1 + 2 + 1 + 1, the one the budget cut after a resume included.
+    assert text.startswith("cnn: 5 trial(s): 1 completed, 2 pruned by the ladder, "
+                           "1 suspended at a ladder rung")
+    assert "1 cut mid-fold" in text
