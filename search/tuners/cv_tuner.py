@@ -161,9 +161,12 @@ class CVTuner(kt.Tuner):
                                 trial_id=leader[0])
 
     def _held(self, trial_id: str) -> bool:
-        """True when resuming suspended ``trial_id`` now would leave the finish reserve's leader
-        too little time (``_hold`` for its next stretch at its own pace): it keeps waiting."""
-        if self.budget.remaining_s is None or self.first_rung is None:
+        """True when suspended ``trial_id`` keeps waiting instead of being resumed now: its next
+        stretch, at its own pace, cannot end within the time budget left (the budget would cut
+        it mid-stretch and the stretch's epochs would be lost; a new draw may still reach a
+        rung), or it would leave the finish reserve's leader too little time (``_hold``)."""
+        left = self.budget.remaining_s
+        if left is None or self.first_rung is None:
             return False
         cv = self.read_cv(trial_id) or {}
         entries, pace = ladder.rung_entries(cv), ladder.pace_of(cv)
@@ -175,6 +178,8 @@ class CVTuner(kt.Tuner):
             return False
         to_next, to_finish = ladder.stretch_epochs(rungs, rungs[top], len(self.data.folds),
                                                    self.max_epochs)
+        if pace * to_next > left:
+            return True
         return self._hold(trial_id, top, float(entries[top]["value"]), pace * to_next,
                           pace * to_finish) is not None
 

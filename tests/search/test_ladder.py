@@ -383,6 +383,11 @@ def test_the_reserve_holds_for_the_leader_and_never_holds_the_leader(tmp_path):
     tuner.budget = _Budget(30, 1000.0)
     _peer(tmp_path, "0004", {0: 0.9})  # COMPLETED: one has finished, the reserve is off
     assert hold("0003", 0, 0.99, 500.0, 2000.0) is None
+    held = types.MethodType(CVTuner._held, tuner)
+    assert held("0005") is False  # its next stretch (24 epochs x 30 s = 720 s) fits in 1000 s
+    # A stretch the budget would cut is not started: its epochs would be lost at the cut.
+    tuner.budget = _Budget(30, 700.0)
+    assert held("0005") is True
 
 
 def test_a_budgeted_search_keeps_time_to_finish_its_leader(
