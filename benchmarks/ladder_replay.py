@@ -21,6 +21,8 @@ its values at the rungs it reached). Reported per setting:
   configurations) was pruned, when it is among the top half by worth.
 
     python benchmarks/ladder_replay.py runs/ladder_curves/curves.json
+    python benchmarks/ladder_replay.py runs/ladder_curves/curves.json \
+        --drop cnn_bn_after_m0.99 --drop cnn_bn_before_m0.99   # only what the space builds
 
 Prints a Markdown table; nothing is written. Machine independent (no training).
 """
@@ -97,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-rungs", default="1,2,3")
     p.add_argument("--brackets", default="1,2")
     p.add_argument("--slow", action="append", default=None, metavar="NAME")
+    p.add_argument("--drop", action="append", default=[], metavar="NAME",
+                   help="leave a recorded configuration out (e.g. a prior no longer shipped)")
     args = p.parse_args(argv)
-    configs = load(args.curves, args.objective, args.patience)
+    configs = [c for c in load(args.curves, args.objective, args.patience)
+               if c["name"] not in args.drop]
     if len(configs) < 4:
         print(f"error: {len(configs)} configurations in {args.curves}; the replay needs at "
               "least 4 (record more with benchmarks/ladder_curves.py)", file=sys.stderr)
