@@ -71,17 +71,14 @@ def write_leaderboard(run_dir: str | Path, *, family: str = "both", top_k: int |
     # probe beside a rank that came from its photometric one.
     families = list(dict.fromkeys(str(r["model"]) for r in shown)) or [family]
     objectives = {fam: run_objective(run_dir, fam) for fam in families}
-    if len(set(objectives.values())) == 1:
-        said = "{} ({})".format(*objectives[families[0]])
-    else:
-        said = ", ".join(f"{o} ({d}) for {fam}" for fam, (o, d) in objectives.items())
+    one = len(set(objectives.values())) == 1
+    said = ("{} ({})".format(*objectives[families[0]]) if one else
+            ", ".join(f"{o} ({d}) for {fam}" for fam, (o, d) in objectives.items()))
     echo(f"{run_dir}: objective {said}; "
          + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
-    if len(set(objectives.values())) == 1:
-        echo(format_table(shown, objectives[families[0]][0]))
-    else:
-        for fam in families:
-            echo(format_table([r for r in shown if str(r["model"]) == fam], objectives[fam][0]))
+    for fam in families[:1] if one else families:
+        echo(format_table(shown if one else [r for r in shown if str(r["model"]) == fam],
+                          objectives[fam][0]))
     if not include_all and (counts["RUNNING"] or counts["FAILED"]):
         echo("(running and failed trials hidden; --all lists them with their reason)")
     for line in selected:
